@@ -1,0 +1,99 @@
+"""Host facts: one read-only script per host, its sections parsed by pure functions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from auditor.collectors.host.script import build_script, new_nonce, split_output
+from auditor.collectors.host.sections import DEFAULT_PATHS, SECTIONS, FactUnavailable, Section
+from auditor.facts import FactSpec, failed_fact, new_fact, utc_now
+from auditor.model import Fact, Subject
+from auditor.targets.base import HostTarget
+
+# Host facts whose items are subjects of their own (for_each), and how each item is named.
+_ITEMS: dict[str, Any] = {
+    # {"available": true, "units": {"ssh.service": {...}}} -> [{"name": "ssh.service", ...}]
+    "systemd": lambda data: (
+        [{"name": name, **unit} for name, unit in data["units"].items()]
+        if data.get("available")
+        else [{"name": "systemd", "_error": "systemd is not running on this host"}]
+    ),
+}
+_SUBJECTS: dict[str, Any] = {
+    "systemd": lambda item: Subject("service", str(item.get("name"))),
+    "file_modes": lambda item: Subject("file", str(item.get("path"))),
+    "mounts": lambda item: Subject("mount", str(item.get("target"))),
+    "listening": lambda item: Subject(
+        "socket", f"{item.get('proto')} {item.get('address')}:{item.get('port')}"
+    ),
+    "processes": lambda item: Subject("process", f"{item.get('comm')} (pid {item.get('pid')})"),
+}
+
+
+def _spec(section: Section) -> FactSpec:
+    return FactSpec(
+        name=f"host.{section.name}",
+        description=section.description,
+        subject=_SUBJECTS.get(section.name),
+        items=_ITEMS.get(section.name),
+    )
+
+
+class HostCollector:
+    """Gathers host.* facts through a HostTarget (local or SSH)."""
+
+    facts: Mapping[str, FactSpec] = {f"host.{s.name}": _spec(s) for s in SECTIONS}
+
+    def collect(
+        self, target: Any, names: Collection[str], variables: Mapping[str, Any]
+    ) -> dict[str, Fact]:
+        assert isinstance(target, HostTarget)
+        wanted = [s for s in SECTIONS if f"host.{s.name}" in names]
+        if not wanted:
+            return {}
+        paths = variables.get("host_paths") or DEFAULT_PATHS
+        nonce = new_nonce()
+        script = build_script(wanted, paths, nonce)
+        started = utc_now()
+        result = target.run_script(script, timeout=target.spec.command_timeout)
+        sections, complete = split_output(result.stdout, nonce)
+        facts: dict[str, Fact] = {}
+        for section in wanted:
+            name = f"host.{section.name}"
+            source = f"{result.command} (section {section.name}): {_one_line(section.script)}"
+            output = sections.get(section.name)
+            if output is None:
+                reason = "the host script stopped before this section"
+                if not complete:
+                    reason += f" (exit {result.exit_status}: {_first_line(result.stderr)})"
+                facts[name] = failed_fact(name, target.name, reason, source=source)
+                continue
+            try:
+                data = section.parse(output.stdout)
+            except FactUnavailable as exc:
+                facts[name] = failed_fact(name, target.name, str(exc), source=source)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a parser bug is an error result, not a crash
+                reason = f"could not parse the output: {type(exc).__name__}: {exc}"
+                facts[name] = failed_fact(name, target.name, reason, source=source)
+                continue
+            facts[name] = new_fact(
+                name,
+                target.name,
+                data,
+                source=source,
+                status=output.exit_status,
+                stderr=output.stderr,
+                collected_at=started,
+            )
+        return facts
+
+
+def _one_line(script: str) -> str:
+    return re.sub(r"\s+", " ", script).strip()
+
+
+def _first_line(text: str) -> str:
+    return next((line for line in text.splitlines() if line.strip()), "no error output")

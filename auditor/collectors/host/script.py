@@ -1,0 +1,92 @@
+"""The one batched, read-only shell script that gathers every host fact in a single process.
+
+Each section runs as a shell function; its stdout, stderr and exit status are kept apart
+between marker lines that carry a per-run random nonce, so nothing printed by the host (a file
+name, a process argument) can forge a section boundary.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from auditor.collectors.host.sections import Section
+
+_PRELUDE = r"""exec 3>&1
+LC_ALL=C
+export LC_ALL
+PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+export PATH
+NL='
+'
+__auditor_run() {
+  printf '%s BEGIN %s\n' "$M" "$1"
+  __auditor_out=$( { "__section_$1" 2>&1 1>&3 3>&-; printf '\n%s' "$?"; } )
+  __auditor_rc=${__auditor_out##*"$NL"}
+  __auditor_err=${__auditor_out%"$NL"*}
+  printf '\n%s END %s %s\n' "$M" "$1" "$__auditor_rc"
+  if [ -n "$__auditor_err" ]; then printf '%s STDERR %s\n%s\n' "$M" "$1" "$__auditor_err"; fi
+}
+"""
+
+
+@dataclass(frozen=True)
+class SectionOutput:
+    """What one section printed, apart from the others."""
+
+    stdout: str
+    stderr: str
+    exit_status: int
+
+
+def build_script(sections: Sequence[Section], paths: Iterable[str], nonce: str) -> str:
+    """The whole script: prelude, one function per section, then one call per section."""
+    quoted_paths = shlex.quote("\n".join(paths))
+    lines = [f"M={shlex.quote(marker(nonce))}", f"AUDITOR_PATHS={quoted_paths}", _PRELUDE]
+    for section in sections:
+        lines.append(f"__section_{section.name}() {{\n{section.script.rstrip()}\n}}")
+    lines.extend(f"__auditor_run {section.name}" for section in sections)
+    lines.append('printf \'%s DONE\\n\' "$M"')
+    return "\n".join(lines) + "\n"
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(8)
+
+
+def marker(nonce: str) -> str:
+    return f"@@AUDITOR-{nonce}@@"
+
+
+def split_output(stdout: str, nonce: str) -> tuple[dict[str, SectionOutput], bool]:
+    """The sections found in the script's stdout, and whether the script reached its end."""
+    mark = marker(nonce)
+    begin, end, err = f"{mark} BEGIN ", f"\n{mark} END ", f"{mark} STDERR "
+    found: dict[str, SectionOutput] = {}
+    position = 0
+    while True:
+        start = stdout.find(begin, position)
+        if start < 0:
+            break
+        name_end = stdout.find("\n", start)
+        if name_end < 0:
+            break
+        name = stdout[start + len(begin) : name_end]
+        stop = stdout.find(end + name + " ", name_end)
+        if stop < 0:
+            break  # the script died inside this section
+        body = stdout[name_end + 1 : stop]
+        status_end = stdout.find("\n", stop + 1)
+        status_text = stdout[stop + len(end) + len(name) + 1 : status_end]
+        position = status_end + 1
+        stderr = ""
+        if stdout.startswith(err + name + "\n", position):
+            err_start = position + len(err) + len(name) + 1
+            err_stop = stdout.find(f"\n{mark} ", err_start)
+            err_stop = len(stdout) if err_stop < 0 else err_stop
+            stderr = stdout[err_start:err_stop]
+            position = err_stop + 1
+        found[name] = SectionOutput(body, stderr, int(status_text) if status_text.isdigit() else -1)
+    return found, f"{mark} DONE\n" in stdout

@@ -1,0 +1,148 @@
+"""The canonical results document (JSON, schema `auditor-results/1`).
+
+Every report format is rendered from this one document, so `auditor report results.json`
+can produce any format later without touching a target. Evidence data is stored once per
+sha256 under `evidence`; facts and results refer to it by hash.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from auditor.errors import InputError
+from auditor.model import Fact, Result, Run, TargetRecord
+from auditor.profiles import LoadedProfile
+from auditor.scoring import FORMULA, Score, ScoreCard, score
+
+SCHEMA = "auditor-results/1"
+
+
+def build(run: Run, profile: LoadedProfile) -> dict[str, Any]:
+    """The document for a finished (or interrupted) run."""
+    section_of = {e.control.id: e.section.id for e in profile.controls}
+    card = score(run.results, section_of)
+    evidence: dict[str, Any] = {}
+    for record in run.targets:
+        for fact in record.facts:
+            if fact.error is None:
+                evidence.setdefault(fact.sha256, fact.data)
+    return {
+        "schema": SCHEMA,
+        "run": {
+            "id": run.id,
+            "tool": "auditor",
+            "tool_version": run.tool_version,
+            "started_at": run.started_at,
+            "finished_at": run.finished_at,
+            "complete": run.complete,
+            "profile": {
+                "id": profile.id,
+                "title": profile.title,
+                "version": profile.version,
+                "overlays": list(profile.overlays),
+                "disabled_checks": list(profile.disabled),
+            },
+        },
+        "score": _scorecard(card),
+        "formula": FORMULA.strip(),
+        "sections": [{"id": s.id, "title": s.title} for s in profile.sections],
+        "controls": [_control(entry) for entry in profile.controls],
+        "targets": [_target(record) for record in run.targets],
+        "results": [_result(result) for result in run.results],
+        "evidence": evidence,
+    }
+
+
+def _score(value: Score) -> dict[str, Any]:
+    return asdict(value)
+
+
+def _scorecard(card: ScoreCard) -> dict[str, Any]:
+    return {
+        "overall": _score(card.overall),
+        "by_target": {k: _score(v) for k, v in card.by_target.items()},
+        "by_section": {k: _score(v) for k, v in card.by_section.items()},
+        "by_control": {k: _score(v) for k, v in card.by_control.items()},
+        "by_check": {k: _score(v) for k, v in card.by_check.items()},
+        "by_severity": card.by_severity,
+    }
+
+
+def _control(entry: Any) -> dict[str, Any]:
+    control = entry.control
+    data: dict[str, Any] = control.model_dump(mode="json", by_alias=True, exclude={"checks"})
+    data["section"] = entry.section.id
+    data["checks"] = [
+        check.model_dump(mode="json", by_alias=True, exclude={"assert_", "where"})
+        | {"assert": check.assert_, "where": check.where}
+        for check in control.checks
+    ]
+    return data
+
+
+def _fact(fact: Fact) -> dict[str, Any]:
+    return {
+        "name": fact.name,
+        "source": fact.source,
+        "status": fact.status,
+        "stderr": fact.stderr,
+        "collected_at": fact.collected_at,
+        "sha256": fact.sha256,
+        "error": fact.error,
+    }
+
+
+def _target(record: TargetRecord) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "url": record.url,
+        "kind": str(record.kind),
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "error": record.error,
+        "facts": [_fact(f) for f in record.facts],
+    }
+
+
+def _result(result: Result) -> dict[str, Any]:
+    subject = result.subject
+    return {
+        "check_id": result.check_id,
+        "control_id": result.control_id,
+        "title": result.title,
+        "severity": str(result.severity),
+        "target": result.target,
+        "subject": {
+            "kind": subject.kind,
+            "name": subject.name,
+            "id": subject.id,
+            "location": subject.location,
+        },
+        "status": str(result.status),
+        "message": result.message,
+        "observed": result.observed,
+        "expected": result.expected,
+        "evidence": list(result.evidence),
+        "remediation": result.remediation,
+        "waiver": result.waiver,
+    }
+
+
+def dumps(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=1, ensure_ascii=False, default=str) + "\n"
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read a results document written by `--report json:PATH`."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", path=path) from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not JSON: {exc.msg}", path=path, line=exc.lineno) from exc
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise InputError(f"not an auditor results document (schema {SCHEMA})", path=path)
+    return data

@@ -1,0 +1,272 @@
+"""plan -> collect -> evaluate, per target, with one target's failure kept to itself.
+
+Collection and evaluation are separate steps joined by the facts (TargetRecord.facts), so a
+run can be collected now and evaluated later, elsewhere (evidence bundles).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Any
+
+from auditor import __version__
+from auditor.collectors import collector_for, fact_specs
+from auditor.config import TargetSpec
+from auditor.errors import AuditorError
+from auditor.expr import EvaluationError, Scope
+from auditor.facts import utc_now
+from auditor.model import (
+    Fact,
+    Result,
+    Run,
+    Status,
+    Subject,
+    TargetKind,
+    TargetRecord,
+)
+from auditor.profiles import CompiledCheck, LoadedProfile
+from auditor.targets import open_target
+
+log = logging.getLogger(__name__)
+
+ORGANISATION = "organisation"  # the pseudo-target that attestations are about
+
+TargetDone = Callable[[TargetRecord, list[Result]], None]
+
+
+def plan(profile: LoadedProfile, kind: TargetKind) -> set[str]:
+    """The facts a target of `kind` must give for the profile: each one gathered once."""
+    needed: set[str] = set()
+    for check in profile.checks_for(kind):
+        needed |= check.facts
+    return needed
+
+
+def collect(profile: LoadedProfile, spec: TargetSpec) -> TargetRecord:
+    """Connect to one target and gather the facts the profile needs. Never raises: a target
+    that cannot be audited comes back with `error` set."""
+    started = utc_now()
+    kind = TargetKind.HOST
+    try:
+        target = open_target(spec)
+        kind = target.kind
+        variables = {**profile.variables, **spec.variables}
+        with target:
+            facts = collector_for(kind).collect(target, plan(profile, kind), variables)
+    except AuditorError as exc:
+        reason = str(exc) + (f" ({exc.hint})" if exc.hint else "")
+        return TargetRecord(spec.display_name, spec.url, kind, started, utc_now(), error=reason)
+    except Exception as exc:  # noqa: BLE001 - one target never sinks a run; the reason is kept
+        log.debug("internal error auditing %s", spec.display_name, exc_info=True)
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        return TargetRecord(spec.display_name, spec.url, kind, started, utc_now(), error=reason)
+    ordered = tuple(facts[name] for name in sorted(facts))
+    return TargetRecord(spec.display_name, spec.url, kind, started, utc_now(), facts=ordered)
+
+
+def evaluate(
+    profile: LoadedProfile, record: TargetRecord, variables: Mapping[str, Any]
+) -> list[Result]:
+    """Judge one target's facts with every check of its kind."""
+    checks = profile.checks_for(record.kind)
+    info = {"name": record.name, "url": record.url, "kind": str(record.kind)}
+    itself = Subject(kind=str(record.kind), name=record.name)
+    if record.error is not None:
+        reason = f"target could not be audited: {record.error}"
+        return [_result(c, record.name, itself, Status.ERROR, reason) for c in checks]
+    facts = {fact.name: fact for fact in record.facts}
+    groups: dict[str | None, list[CompiledCheck]] = defaultdict(list)
+    for check in checks:
+        groups[check.check.for_each].append(check)
+    results: list[Result] = []
+    for for_each, group in groups.items():
+        context = _Context(record.name, info, facts, variables, group)
+        if for_each is None:
+            results.extend(context.judge(group, itself, info))
+            continue
+        source = facts.get(for_each)
+        if source is None or source.error is not None:
+            reason = _missing(for_each, source)
+            results.extend(_result(c, record.name, itself, Status.ERROR, reason) for c in group)
+            continue
+        spec = fact_specs(record.kind)[for_each]
+        name_subject = spec.subject
+        assert name_subject is not None
+        try:
+            items = spec.subjects(source.data)
+        except (TypeError, AttributeError, KeyError) as exc:
+            reason = f"{for_each} holds no readable subjects: {exc}"
+            results.extend(_result(c, record.name, itself, Status.ERROR, reason) for c in group)
+            continue
+        for item in items:
+            subject = name_subject(item)
+            item_error = item.get("_error") if isinstance(item, dict) else None
+            if item_error:
+                results.extend(
+                    _result(c, record.name, subject, Status.ERROR, str(item_error)) for c in group
+                )
+                continue
+            results.extend(context.judge(group, subject, item))
+    return results
+
+
+class _Context:
+    """What the checks of one `for_each` group share on one target: facts and variables."""
+
+    def __init__(
+        self,
+        target: str,
+        info: dict[str, str],
+        facts: Mapping[str, Fact],
+        variables: Mapping[str, Any],
+        group: Sequence[CompiledCheck],
+    ) -> None:
+        self.target = target
+        self.info = info
+        self.facts = facts
+        self.variables = variables
+        needed = set().union(*(c.facts for c in group))
+        self.nested: dict[str, dict[str, Any]] = defaultdict(dict)
+        for name in needed:
+            fact = facts.get(name)
+            if fact is not None and fact.error is None:
+                kind, _, short = name.partition(".")
+                self.nested[kind][short] = fact.data
+
+    def judge(
+        self, group: Iterable[CompiledCheck], subject: Subject, data: Any
+    ) -> list[Result]:
+        scope = Scope(
+            {"subject": data, "facts": self.nested, "vars": self.variables, "target": self.info}
+        )
+        return [self._one(check, scope, subject, data) for check in group]
+
+    def _one(self, check: CompiledCheck, scope: Scope, subject: Subject, data: Any) -> Result:
+        evidence = tuple(sorted(f.sha256 for n in check.facts if (f := self.facts.get(n))))
+        for name in sorted(check.facts):
+            fact = self.facts.get(name)
+            if fact is None or fact.error is not None:
+                return _result(check, self.target, subject, Status.ERROR, _missing(name, fact),
+                               evidence=evidence)
+        try:
+            if check.where is not None and scope.evaluate(check.where) is not True:
+                return _result(check, self.target, subject, Status.SKIP, "not applicable",
+                               evidence=evidence)
+            verdict = scope.evaluate(check.assertion)
+        except EvaluationError as exc:
+            return _result(check, self.target, subject, Status.ERROR,
+                           f"could not evaluate: {exc}", observed=scope.observe(check.assertion),
+                           evidence=evidence)
+        if not isinstance(verdict, bool):
+            return _result(check, self.target, subject, Status.ERROR,
+                           f"assertion gave {type(verdict).__name__}, not a boolean",
+                           evidence=evidence)
+        if check.observe and not verdict:
+            observed = scope.observe_named(check.observe)
+        else:
+            observed = scope.observe(check.assertion)
+        if verdict:
+            return _result(check, self.target, subject, Status.PASS, check.check.title,
+                           observed=observed, evidence=evidence)
+        message = check.render_message(data, self.variables, observed) or check.check.title
+        return _result(check, self.target, subject, Status.FAIL, message, observed=observed,
+                       evidence=evidence)
+
+
+def _missing(name: str, fact: Fact | None) -> str:
+    if fact is None:
+        return f"fact {name} was not collected"
+    return f"could not collect {name}: {fact.error}"
+
+
+def _result(
+    check: CompiledCheck,
+    target: str,
+    subject: Subject,
+    status: Status,
+    message: str,
+    *,
+    observed: dict[str, Any] | None = None,
+    evidence: tuple[str, ...] = (),
+) -> Result:
+    return Result(
+        check_id=check.id,
+        control_id=check.control_id,
+        title=check.check.title,
+        severity=check.check.severity,
+        target=target,
+        subject=subject,
+        status=status,
+        message=message,
+        observed=observed or {},
+        expected=check.check.expected or check.check.assert_,
+        evidence=evidence,
+        remediation=check.check.remediation,
+    )
+
+
+def attestation_results(profile: LoadedProfile, kinds: set[TargetKind]) -> list[Result]:
+    """One `manual` result per control whose remaining part needs a person's answer."""
+    results = []
+    for entry in profile.controls:
+        attestation = entry.control.attestation
+        if attestation is None:
+            continue
+        if attestation.applies_to and not kinds & set(attestation.applies_to):
+            continue
+        results.append(Result(
+            check_id=f"attest.{entry.control.id}",
+            control_id=entry.control.id,
+            title=attestation.question,
+            severity=attestation.severity,
+            target=ORGANISATION,
+            subject=Subject(kind="control", name=entry.control.id),
+            status=Status.MANUAL,
+            message="needs an attestation",
+            expected=attestation.evidence,
+        ))
+    return results
+
+
+def run(
+    profile: LoadedProfile,
+    specs: Sequence[TargetSpec],
+    *,
+    concurrency: int = 8,
+    on_target_done: TargetDone | None = None,
+) -> Run:
+    """Audit every target, `concurrency` at a time; `on_target_done` sees each as it ends."""
+    started = utc_now()
+    records: list[TargetRecord] = []
+    results: list[Result] = []
+
+    def audit(spec: TargetSpec) -> tuple[TargetRecord, list[Result]]:
+        record = collect(profile, spec)
+        return record, evaluate(profile, record, {**profile.variables, **spec.variables})
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        futures = [pool.submit(audit, spec) for spec in specs]
+        for future in as_completed(futures):
+            record, target_results = future.result()
+            records.append(record)
+            results.extend(target_results)
+            if on_target_done is not None:
+                on_target_done(record, target_results)
+    order = {spec.display_name: index for index, spec in enumerate(specs)}
+    records.sort(key=lambda r: order.get(r.name, len(order)))
+    results.sort(key=lambda r: order.get(r.target, len(order)))
+    results.extend(attestation_results(profile, {r.kind for r in records}))
+    return Run(
+        id=str(uuid.uuid4()),
+        tool_version=__version__,
+        profile_id=profile.id,
+        profile_version=profile.version,
+        started_at=started,
+        finished_at=utc_now(),
+        targets=tuple(records),
+        results=tuple(results),
+    )

@@ -1,0 +1,286 @@
+"""CEL behind a two-function interface (`compile_expression`, `Scope.evaluate`), plus the named
+helper functions checks may call.
+
+The CEL engine is the Rust-core `common-expression-language` package. Converting Python data
+into CEL values dominates the cost, so a `Scope` converts one subject's variables once and
+evaluates every check of that subject against it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import cel
+
+VARIABLES = frozenset({"subject", "facts", "vars", "target", "now"})
+
+# Fact references in an expression: facts.<kind>.<name>, the dotted fact name.
+_FACT_REF = re.compile(r"\bfacts\.([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)\b")
+# Member chains the assertion reads (subject.a.b['c'], facts.host.sysctl['x']), stopping
+# before a method call so `subject.Mounts.exists(...)` records `subject.Mounts`.
+_CHAIN = re.compile(
+    r"\b(?:subject|facts)(?:\.[A-Za-z_][A-Za-z0-9_]*(?![A-Za-z0-9_]*\s*\()|\[(?:'[^']*'|\"[^\"]*\"|\d+)\])+"
+)
+# Variables bound by comprehension macros: list.exists(m, ...), map.all(k, ...).
+_COMPREHENSION_VAR = re.compile(
+    r"\.(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,"
+)
+# CEL's own functions and macros (cel-spec standard definitions) that this engine provides.
+_BUILTINS = frozenset(
+    {
+        "size", "startsWith", "endsWith", "contains", "matches", "string", "int", "uint",
+        "double", "bool", "bytes", "dyn", "type", "timestamp", "duration", "has", "all",
+        "exists", "exists_one", "map", "filter", "getFullYear", "getMonth", "getDate",
+        "getDayOfMonth", "getDayOfWeek", "getDayOfYear", "getHours", "getMinutes",
+        "getSeconds", "getMilliseconds", "max", "min",
+    }
+)  # fmt: skip
+
+
+class ExpressionError(ValueError):
+    """A CEL expression does not compile or names something unknown."""
+
+
+class EvaluationError(RuntimeError):
+    """A CEL expression failed on this data (missing key, wrong type, helper raised)."""
+
+
+# --- named helper functions (each unit tested) -----------------------------------------------
+
+
+def _mode_at_most(mode: str | int, limit: str | int) -> bool:
+    """True when `mode` grants no permission bit outside `limit` ('0640' within '0644')."""
+    actual = int(mode, 8) if isinstance(mode, str) else mode
+    allowed = int(limit, 8) if isinstance(limit, str) else limit
+    return (actual & 0o7777 & ~allowed) == 0
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = re.findall(r"\d+", version.split("+")[0].split("~")[0])
+    return tuple(int(p) for p in parts)
+
+
+def _version_at_least(version: str, minimum: str) -> bool:
+    """Numeric comparison of dotted versions: '1.28.3' >= '1.27'; a leading 'v' is ignored."""
+    return _version_tuple(version) >= _version_tuple(minimum)
+
+
+def _flag(args: list[Any] | str, name: str) -> str | None:
+    """The value of command-line flag `name` in `args`, the last one winning as in Go's flag
+    package: ['--anonymous-auth=false'] -> 'false'; a bare '--flag' -> 'true'; absent -> null."""
+    items = args.split() if isinstance(args, str) else [str(a) for a in args]
+    key = "--" + name.lstrip("-")
+    value: str | None = None
+    for index, item in enumerate(items):
+        if item == key:
+            following = items[index + 1] if index + 1 < len(items) else ""
+            value = following if following and not following.startswith("-") else "true"
+        elif item.startswith(key + "="):
+            value = item[len(key) + 1 :]
+    return value
+
+
+def _glob(value: str, pattern: str) -> bool:
+    """Shell-style match: glob('nginx:1.25', 'nginx:*')."""
+    return fnmatch.fnmatchcase(value, pattern)
+
+
+def _glob_any(value: str, patterns: list[str]) -> bool:
+    """True when `value` matches any of the shell-style patterns."""
+    return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+def _path_within(path: str, parents: list[str]) -> str | None:
+    """The first of `parents` that `path` is or lies under ('/etc/ssh' within ['/etc']), else
+    null. '/' only matches '/' itself, so it must be listed to catch the whole file system."""
+    normal = "/" + path.strip("/")
+    for parent in parents:
+        base = "/" + parent.strip("/")
+        if normal == base or (base != "/" and normal.startswith(base + "/")):
+            return parent
+    return None
+
+
+def _days_since(when: str) -> float:
+    """Days between an ISO 8601 / RFC 3339 time and now (negative for the future)."""
+    moment = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - moment).total_seconds() / 86400
+
+
+def _lower(value: str) -> str:
+    return value.lower()
+
+
+def _upper(value: str) -> str:
+    return value.upper()
+
+
+def _split(value: str, separator: str) -> list[str]:
+    return value.split(separator)
+
+
+def _join(values: list[Any], separator: str) -> str:
+    return separator.join(str(v) for v in values)
+
+
+def _trim(value: str) -> str:
+    return value.strip()
+
+
+def _regex_find(value: str, pattern: str) -> str | None:
+    """The first match of `pattern` in `value`, or null."""
+    found = re.search(pattern, value)
+    return found.group(0) if found else None
+
+
+def _keys(mapping: Mapping[str, Any]) -> list[str]:
+    return list(mapping)
+
+
+def _get(mapping: Mapping[str, Any] | None, key: str, default: Any) -> Any:
+    """mapping[key] when present and not null, else `default`: written-down defaults."""
+    if mapping is None:
+        return default
+    value = mapping.get(key)
+    return default if value is None else value
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "mode_at_most": _mode_at_most,
+    "version_at_least": _version_at_least,
+    "flag": _flag,
+    "glob": _glob,
+    "glob_any": _glob_any,
+    "path_within": _path_within,
+    "days_since": _days_since,
+    "lower": _lower,
+    "upper": _upper,
+    "split": _split,
+    "join": _join,
+    "trim": _trim,
+    "regex_find": _regex_find,
+    "keys": _keys,
+    "get": _get,
+}
+
+
+# --- compile and evaluate ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A compiled CEL expression and what static analysis found in it."""
+
+    source: str
+    program: cel.Program
+    facts: frozenset[str]  # dotted fact names it reads, e.g. {"host.sysctl"}
+    reads: tuple[tuple[str, cel.Program], ...]  # (member chain, its program), for `observed`
+
+
+def compile_expression(source: str) -> Expression:
+    """Compile CEL once, at load time; raise ExpressionError for syntax errors and for names
+    that no evaluation could resolve (unknown variables or functions)."""
+    try:
+        program = cel.compile(source)
+    except ValueError as exc:
+        raise ExpressionError(_first_line(str(exc))) from exc
+    bound = set(_COMPREHENSION_VAR.findall(source))
+    unknown_vars = set(program.variables()) - VARIABLES - bound
+    if unknown_vars:
+        raise ExpressionError(
+            f"unknown variable {sorted(unknown_vars)[0]!r} (use subject, facts, vars, target)"
+        )
+    for name in program.functions():
+        if name[0] in "_@!" or name in _BUILTINS or name in FUNCTIONS:
+            continue
+        raise ExpressionError(f"unknown function {name!r}")
+    facts = frozenset(f"{kind}.{name}" for kind, name in _FACT_REF.findall(source))
+    chains = dict.fromkeys(match.group(0) for match in _CHAIN.finditer(source))
+    reads = tuple((chain, cel.compile(chain)) for chain in chains)
+    return Expression(source=source, program=program, facts=facts, reads=reads)
+
+
+class Scope:
+    """The variables of one evaluation (one subject), converted to CEL once."""
+
+    __slots__ = ("_context",)
+
+    def __init__(self, variables: Mapping[str, Any]) -> None:
+        self._context = cel.Context(variables={"now": _now(), **variables}, functions=FUNCTIONS)
+
+    def evaluate(self, expression: Expression) -> Any:
+        """The value of `expression` here; EvaluationError when it cannot be computed."""
+        try:
+            return expression.program.execute(self._context)
+        except Exception as exc:  # the CEL core raises Key/Index/Type/Runtime/ValueError
+            raise EvaluationError(_describe(exc)) from exc
+
+    def observe(self, expression: Expression) -> dict[str, Any]:
+        """The values of the member chains `expression` reads; absent ones are left out."""
+        observed: dict[str, Any] = {}
+        for chain, program in expression.reads:
+            try:
+                observed[chain] = shorten(program.execute(self._context))
+            except Exception:  # noqa: S112 - an absent key is simply not observed
+                continue
+        return observed
+
+    def observe_named(self, named: Sequence[tuple[str, Expression]]) -> dict[str, Any]:
+        """The values of a check's own `observe` expressions; failing ones say why."""
+        observed: dict[str, Any] = {}
+        for name, expression in named:
+            try:
+                observed[name] = shorten(expression.program.execute(self._context))
+            except Exception as exc:  # noqa: BLE001 - shown as the observation's value
+                observed[name] = f"<not available: {_describe(exc)}>"
+        return observed
+
+
+OBSERVED_LIMIT = 2000  # characters of JSON per observed value
+
+
+def shorten(value: Any) -> Any:
+    """`value`, or a short description of it when it is too large to show as an observation."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict | list) and len(json.dumps(value, default=str)) > OBSERVED_LIMIT:
+        kind = "map" if isinstance(value, dict) else "list"
+        return f"<{kind} of {len(value)} items>"
+    if isinstance(value, str) and len(value) > OBSERVED_LIMIT:
+        return value[:OBSERVED_LIMIT] + "…"
+    return value
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if "ERROR:" in line:
+            detail = line.split("ERROR:", 1)[1].strip()
+            found = re.match(r"<input>:(\d+):(\d+): (.*)", detail)
+            if found:
+                detail = f"column {found.group(2)}: {found.group(3)}"
+            return detail.split(" expecting {")[0]
+    return lines[0] if lines else text
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"no such key: {exc.args[0]!r}"
+    if isinstance(exc, IndexError):
+        return f"index out of range ({exc})"
+    text = str(exc)
+    if "No such overload" in text:
+        return "wrong value type for this operation"
+    return _first_line(text).split(". Check")[0]

@@ -1,0 +1,148 @@
+"""Redaction of credential-like values before anything is evaluated, stored or printed.
+
+A redacted value keeps its name, a keyed fingerprint (so drift is visible without the value)
+and the fact that it was found: `[REDACTED fp=3f1c09ab52e7]`. Checks look for that marker to
+report "secret in environment" findings, so judgement and redaction agree by construction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+MARKER = "[REDACTED"
+
+# Names that hold credentials: NAME_PASSWORD, DB_PASS, api-key, AWS_SECRET_ACCESS_KEY ...
+_NAME_TOKENS = (
+    "PASSWORD|PASSWD|PASS|PWD|SECRET|TOKEN|APIKEY|API_KEY|ACCESS_KEY|SECRET_KEY|PRIVATE_KEY|"
+    "ACCOUNT_KEY|AUTH_KEY|CREDENTIAL|CREDENTIALS|CONNECTION_STRING"
+)
+_SECRET_NAME = re.compile(rf"(?:^|_)(?:{_NAME_TOKENS})(?:_|$)")
+_NOT_SECRET_SUFFIX = re.compile(
+    r"_(?:FILE|PATH|DIR|NAME|TYPE|REF|ENABLED|LENGTH|INTERVAL|TTL|TIMEOUT|EXPIRY|EXPIRATION|"
+    r"LIFETIME|VERSION)$"
+)
+_FLAG_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "0", "1", "none", "null", ""})
+# Values that are credentials whatever their name.
+_SECRET_VALUE = re.compile(
+    r"AKIA[0-9A-Z]{16}"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"
+    r"|Bearer\s+[A-Za-z0-9\-._~+/]{8,}=*"
+    r"|gh[pousr]_[A-Za-z0-9]{30,}"
+    r"|xox[abposr]-[A-Za-z0-9-]{10,}"
+)
+
+# `--db-password=x`, `token: x` inside free text (process arguments, history lines).
+_INLINE = re.compile(
+    r"(?i)((?:^|(?<=[\s\"'(]))-{0,2}[a-z0-9_.-]*(?:password|passwd|secret|token|api[-_]?key)"
+    r"[a-z0-9_.-]*\s*[=:]\s*)([^\s\"',;]+)"
+)
+
+
+def is_secret_name(name: str) -> bool:
+    """True for names such as DB_PASSWORD or api-token, false for PASSWORD_FILE or ALLOW_X."""
+    normal = name.upper().replace("-", "_").replace(".", "_")
+    if normal.startswith("ALLOW_") or _NOT_SECRET_SUFFIX.search(normal):
+        return False
+    return bool(_SECRET_NAME.search(normal))
+
+
+def is_secret_value(name: str, value: str) -> bool:
+    """Whether `value`, held under `name`, must be redacted."""
+    if _SECRET_VALUE.search(value):
+        return True
+    stripped = value.strip()
+    if stripped.lower() in _FLAG_VALUES or stripped.startswith("/") or MARKER in stripped:
+        return False
+    return is_secret_name(name)
+
+
+def fingerprint(value: str) -> str:
+    """A keyed fingerprint: equal values give equal fingerprints on one installation, and a
+    weak password cannot be recovered by hashing guesses without the key."""
+    digest = hmac.new(_fingerprint_key(), value.encode("utf-8", "replace"), hashlib.sha256)
+    return digest.hexdigest()[:12]
+
+
+def redacted(value: str) -> str:
+    """The replacement text for a secret value."""
+    return f"{MARKER} fp={fingerprint(value)}]"
+
+
+def redact_text(name: str, value: str) -> str:
+    """`value` with credentials replaced: the whole value when its name says secret, otherwise
+    the substrings that have a credential's shape or follow `password=` in free text."""
+    if MARKER in value:
+        return value
+    if not _SECRET_VALUE.search(value) and is_secret_value(name, value):
+        return redacted(value)
+    text = _SECRET_VALUE.sub(lambda m: redacted(m.group(0)), value)
+    return _INLINE.sub(_redact_inline, text)
+
+
+def _redact_inline(match: re.Match[str]) -> str:
+    key, value = match.group(1), match.group(2)
+    if MARKER in value or not is_secret_value(key.strip("-=: "), value):
+        return match.group(0)
+    return key + redacted(value)
+
+
+def redact(data: Any, name: str = "") -> Any:
+    """A copy of JSON-like `data` with every credential-like value redacted.
+
+    Handles `{"PASSWORD": "x"}` maps, `["NAME=value"]` environment lists, `{"name": "X",
+    "value": "y"}` pairs (Kubernetes env) and free text holding keys or tokens.
+    """
+    if isinstance(data, dict):
+        pair_name = data.get("name") if isinstance(data.get("name"), str) else None
+        result: dict[str, Any] = {}
+        for key, value in data.items():
+            if pair_name is not None and key == "value" and isinstance(value, str):
+                result[key] = redact_text(pair_name, value)
+            else:
+                result[key] = redact(value, str(key))
+        return result
+    if isinstance(data, list):
+        return [redact(item, name) for item in data]
+    if isinstance(data, str):
+        if "=" in data and not data.startswith("="):
+            key, _, value = data.partition("=")
+            if key and " " not in key and len(key) < 128:
+                return f"{key}={redact_text(key, value)}"
+        return redact_text(name, data)
+    return data
+
+
+@lru_cache(maxsize=1)
+def _fingerprint_key() -> bytes:
+    configured = os.environ.get("AUDITOR_FINGERPRINT_KEY")
+    if configured:
+        return configured.encode()
+    path = data_home() / "fingerprint.key"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_bytes(32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+    except FileExistsError:
+        return path.read_bytes()
+    except OSError:
+        return key  # read-only home: fingerprints are stable for this process only
+    return key
+
+
+def data_home() -> Path:
+    """auditor's directory under the XDG data home (database, fingerprint key)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "auditor"

@@ -1,0 +1,62 @@
+"""Report formats: name -> reporter, imported on first use."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from auditor.errors import InputError, ReportError
+from auditor.reporters.base import Reporter
+
+FORMATS: dict[str, str] = {
+    "json": "auditor.reporters.json:JsonReporter",
+    "terminal": "auditor.reporters.terminal:TerminalReporter",
+}
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """One `--report FORMAT:PATH`; PATH '-' is standard output."""
+
+    format: str
+    path: str
+
+    @classmethod
+    def parse(cls, text: str) -> ReportRequest:
+        fmt, sep, path = text.partition(":")
+        if not sep or not path:
+            raise InputError(f"bad --report {text!r}: expected FORMAT:PATH, e.g. json:-")
+        if fmt not in FORMATS:
+            raise InputError(f"unknown report format {fmt!r} (known: {', '.join(FORMATS)})")
+        return cls(fmt, path)
+
+
+def reporter_for(fmt: str) -> Reporter:
+    module_name, _, attr = FORMATS[fmt].partition(":")
+    reporter: Reporter = getattr(importlib.import_module(module_name), attr)()
+    return reporter
+
+
+def write(request: ReportRequest, document: dict[str, Any]) -> None:
+    """Render `document` in the requested format to its destination."""
+    content = reporter_for(request.format).render(document)
+    if request.path == "-":
+        if isinstance(content, bytes):
+            sys.stdout.buffer.write(content)
+            sys.stdout.buffer.flush()
+        else:
+            sys.stdout.write(content)
+            sys.stdout.flush()
+        return
+    path = Path(request.path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    except OSError as exc:
+        raise ReportError(f"cannot write {request.format} report to {path}: {exc.strerror}") from exc

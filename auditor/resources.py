@@ -1,0 +1,23 @@
+"""Where the shipped data (benchmark profiles, report templates) lives, installed or in a checkout."""
+
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+_CHECKOUT = _PACKAGE.parent
+
+
+def _data_dir(name: str, checkout_relative: str) -> Path:
+    installed = _PACKAGE / "_data" / name
+    if installed.is_dir():
+        return installed
+    return _CHECKOUT / checkout_relative
+
+
+def benchmarks_dir() -> Path:
+    """The directory holding the shipped benchmark profiles."""
+    return _data_dir("benchmarks", "benchmarks")
+
+
+def templates_dir() -> Path:
+    """The directory holding the Jinja2 report templates."""
+    return _data_dir("templates", "reports/templates")

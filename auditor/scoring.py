@@ -1,0 +1,124 @@
+"""The score: the only place the formula lives (the README and the HTML report show it).
+
+- A check's ratio on one target = passed / (passed + failed + errored) subjects. Skipped,
+  unanswered manual and waived subjects are left out and counted apart. A check with no
+  evaluable subject has no ratio and does not count.
+- The score of a target, control, section or run = the severity-weighted mean of the ratios
+  of the (check, target) pairs under it, x 100, one decimal. Weights: critical 10, high 6,
+  medium 3, low 1, info 0. Grade: A >= 90, B >= 80, C >= 70, D >= 60, else F.
+- Coverage = the weighted share of subjects that could be evaluated (not `error`, not an
+  unanswered `manual`), over the same pairs. A good score with low coverage is not good.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from auditor.model import Result, Severity, Status
+
+FORMULA = __doc__ or ""
+
+
+@dataclass(frozen=True)
+class Score:
+    """Score, grade and coverage of a set of results, with counts by status."""
+
+    value: float | None  # 0-100, one decimal; None when nothing could be scored
+    grade: str | None
+    coverage: float | None  # 0-100, one decimal
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScoreCard:
+    """Every score a report shows, computed once."""
+
+    overall: Score
+    by_target: dict[str, Score]
+    by_control: dict[str, Score]
+    by_section: dict[str, Score]
+    by_check: dict[str, Score]
+    by_severity: dict[str, dict[str, int]]  # severity -> status -> count
+
+
+def grade(value: float | None) -> str | None:
+    if value is None:
+        return None
+    for letter, floor in (("A", 90), ("B", 80), ("C", 70), ("D", 60)):
+        if value >= floor:
+            return letter
+    return "F"
+
+
+class _Pair:
+    """Counts of one check on one target."""
+
+    __slots__ = ("counts", "weight")
+
+    def __init__(self, weight: int) -> None:
+        self.weight = weight
+        self.counts: Counter[Status] = Counter()
+
+    @property
+    def ratio(self) -> float | None:
+        passed = self.counts[Status.PASS]
+        denominator = passed + self.counts[Status.FAIL] + self.counts[Status.ERROR]
+        return passed / denominator if denominator else None
+
+    @property
+    def evaluated_share(self) -> float | None:
+        total = sum(self.counts.values())
+        if not total:
+            return None
+        unevaluated = self.counts[Status.ERROR] + self.counts[Status.MANUAL]
+        return (total - unevaluated) / total
+
+
+def score_pairs(pairs: Iterable[_Pair]) -> Score:
+    weighted = covered = weight_sum = coverage_weight = 0.0
+    counts: Counter[str] = Counter()
+    for pair in pairs:
+        counts.update({str(k): v for k, v in pair.counts.items()})
+        share = pair.evaluated_share
+        if share is not None:
+            covered += pair.weight * share
+            coverage_weight += pair.weight
+        ratio = pair.ratio
+        if ratio is not None:
+            weighted += pair.weight * ratio
+            weight_sum += pair.weight
+    value = round(100 * weighted / weight_sum, 1) if weight_sum else None
+    coverage = round(100 * covered / coverage_weight, 1) if coverage_weight else None
+    return Score(value=value, grade=grade(value), coverage=coverage, counts=dict(counts))
+
+
+def score(results: Iterable[Result], section_of: Mapping[str, str]) -> ScoreCard:
+    """Score `results`; `section_of` maps control ids to their section ids."""
+    pairs: dict[tuple[str, str], _Pair] = {}
+    meta: dict[tuple[str, str], tuple[str, str]] = {}
+    by_severity: dict[str, Counter[str]] = defaultdict(Counter)
+    for result in results:
+        key = (result.check_id, result.target)
+        pair = pairs.get(key)
+        if pair is None:
+            pair = pairs[key] = _Pair(result.severity.weight)
+            meta[key] = (result.control_id, section_of.get(result.control_id, ""))
+        pair.counts[result.status] += 1
+        by_severity[str(result.severity)][str(result.status)] += 1
+
+    def grouped(key_of: Callable[[tuple[str, str]], str]) -> dict[str, Score]:
+        groups: dict[str, list[_Pair]] = defaultdict(list)
+        for key, pair in pairs.items():
+            groups[key_of(key)].append(pair)
+        return {name: score_pairs(group) for name, group in sorted(groups.items())}
+
+    return ScoreCard(
+        overall=score_pairs(pairs.values()),
+        by_target=grouped(lambda key: key[1]),
+        by_control=grouped(lambda key: meta[key][0]),
+        by_section=grouped(lambda key: meta[key][1]),
+        by_check=grouped(lambda key: key[0]),
+        by_severity={s: dict(by_severity.get(s, {})) for s in map(str, Severity)},
+    )

@@ -1,0 +1,91 @@
+"""CEL behind expr.py: compilation errors at load time, helpers, observed values."""
+
+import pytest
+
+from auditor.expr import EvaluationError, ExpressionError, Scope, compile_expression
+
+
+def evaluate(source, **variables):
+    return Scope(variables).evaluate(compile_expression(source))
+
+
+def test_syntax_error_is_a_compile_error_with_position():
+    with pytest.raises(ExpressionError, match="column 14: Syntax error"):
+        compile_expression("subject.a == ")
+
+
+@pytest.mark.parametrize("source, word", [("bogus.x == 1", "bogus"), ("nope(subject)", "nope")])
+def test_unknown_names_are_compile_errors(source, word):
+    with pytest.raises(ExpressionError, match=word):
+        compile_expression(source)
+
+
+def test_fact_references_are_found():
+    expression = compile_expression(
+        "facts.host.sysctl['kernel.x'] == '1' && facts.host.os.id in vars.ids"
+    )
+    assert expression.facts == {"host.sysctl", "host.os"}
+
+
+def test_missing_key_is_an_evaluation_error_not_false():
+    with pytest.raises(EvaluationError, match="no such key"):
+        evaluate("subject.HostConfig.Privileged", subject={"HostConfig": {}})
+
+
+def test_observed_values_are_the_chains_read_and_stop_before_methods():
+    expression = compile_expression(
+        "!subject.HostConfig.Privileged && subject.Mounts.exists(m, m.RW)"
+    )
+    scope = Scope({"subject": {"HostConfig": {"Privileged": True}, "Mounts": []}})
+    assert scope.evaluate(expression) is False
+    assert scope.observe(expression) == {
+        "subject.HostConfig.Privileged": True,
+        "subject.Mounts": [],
+    }
+
+
+def test_large_observed_values_are_summarised():
+    expression = compile_expression("size(subject.items) == 0")
+    observed = Scope({"subject": {"items": list(range(5000))}}).observe(expression)
+    assert observed == {"subject.items": "<list of 5000 items>"}
+
+
+@pytest.mark.parametrize(
+    "mode, limit, expected",
+    [("0640", "0644", True), ("0664", "0644", False), ("0600", "0600", True),
+     ("4755", "0755", False), ("0755", "0644", False)],
+)
+def test_mode_at_most(mode, limit, expected):
+    assert evaluate(f"mode_at_most('{mode}', '{limit}')") is expected
+
+
+@pytest.mark.parametrize(
+    "version, minimum, expected",
+    [("6.1.0-18-amd64", "6.1.0-17-amd64", True), ("v1.27.3", "1.28", False),
+     ("1.28.0", "1.28", True), ("5.10", "5.4", True)],
+)
+def test_version_at_least(version, minimum, expected):
+    assert evaluate(f"version_at_least('{version}', '{minimum}')") is expected
+
+
+def test_flag_parsing_last_wins_and_bare_flags_are_true():
+    args = ["kube-apiserver", "--anonymous-auth=true", "--profiling", "--anonymous-auth=false"]
+    assert evaluate("flag(subject, 'anonymous-auth')", subject=args) == "false"
+    assert evaluate("flag(subject, 'profiling')", subject=args) == "true"
+    assert evaluate("flag(subject, 'audit-log-path') == null", subject=args) is True
+
+
+def test_path_within_and_globs():
+    assert evaluate("path_within('/etc/ssh', ['/proc', '/etc'])") == "/etc"
+    assert evaluate("path_within('/etcetera', ['/etc'])") is None
+    assert evaluate("path_within('/home', ['/'])") is None
+    assert evaluate("path_within('/', ['/'])") == "/"
+    assert evaluate("glob_any('getty@tty1.service', ['getty@*.service'])") is True
+
+
+def test_get_writes_down_defaults():
+    assert evaluate("get(subject, 'permitrootlogin', 'prohibit-password')", subject={}) == (
+        "prohibit-password"
+    )
+    assert evaluate("get(subject, 'x', 'd')", subject={"x": None}) == "d"
+    assert evaluate("get(subject, 'x', 'd')", subject={"x": "no"}) == "no"

@@ -1,0 +1,47 @@
+"""Secrets never survive redaction; ordinary values do."""
+
+import pytest
+
+from auditor.redact import MARKER, redact
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "DB_PASSWORD=hunter2",
+        "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "key=AKIAIOSFODNN7EXAMPLE",
+        "mysqld --user=mysql --password=hunter2",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----",
+        "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.abc",
+    ],
+)
+def test_secret_values_are_redacted(value):
+    out = redact(value)
+    assert MARKER in out
+    for secret in ("hunter2", "wJalrXUtnFEMI", "AKIAIOSFODNN7EXAMPLE", "MIIEow", "eyJhbGci"):
+        assert secret not in out
+
+
+def test_names_are_kept_and_fingerprints_are_stable():
+    first = redact({"env": ["API_TOKEN=abc123"]})["env"][0]
+    again = redact({"env": ["API_TOKEN=abc123"]})["env"][0]
+    other = redact({"env": ["API_TOKEN=zzz999"]})["env"][0]
+    assert first.startswith("API_TOKEN=[REDACTED fp=")
+    assert first == again
+    assert first != other
+
+
+@pytest.mark.parametrize(
+    "value", ["PATH=/usr/bin", "PASSWORD_FILE=/run/secrets/db", "ENABLE_TOKEN=true", "HOME=/root"]
+)
+def test_ordinary_values_are_kept(value):
+    assert redact(value) == value
+
+
+def test_kubernetes_env_pairs_and_maps():
+    data = {"env": [{"name": "DB_PASS", "value": "s3cret"}, {"name": "MODE", "value": "prod"}],
+            "labels": {"api-key": "k-123", "app": "web"}}
+    out = redact(data)
+    assert MARKER in out["env"][0]["value"] and out["env"][1]["value"] == "prod"
+    assert MARKER in out["labels"]["api-key"] and out["labels"]["app"] == "web"
