@@ -32,6 +32,10 @@ class TargetSpec:
     known_hosts: str | None = None
     accept_new_host_keys: bool = False
     ssh_config: str | None = None
+    tls_ca: str | None = None  # Docker over TCP: CA bundle that signed the daemon's certificate
+    tls_cert: str | None = None  # client certificate and key for Docker over TCP
+    tls_key: str | None = None
+    kubeconfig: str | None = None  # Kubernetes: kubeconfig file (default KUBECONFIG, ~/.kube)
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
     variables: dict[str, Any] = field(default_factory=dict)

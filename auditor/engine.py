@@ -60,7 +60,7 @@ def collect(profile: LoadedProfile, spec: TargetSpec) -> TargetRecord:
     except AuditorError as exc:
         reason = str(exc) + (f" ({exc.hint})" if exc.hint else "")
         return TargetRecord(spec.display_name, spec.url, kind, started, utc_now(), error=reason)
-    except Exception as exc:  # noqa: BLE001 - one target never sinks a run; the reason is kept
+    except Exception as exc:  # one target never sinks a run; the reason is kept
         log.debug("internal error auditing %s", spec.display_name, exc_info=True)
         reason = f"internal error: {type(exc).__name__}: {exc}"
         return TargetRecord(spec.display_name, spec.url, kind, started, utc_now(), error=reason)
@@ -137,9 +137,7 @@ class _Context:
                 kind, _, short = name.partition(".")
                 self.nested[kind][short] = fact.data
 
-    def judge(
-        self, group: Iterable[CompiledCheck], subject: Subject, data: Any
-    ) -> list[Result]:
+    def judge(self, group: Iterable[CompiledCheck], subject: Subject, data: Any) -> list[Result]:
         scope = Scope(
             {"subject": data, "facts": self.nested, "vars": self.variables, "target": self.info}
         )
@@ -150,31 +148,57 @@ class _Context:
         for name in sorted(check.facts):
             fact = self.facts.get(name)
             if fact is None or fact.error is not None:
-                return _result(check, self.target, subject, Status.ERROR, _missing(name, fact),
-                               evidence=evidence)
+                return _result(
+                    check,
+                    self.target,
+                    subject,
+                    Status.ERROR,
+                    _missing(name, fact),
+                    evidence=evidence,
+                )
         try:
             if check.where is not None and scope.evaluate(check.where) is not True:
-                return _result(check, self.target, subject, Status.SKIP, "not applicable",
-                               evidence=evidence)
+                return _result(
+                    check, self.target, subject, Status.SKIP, "not applicable", evidence=evidence
+                )
             verdict = scope.evaluate(check.assertion)
         except EvaluationError as exc:
-            return _result(check, self.target, subject, Status.ERROR,
-                           f"could not evaluate: {exc}", observed=scope.observe(check.assertion),
-                           evidence=evidence)
+            return _result(
+                check,
+                self.target,
+                subject,
+                Status.ERROR,
+                f"could not evaluate: {exc}",
+                observed=scope.observe(check.assertion),
+                evidence=evidence,
+            )
         if not isinstance(verdict, bool):
-            return _result(check, self.target, subject, Status.ERROR,
-                           f"assertion gave {type(verdict).__name__}, not a boolean",
-                           evidence=evidence)
+            return _result(
+                check,
+                self.target,
+                subject,
+                Status.ERROR,
+                f"assertion gave {type(verdict).__name__}, not a boolean",
+                evidence=evidence,
+            )
         if check.observe and not verdict:
             observed = scope.observe_named(check.observe)
         else:
             observed = scope.observe(check.assertion)
         if verdict:
-            return _result(check, self.target, subject, Status.PASS, check.check.title,
-                           observed=observed, evidence=evidence)
+            return _result(
+                check,
+                self.target,
+                subject,
+                Status.PASS,
+                check.check.title,
+                observed=observed,
+                evidence=evidence,
+            )
         message = check.render_message(data, self.variables, observed) or check.check.title
-        return _result(check, self.target, subject, Status.FAIL, message, observed=observed,
-                       evidence=evidence)
+        return _result(
+            check, self.target, subject, Status.FAIL, message, observed=observed, evidence=evidence
+        )
 
 
 def _missing(name: str, fact: Fact | None) -> str:
@@ -218,17 +242,19 @@ def attestation_results(profile: LoadedProfile, kinds: set[TargetKind]) -> list[
             continue
         if attestation.applies_to and not kinds & set(attestation.applies_to):
             continue
-        results.append(Result(
-            check_id=f"attest.{entry.control.id}",
-            control_id=entry.control.id,
-            title=attestation.question,
-            severity=attestation.severity,
-            target=ORGANISATION,
-            subject=Subject(kind="control", name=entry.control.id),
-            status=Status.MANUAL,
-            message="needs an attestation",
-            expected=attestation.evidence,
-        ))
+        results.append(
+            Result(
+                check_id=f"attest.{entry.control.id}",
+                control_id=entry.control.id,
+                title=attestation.question,
+                severity=attestation.severity,
+                target=ORGANISATION,
+                subject=Subject(kind="control", name=entry.control.id),
+                status=Status.MANUAL,
+                message="needs an attestation",
+                expected=attestation.evidence,
+            )
+        )
     return results
 
 

@@ -229,7 +229,7 @@ class Scope:
         for chain, program in expression.reads:
             try:
                 observed[chain] = shorten(program.execute(self._context))
-            except Exception:  # noqa: S112 - an absent key is simply not observed
+            except Exception:  # an absent key is simply not observed
                 continue
         return observed
 
@@ -239,7 +239,7 @@ class Scope:
         for name, expression in named:
             try:
                 observed[name] = shorten(expression.program.execute(self._context))
-            except Exception as exc:  # noqa: BLE001 - shown as the observation's value
+            except Exception as exc:  # shown as the observation's value
                 observed[name] = f"<not available: {_describe(exc)}>"
         return observed
 

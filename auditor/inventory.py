@@ -77,7 +77,8 @@ def load_inventory(path: Path, base: TargetSpec) -> list[TargetSpec]:
             if member not in inventory.hosts:
                 raise InventoryError(
                     f"group {group_name!r} names unknown host {member!r}",
-                    path=path, line=doc.line_of(["groups", group_name, "hosts", index]),
+                    path=path,
+                    line=doc.line_of(["groups", group_name, "hosts", index]),
                     item=member,
                 )
     specs = []
@@ -101,8 +102,15 @@ def _apply(spec: TargetSpec, layers: list[_Settings]) -> TargetSpec:
     changes: dict[str, Any] = {}
     for layer in layers:
         variables.update(layer.vars)
-        for field in ("user", "port", "sudo", "known_hosts", "ssh_config", "connect_timeout",
-                      "command_timeout"):
+        for field in (
+            "user",
+            "port",
+            "sudo",
+            "known_hosts",
+            "ssh_config",
+            "connect_timeout",
+            "command_timeout",
+        ):
             value = getattr(layer, field)
             if value is not None:
                 changes[field] = value

@@ -112,7 +112,7 @@ class Check(_Strict):
     )
     message: str = Field(
         default="",
-        description="failure message; {{ subject.x }}, {{ observed.x }}, {{ vars.x }} are filled in",
+        description="failure message; {{ subject.x }}, {{ observed.x }}, {{ vars.x }} filled in",
     )
     expected: str = Field(default="", description="what a compliant value looks like, for people")
     default: str = Field(
@@ -157,11 +157,24 @@ class SectionInfo(_Strict):
     title: str
 
 
-class ProfileFile(_Strict):
-    """One file of a profile: a section and its controls."""
+class ControlChecks(_Strict):
+    """Checks a file contributes to a control defined in another file of the same profile
+    (e.g. Kubernetes pod checks for the container runtime control 4.4.3)."""
 
-    section: SectionInfo
+    id: str
+    checks: list[Check]
+
+
+class ProfileFile(_Strict):
+    """One file of a profile: a section and its controls, and checks for controls of others."""
+
+    section: SectionInfo | None = Field(
+        default=None, description="required when the file defines controls"
+    )
     controls: list[Control] = Field(default_factory=list)
+    extend: list[ControlChecks] = Field(
+        default_factory=list, description="checks added to controls defined in other files"
+    )
 
 
 class Variable(_Strict):

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 import pydantic
@@ -36,6 +36,8 @@ from auditor.yamlsrc import YamlDocument, load_yaml
 
 DEFAULT_PROFILE = "nist-800-190"
 CUSTOM_SECTION = SectionInfo(id="custom", title="Organisation checks (overlays)")
+
+M = TypeVar("M", bound=pydantic.BaseModel)
 
 _MESSAGES = ImmutableSandboxedEnvironment(
     autoescape=False,  # messages are plain text; every reporter escapes for its own format
@@ -65,7 +67,7 @@ class CompiledCheck:
             return ""
         try:
             return self.message.render(subject=subject, vars=variables, observed=observed).strip()
-        except Exception:  # noqa: BLE001 - a message must never turn a verdict into a crash
+        except Exception:  # a message must never turn a verdict into a crash
             return self.check.message
 
 
@@ -125,68 +127,175 @@ def resolve_profile(name: str) -> Path:
 
 def load_profile(name: str = DEFAULT_PROFILE, overlays: Sequence[Path] = ()) -> LoadedProfile:
     """Load, validate and compile a profile and its overlays; ProfileError on any problem."""
-    problems: list[ProfileError] = []
     manifest_path = resolve_profile(name)
     manifest_doc = load_yaml(manifest_path, ProfileError)
     manifest = _validate(ProfileManifest, manifest_doc)
+    builder = _Builder()
     variables = {key: spec.default for key, spec in manifest.variables.items()}
-    descriptions = {key: spec.description for key, spec in manifest.variables.items()}
 
-    entries: list[ControlEntry] = []
-    sections: list[SectionInfo] = []
-    docs: dict[str, YamlDocument] = {}
+    parts: list[tuple[YamlDocument, ProfileFile]] = []
     for index, include in enumerate(manifest.include):
         path = manifest_path.parent / include
         if not path.is_file():
-            line = manifest_doc.line_of(["include", index])
-            problems.append(ProfileError("included file not found", path=manifest_path,
-                                         line=line, item=include))
+            builder.problem("included file not found", manifest_doc, ["include", index], include)
             continue
         doc = load_yaml(path, ProfileError)
         try:
-            part = _validate(ProfileFile, doc)
+            parts.append((doc, _validate(ProfileFile, doc)))
         except ProfileError as exc:
-            problems.append(exc)
-            continue
-        docs[str(path)] = doc
-        sections.append(part.section)
-        entries.extend(ControlEntry(c, part.section, str(path)) for c in part.controls)
+            builder.problems.append(exc)
+    for doc, part in parts:
+        builder.define(doc, part.section, part.controls, "controls")
+    for doc, part in parts:
+        for index, extension in enumerate(part.extend):
+            builder.extend(doc, extension.id, extension.checks, ["extend", index])
 
     disabled: list[str] = []
     severities: dict[str, Severity] = {}
     for overlay_path in overlays:
         doc = load_yaml(overlay_path, ProfileError)
         overlay = _validate(Overlay, doc)
-        docs[str(overlay_path)] = doc
-        problems.extend(_check_overlay(overlay, manifest, doc))
+        builder.problems.extend(_check_overlay(overlay, manifest, doc))
         variables.update({k: v for k, v in overlay.variables.items() if k in variables})
+        for index, control in enumerate(overlay.controls):
+            if control.id in builder.controls:
+                builder.extend(doc, control.id, control.checks, ["controls", index])
+            else:
+                builder.define(doc, CUSTOM_SECTION, [control], "controls", index)
+        for check_id in overlay.disable:
+            builder.require_check(doc, check_id, ["disable", overlay.disable.index(check_id)])
+        for check_id in overlay.severity:
+            builder.require_check(doc, check_id, ["severity", check_id])
         disabled.extend(overlay.disable)
         severities.update(overlay.severity)
-        entries = _merge_controls(entries, overlay.controls, str(overlay_path), problems, doc)
-        if overlay.controls and CUSTOM_SECTION not in sections:
-            sections.append(CUSTOM_SECTION)
 
-    entries = _apply_changes(entries, set(disabled), severities, problems, overlays)
-    checks = _compile_all(entries, docs, problems)
-    if problems:
-        raise _combine(problems)
+    checks = builder.compile(set(disabled), severities)
+    if builder.problems:
+        raise _combine(builder.problems)
+    entries = builder.entries(set(disabled), severities)
     return LoadedProfile(
         id=manifest.id,
         title=manifest.title,
         version=manifest.version,
         description=manifest.description,
         variables=variables,
-        variable_descriptions=descriptions,
-        sections=tuple(sections),
+        variable_descriptions={key: spec.description for key, spec in manifest.variables.items()},
+        sections=tuple(builder.sections),
         controls=tuple(entries),
         checks=tuple(checks),
-        sources=(str(manifest_path), *(e for e in docs if e not in {str(o) for o in overlays})),
+        sources=(str(manifest_path), *(str(doc.path) for doc, _ in parts)),
         overlays=tuple(str(o) for o in overlays),
         disabled=tuple(disabled),
     )
 
 
-def _validate[M: pydantic.BaseModel](model: type[M], doc: YamlDocument) -> M:
+@dataclass
+class _Placed:
+    """A check and where it was written: for ordering, duplicates and error lines."""
+
+    check: Check
+    control_id: str
+    doc: YamlDocument
+    location: list[str | int]
+
+
+class _Builder:
+    """Collects controls and checks from every file, with every problem found on the way."""
+
+    def __init__(self) -> None:
+        self.controls: dict[str, ControlEntry] = {}
+        self.sections: list[SectionInfo] = []
+        self.placed: list[_Placed] = []
+        self.problems: list[ProfileError] = []
+
+    def problem(self, message: str, doc: YamlDocument, loc: list[str | int], item: str) -> None:
+        self.problems.append(ProfileError(message, path=doc.path, line=doc.line_of(loc), item=item))
+
+    def define(
+        self,
+        doc: YamlDocument,
+        section: SectionInfo | None,
+        controls: list[Control],
+        key: str,
+        offset: int = 0,
+    ) -> None:
+        if controls and section is None:
+            self.problem("a file that defines controls needs `section:`", doc, [key], key)
+            return
+        for index, control in enumerate(controls, start=offset):
+            assert section is not None
+            if control.id in self.controls:
+                self.problem("duplicate control id", doc, [key, index], control.id)
+                continue
+            if section not in self.sections:
+                self.sections.append(section)
+            self.controls[control.id] = ControlEntry(control, section, str(doc.path))
+            self._place(doc, control.id, control.checks, [key, index])
+
+    def extend(
+        self, doc: YamlDocument, control_id: str, checks: list[Check], loc: list[str | int]
+    ) -> None:
+        if control_id not in self.controls:
+            self.problem("no such control in the profile", doc, loc, control_id)
+            return
+        self._place(doc, control_id, checks, loc)
+
+    def _place(
+        self, doc: YamlDocument, control_id: str, checks: list[Check], loc: list[str | int]
+    ) -> None:
+        for index, check in enumerate(checks):
+            self.placed.append(_Placed(check, control_id, doc, [*loc, "checks", index]))
+
+    def require_check(self, doc: YamlDocument, check_id: str, loc: list[str | int]) -> None:
+        if all(p.check.id != check_id for p in self.placed):
+            self.problem("no such check in the profile", doc, loc, check_id)
+
+    def compile(self, disabled: set[str], severities: dict[str, Severity]) -> list[CompiledCheck]:
+        compiled: list[CompiledCheck] = []
+        first: dict[str, _Placed] = {}
+        for placed in self.placed:
+            check = placed.check
+            if check.id in first:
+                self.problem(
+                    f"duplicate check id (first defined in {first[check.id].doc.path})",
+                    placed.doc,
+                    placed.location,
+                    check.id,
+                )
+                continue
+            first[check.id] = placed
+            if check.id in severities:
+                check = check.model_copy(update={"severity": severities[check.id]})
+            try:
+                result = _compile_check(check, self.controls[placed.control_id])
+            except _CheckProblem as exc:
+                self.problem(exc.message, placed.doc, [*placed.location, exc.key], check.id)
+                continue
+            if check.id not in disabled:
+                compiled.append(result)
+        return compiled
+
+    def entries(self, disabled: set[str], severities: dict[str, Severity]) -> list[ControlEntry]:
+        """The controls with all their checks gathered, overlay changes applied."""
+        by_control: dict[str, list[Check]] = {cid: [] for cid in self.controls}
+        for placed in self.placed:
+            check = placed.check
+            if check.id in disabled:
+                continue
+            if check.id in severities:
+                check = check.model_copy(update={"severity": severities[check.id]})
+            by_control[placed.control_id].append(check)
+        return [
+            ControlEntry(
+                entry.control.model_copy(update={"checks": by_control[cid]}),
+                entry.section,
+                entry.source,
+            )
+            for cid, entry in self.controls.items()
+        ]
+
+
+def _validate(model: type[M], doc: YamlDocument) -> M:
     if not isinstance(doc.data, dict):
         raise ProfileError("expected a mapping at the top level", path=doc.path, line=1)
     try:
@@ -229,111 +338,25 @@ def _check_overlay(
 ) -> list[ProfileError]:
     problems = []
     if overlay.extends != manifest.id:
-        problems.append(ProfileError(
-            f"extends {overlay.extends!r} but the profile is {manifest.id!r}",
-            path=doc.path, line=doc.line_of(["extends"]), item=overlay.extends,
-        ))
+        problems.append(
+            ProfileError(
+                f"extends {overlay.extends!r} but the profile is {manifest.id!r}",
+                path=doc.path,
+                line=doc.line_of(["extends"]),
+                item=overlay.extends,
+            )
+        )
     for key in overlay.variables:
         if key not in manifest.variables:
-            problems.append(ProfileError(
-                "unknown variable", path=doc.path, line=doc.line_of(["variables", key]), item=key
-            ))
-    return problems
-
-
-def _merge_controls(
-    entries: list[ControlEntry],
-    additions: list[Control],
-    source: str,
-    problems: list[ProfileError],
-    doc: YamlDocument,
-) -> list[ControlEntry]:
-    merged = list(entries)
-    for index, addition in enumerate(additions):
-        existing = next((i for i, e in enumerate(merged) if e.control.id == addition.id), None)
-        if existing is None:
-            merged.append(ControlEntry(addition, CUSTOM_SECTION, source))
-            continue
-        entry = merged[existing]
-        # Adding checks to a shipped control keeps the shipped text; only `checks` is taken.
-        if not addition.checks:
-            problems.append(ProfileError(
-                "control exists in the profile: an overlay may only add checks to it",
-                path=doc.path, line=doc.line_of(["controls", index]), item=addition.id,
-            ))
-            continue
-        control = entry.control.model_copy(
-            update={"checks": [*entry.control.checks, *addition.checks]}
-        )
-        merged[existing] = ControlEntry(control, entry.section, entry.source)
-    return merged
-
-
-def _apply_changes(
-    entries: list[ControlEntry],
-    disabled: set[str],
-    severities: dict[str, Severity],
-    problems: list[ProfileError],
-    overlays: Sequence[Path],
-) -> list[ControlEntry]:
-    known = {c.id for e in entries for c in e.control.checks}
-    where = str(overlays[-1]) if overlays else None
-    for check_id in sorted((disabled | set(severities)) - known):
-        problems.append(ProfileError("no such check in the profile", path=where, item=check_id))
-    changed = []
-    for entry in entries:
-        checks = [
-            c.model_copy(update={"severity": severities[c.id]}) if c.id in severities else c
-            for c in entry.control.checks
-            if c.id not in disabled
-        ]
-        control = entry.control.model_copy(update={"checks": checks})
-        changed.append(ControlEntry(control, entry.section, entry.source))
-    return changed
-
-
-def _compile_all(
-    entries: list[ControlEntry], docs: dict[str, YamlDocument], problems: list[ProfileError]
-) -> list[CompiledCheck]:
-    compiled: list[CompiledCheck] = []
-    seen_checks: dict[str, str] = {}
-    seen_controls: set[str] = set()
-    for entry in entries:
-        doc = docs[entry.source]
-        control_index = _index_of(doc.data.get("controls", []), entry.control.id)
-        if entry.control.id in seen_controls:
-            problems.append(ProfileError("duplicate control id", path=doc.path,
-                                         line=doc.line_of(["controls", control_index]),
-                                         item=entry.control.id))
-        seen_controls.add(entry.control.id)
-        for check in entry.control.checks:
-            checks_data = (
-                doc.data["controls"][control_index].get("checks", [])
-                if control_index is not None else []
+            problems.append(
+                ProfileError(
+                    "unknown variable",
+                    path=doc.path,
+                    line=doc.line_of(["variables", key]),
+                    item=key,
+                )
             )
-            loc: list[str | int] = ["controls", control_index or 0, "checks",
-                                    _index_of(checks_data, check.id) or 0]
-            if check.id in seen_checks:
-                problems.append(ProfileError(
-                    f"duplicate check id (first defined in {seen_checks[check.id]})",
-                    path=doc.path, line=doc.line_of(loc), item=check.id,
-                ))
-                continue
-            seen_checks[check.id] = entry.source
-            try:
-                compiled.append(_compile_check(check, entry))
-            except _CheckProblem as exc:
-                problems.append(ProfileError(exc.message, path=doc.path,
-                                             line=doc.line_of([*loc, exc.key]), item=check.id))
-    return compiled
-
-
-def _index_of(items: Any, item_id: str) -> int | None:
-    if isinstance(items, list):
-        for index, item in enumerate(items):
-            if isinstance(item, dict) and item.get("id") == item_id:
-                return index
-    return None
+    return problems
 
 
 class _CheckProblem(Exception):

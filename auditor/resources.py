@@ -1,4 +1,4 @@
-"""Where the shipped data (benchmark profiles, report templates) lives, installed or in a checkout."""
+"""Where the shipped data (profiles, report templates) lives, installed or in a checkout."""
 
 from pathlib import Path
 

@@ -59,4 +59,6 @@ def write(request: ReportRequest, document: dict[str, Any]) -> None:
         else:
             path.write_text(content, encoding="utf-8")
     except OSError as exc:
-        raise ReportError(f"cannot write {request.format} report to {path}: {exc.strerror}") from exc
+        raise ReportError(
+            f"cannot write {request.format} report to {path}: {exc.strerror}"
+        ) from exc

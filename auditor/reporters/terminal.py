@@ -32,8 +32,7 @@ class TerminalReporter:
         ]
         if overall["coverage"] is not None and overall["coverage"] < 80:
             lines.append(
-                "  (low coverage: errors and unanswered manual controls are not scored; "
-                "see below)"
+                "  (low coverage: errors and unanswered manual controls are not scored; see below)"
             )
         counts = Counter({k: v for k, v in overall["counts"].items() if v})
         lines.append("  " + "  ".join(f"{k} {counts[k]}" for k in sorted(counts)))
@@ -47,24 +46,42 @@ class TerminalReporter:
         target_rows = []
         for target in document["targets"]:
             s = score["by_target"].get(target["name"], {})
-            target_rows.append([
-                plain(target["name"]), target["kind"], _fmt(s.get("value")), s.get("grade") or "-",
-                _fmt(s.get("coverage"), "%"), plain(target["error"] or ""),
-            ])
+            target_rows.append(
+                [
+                    plain(target["name"]),
+                    target["kind"],
+                    _fmt(s.get("value")),
+                    s.get("grade") or "-",
+                    _fmt(s.get("coverage"), "%"),
+                    plain(target["error"] or ""),
+                ]
+            )
         if target_rows:
-            lines += ["", tabulate(target_rows, ["target", "kind", "score", "grade", "coverage",
-                                                  "error"])]
+            lines += [
+                "",
+                tabulate(target_rows, ["target", "kind", "score", "grade", "coverage", "error"]),
+            ]
         failures = [r for r in document["results"] if r["status"] in ("fail", "error")]
         failures.sort(key=lambda r: (_SEVERITY_ORDER[r["severity"]], r["status"], r["check_id"]))
         if failures:
             rows = [
-                [r["severity"], r["status"], r["check_id"], plain(r["target"]),
-                 plain(f"{r['subject']['kind']} {r['subject']['name']}"), plain(r["message"], 70)]
+                [
+                    r["severity"],
+                    r["status"],
+                    r["check_id"],
+                    plain(r["target"]),
+                    plain(f"{r['subject']['kind']} {r['subject']['name']}"),
+                    plain(r["message"], 70),
+                ]
                 for r in failures[:_MAX_FAILURES]
             ]
-            lines += ["", tabulate(rows, ["severity", "status", "check", "target", "subject",
-                                          "message"])]
+            lines += [
+                "",
+                tabulate(rows, ["severity", "status", "check", "target", "subject", "message"]),
+            ]
             if len(failures) > _MAX_FAILURES:
-                lines.append(f"... and {len(failures) - _MAX_FAILURES} more failures and errors "
-                             "in the full report")
+                lines.append(
+                    f"... and {len(failures) - _MAX_FAILURES} more failures and errors "
+                    "in the full report"
+                )
         return "\n".join(lines) + "\n"

@@ -235,9 +235,11 @@ def _resolve(spec: TargetSpec) -> dict[str, Any]:
     port = parts.port or spec.port or int(found.get("port", 22))
     configured = [Path(p).expanduser() for p in found.get("identityfile", [])]
     identity = list(spec.identity_files) or [str(p) for p in configured if p.is_file()]
-    known_hosts = spec.known_hosts or (
-        found["userknownhostsfile"].split()[0] if "userknownhostsfile" in found else None
-    ) or DEFAULT_KNOWN_HOSTS
+    known_hosts = (
+        spec.known_hosts
+        or (found["userknownhostsfile"].split()[0] if "userknownhostsfile" in found else None)
+        or DEFAULT_KNOWN_HOSTS
+    )
     return {
         "hostname": found.get("hostname", alias),
         "user": user,
@@ -250,4 +252,3 @@ def _resolve(spec: TargetSpec) -> dict[str, Any]:
 
 def _local_user() -> str:
     return os.environ.get("USER") or os.environ.get("LOGNAME") or "root"
-

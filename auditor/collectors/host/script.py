@@ -48,7 +48,7 @@ def build_script(sections: Sequence[Section], paths: Iterable[str], nonce: str) 
     for section in sections:
         lines.append(f"__section_{section.name}() {{\n{section.script.rstrip()}\n}}")
     lines.extend(f"__auditor_run {section.name}" for section in sections)
-    lines.append('printf \'%s DONE\\n\' "$M"')
+    lines.append("printf '%s DONE\\n' \"$M\"")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,746 @@
+"""The host fact sections: one read-only POSIX sh snippet and one pure parser per `host.*` fact.
+
+The host runner wraps every `Section.script` in a shell function and runs all of them in ONE
+`sh -s` process (one SSH exec channel); it captures each section's stdout, stderr and exit status
+and hands the stdout to `Section.parse`. Before the snippets it defines `AUDITOR_PATHS`, the
+newline-separated list of paths the `file_modes` section stats (see `DEFAULT_PATHS`).
+
+Every snippet is made safe by construction (`_snippet`):
+
+- it runs in a subshell, so its variables, `IFS`, `set -f` and helper functions never leak into
+  the next section, and with stdin from /dev/null, so no command can swallow the rest of the
+  script that `sh -s` is still reading from the same stdin;
+- it sets a fixed `PATH` (a user's own `PATH` could put a look-alike `ps` first, and the sbin
+  directories are missing from a non-login SSH session's `PATH`) and `LC_ALL=C`, so tool messages
+  the parsers look at are not translated;
+- it only reads: no redirection into files other than /dev/null, no package-cache refresh
+  (`apt-get -s`, `dnf -C`), and tests/unit/test_host_parsers.py greps every snippet for writing
+  commands.
+
+Snippets prefix every line they print (`S:`, `F:`, `@rc` ...) so the parsers never have to guess
+which command a line came from; text read from the host is untrusted and is only ever parsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from auditor.collectors.host import parsers
+from auditor.collectors.host.parsers import FactUnavailable
+
+__all__ = ["DEFAULT_PATHS", "SECTIONS", "FactUnavailable", "Section", "script_for"]
+
+
+@dataclass(frozen=True)
+class Section:
+    """One host fact: the snippet that prints its raw evidence and the parser that reads it."""
+
+    name: str
+    script: str
+    parse: Callable[[str], Any]
+    description: str
+    needs_root: bool = False
+
+
+# Paths the file_modes section stats by default: runtime sockets, runtime and orchestrator
+# configuration (CIS Docker 3.x, CIS Kubernetes 1.1.x) and the identity/sudo/ssh files (4.5.4).
+DEFAULT_PATHS: tuple[str, ...] = (
+    # container runtime sockets
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/run/containerd/containerd.sock",
+    "/var/run/crio/crio.sock",
+    "/run/podman/podman.sock",
+    # Docker daemon configuration and unit files
+    "/etc/docker",
+    "/etc/docker/daemon.json",
+    "/etc/docker/certs.d",
+    "/etc/default/docker",
+    "/etc/sysconfig/docker",
+    "/lib/systemd/system/docker.service",
+    "/lib/systemd/system/docker.socket",
+    "/usr/lib/systemd/system/docker.service",
+    "/usr/lib/systemd/system/docker.socket",
+    "/etc/systemd/system/docker.service",
+    "/etc/systemd/system/docker.socket",
+    "/var/lib/docker",
+    "/usr/bin/dockerd",
+    # containerd / CRI-O
+    "/etc/containerd",
+    "/etc/containerd/config.toml",
+    "/lib/systemd/system/containerd.service",
+    "/usr/lib/systemd/system/containerd.service",
+    "/etc/crio/crio.conf",
+    # Kubernetes control plane and kubelet
+    "/etc/kubernetes/manifests",
+    "/etc/kubernetes/manifests/kube-apiserver.yaml",
+    "/etc/kubernetes/manifests/kube-controller-manager.yaml",
+    "/etc/kubernetes/manifests/kube-scheduler.yaml",
+    "/etc/kubernetes/manifests/etcd.yaml",
+    "/etc/kubernetes/admin.conf",
+    "/etc/kubernetes/super-admin.conf",
+    "/etc/kubernetes/scheduler.conf",
+    "/etc/kubernetes/controller-manager.conf",
+    "/etc/kubernetes/kubelet.conf",
+    "/etc/kubernetes/pki",
+    "/etc/kubernetes/pki/ca.crt",
+    "/var/lib/kubelet/config.yaml",
+    "/var/lib/etcd",
+    "/etc/cni/net.d",
+    # identity, authentication and privilege files
+    "/etc/passwd",
+    "/etc/shadow",
+    "/etc/group",
+    "/etc/gshadow",
+    "/etc/ssh/sshd_config",
+    "/etc/ssh/sshd_config.d",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    # scheduled jobs and audit configuration
+    "/etc/crontab",
+    "/etc/cron.d",
+    "/etc/audit/auditd.conf",
+    "/etc/audit/rules.d",
+)
+
+_PREAMBLE = (
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+    "LC_ALL=C\n"
+    "export PATH LC_ALL\n"
+)
+
+
+def _snippet(body: str) -> str:
+    """Wrap a section body: subshell (nothing leaks), stdin from /dev/null, fixed PATH and locale."""
+    return "(\n" + _PREAMBLE + body.strip("\n") + "\n) </dev/null"
+
+
+_OS = r"""
+for f in /etc/os-release /usr/lib/os-release; do
+  if [ -r "$f" ]; then
+    printf 'file:%s\n' "$f"
+    awk '{ print "osr:" $0 }' "$f"
+    break
+  fi
+done
+printf 'kernel:%s\n' "$(uname -r)"
+printf 'arch:%s\n' "$(uname -m)"
+printf 'hostname:%s\n' "$(uname -n)"
+"""
+
+# Include handling mirrors sshd: patterns are globbed (sorted), relative ones are relative to
+# /etc/ssh, included files are inlined where the Include stands, and sshd stops at depth 16.
+_SSHD_CONFIG = r"""
+sshd=$(command -v sshd 2>/dev/null) || sshd=
+if [ -z "$sshd" ]; then
+  echo "sshd:absent"
+else
+  printf 'sshd:%s\n' "$sshd"
+  if out=$("$sshd" -T 2>&1); then
+    echo "T-rc:0"
+    printf '%s\n' "$out" | awk '{ print "T:" $0 }'
+  else
+    printf 'T-rc:%s\n' "$?"
+    printf '%s\n' "$out" | awk '{ print "T-err:" $0 }'
+  fi
+  _sshd_walk() {
+    if [ "$2" -gt 16 ]; then printf 'D:%s\n' "$1"; return 0; fi
+    if [ ! -e "$1" ]; then printf 'N:%s\n' "$1"; return 0; fi
+    if [ ! -r "$1" ]; then printf 'X:%s\n' "$1"; return 0; fi
+    printf 'F:%s\n' "$1"
+    while IFS= read -r _l || [ -n "$_l" ]; do
+      printf 'L:%s\n' "$_l"
+      _t=${_l#"${_l%%[![:space:]]*}"}
+      case $_t in
+        [Ii][Nn][Cc][Ll][Uu][Dd][Ee][[:space:]=]*) ;;
+        *) continue ;;
+      esac
+      _a=${_t#???????}
+      _a=${_a#"${_a%%[![:space:]=]*}"}
+      set -f
+      for _p in $_a; do
+        set +f
+        case $_p in /*) ;; *) _p=/etc/ssh/$_p ;; esac
+        _dir=${_p%/*}
+        if [ -d "$_dir" ] && { [ ! -r "$_dir" ] || [ ! -x "$_dir" ]; }; then
+          printf 'X:%s\n' "$_dir"
+          continue
+        fi
+        for _g in $_p; do
+          [ -e "$_g" ] && _sshd_walk "$_g" $(($2 + 1))
+        done
+      done
+      set +f
+    done < "$1"
+    printf 'E:%s\n' "$1"
+  }
+  _sshd_walk /etc/ssh/sshd_config 0
+fi
+"""
+
+_SYSCTL = r"""
+out=
+if command -v sysctl >/dev/null 2>&1; then
+  out=$(sysctl -a 2>/dev/null)
+fi
+if [ -n "$out" ]; then
+  printf '%s\n' "$out" | awk '{ print "S:" $0 }'
+elif [ -d /proc/sys ]; then
+  echo "@source proc"
+  grep -rs '' /proc/sys | awk '{ print "P:" $0 }'
+else
+  echo "@unavailable"
+fi
+"""
+
+_MOUNTS = r"""
+for f in /proc/self/mounts /proc/mounts /etc/mtab; do
+  if [ -r "$f" ]; then
+    printf 'file:%s\n' "$f"
+    awk '{ print "M:" $0 }' "$f"
+    break
+  fi
+done
+"""
+
+_FILE_MODES = r"""
+if [ "${AUDITOR_PATHS+set}" != set ]; then
+  echo "@no-paths-variable"
+elif ! command -v stat >/dev/null 2>&1; then
+  echo "@no-stat"
+else
+  set -f
+  IFS='
+'
+  for p in $AUDITOR_PATHS; do
+    printf 'P:%s\n' "$p"
+    if o=$(stat -c '%f %u %g %U %G' -- "$p" 2>&1); then
+      printf 'S:%s\n' "$o"
+      if [ -L "$p" ]; then
+        printf 'L:'
+        readlink -- "$p" | tr '\n' '?'
+        echo
+        if o=$(stat -L -c '%f %u %g %U %G' -- "$p" 2>&1); then
+          printf 'T:%s\n' "$o"
+        else
+          printf 'TE:%s\n' "$o" | head -n 1
+        fi
+      fi
+    else
+      printf 'E:%s\n' "$o" | head -n 1
+    fi
+  done
+fi
+"""
+
+_PACKAGES = r"""
+if command -v dpkg-query >/dev/null 2>&1 && [ -s /var/lib/dpkg/status ]; then
+  echo "manager:dpkg"
+  o=$(dpkg-query -W -f='${Package} ${Version} ${Architecture} ${Status}\n' 2>&1)
+  printf '@rc %s\n' "$?"
+  printf '%s\n' "$o" | awk '{ print "D:" $0 }'
+elif command -v rpm >/dev/null 2>&1; then
+  echo "manager:rpm"
+  o=$(rpm -qa --qf '%{NAME} %|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE} %{ARCH}\n' 2>&1)
+  printf '@rc %s\n' "$?"
+  printf '%s\n' "$o" | awk '{ print "R:" $0 }'
+else
+  echo "manager:none"
+fi
+"""
+
+# apt-get -s as root rewrites /var/cache/apt/*.bin when they are stale: run it as nobody
+# (setpriv drops every privilege), or, without setpriv, with the binary caches switched off.
+# dnf as a non-root user creates a private cache under /var/tmp, so it only runs as root.
+_UPDATES = r"""
+if command -v apt-get >/dev/null 2>&1 && [ -d /var/lib/apt/lists ]; then
+  echo "manager:apt"
+  printf 'now:%s\n' "$(date +%s)"
+  for f in /var/lib/apt/lists /var/lib/apt/periodic/update-success-stamp; do
+    [ -e "$f" ] && printf 'mtime:%s %s\n' "$(stat -c %Y "$f" 2>/dev/null)" "$f"
+  done
+  if [ "$(id -u)" != 0 ]; then
+    o=$(apt-get -s -o Debug::NoLocking=1 dist-upgrade 2>&1)
+  elif command -v setpriv >/dev/null 2>&1; then
+    o=$(setpriv --reuid=65534 --regid=65534 --clear-groups \
+      apt-get -s -o Debug::NoLocking=1 dist-upgrade 2>&1)
+  else
+    o=$(apt-get -s -o Debug::NoLocking=1 -o Dir::Cache::pkgcache= \
+      -o Dir::Cache::srcpkgcache= dist-upgrade 2>&1)
+  fi
+  printf '@rc %s\n' "$?"
+  printf '%s\n' "$o" | awk '{ print "A:" $0 }'
+elif command -v dnf >/dev/null 2>&1 || command -v yum >/dev/null 2>&1; then
+  m=dnf
+  command -v dnf >/dev/null 2>&1 || m=yum
+  printf 'manager:%s\n' "$m"
+  printf 'now:%s\n' "$(date +%s)"
+  for f in /var/cache/dnf/*/repodata/repomd.xml /var/cache/yum/*/*/*/repomd.xml \
+    /var/cache/libdnf5/*/repodata/repomd.xml; do
+    [ -e "$f" ] && printf 'mtime:%s %s\n' "$(stat -c %Y "$f" 2>/dev/null)" "$f"
+  done
+  if [ "$(id -u)" != 0 ]; then
+    echo "@not-root"
+  else
+    o=$("$m" -C -q check-update 2>&1)
+    printf '@rc %s\n' "$?"
+    printf '%s\n' "$o" | awk '{ print "U:" $0 }'
+    o=$("$m" -C -q --security check-update 2>&1)
+    printf '@src %s\n' "$?"
+    printf '%s\n' "$o" | awk '{ print "Z:" $0 }'
+  fi
+else
+  echo "manager:none"
+fi
+"""
+
+_SYSTEMD = r"""
+if ! command -v systemctl >/dev/null 2>&1; then
+  echo "@no-systemctl"
+elif [ ! -d /run/systemd/system ]; then
+  echo "@not-booted"
+else
+  o=$(systemctl list-units --all --type=service,socket,timer --no-legend --plain --no-pager 2>&1)
+  printf '@units-rc %s\n' "$?"
+  printf '%s\n' "$o" | awk '{ print "U:" $0 }'
+  o=$(systemctl list-unit-files --type=service,socket,timer --no-legend --no-pager 2>&1)
+  printf '@files-rc %s\n' "$?"
+  printf '%s\n' "$o" | awk '{ print "F:" $0 }'
+fi
+"""
+
+_AUDIT = r"""
+if command -v auditctl >/dev/null 2>&1; then
+  echo "auditctl:present"
+  o=$(auditctl -s 2>&1)
+  printf '@s-rc %s\n' "$?"
+  printf '%s\n' "$o" | awk '{ print "S:" $0 }'
+  o=$(auditctl -l 2>&1)
+  printf '@l-rc %s\n' "$?"
+  printf '%s\n' "$o" | awk '{ print "L:" $0 }'
+else
+  echo "auditctl:absent"
+fi
+if [ ! -d /etc/audit ]; then
+  echo "N:/etc/audit"
+elif [ ! -r /etc/audit ] || [ ! -x /etc/audit ]; then
+  echo "X:/etc/audit"
+else
+  if [ -d /etc/audit/rules.d ] && { [ ! -r /etc/audit/rules.d ] || [ ! -x /etc/audit/rules.d ]; }; then
+    echo "X:/etc/audit/rules.d"
+  fi
+  for f in /etc/audit/rules.d/*.rules /etc/audit/audit.rules; do
+    [ -e "$f" ] || continue
+    if [ -r "$f" ]; then
+      printf 'F:%s\n' "$f"
+      awk '{ print "R:" $0 }' "$f"
+    else
+      printf 'X:%s\n' "$f"
+    fi
+  done
+fi
+"""
+
+# Only fields 1, 3, 4, 6 and 7 leave the host, plus a class for field 2 (never the field itself).
+_ACCOUNTS = r"""
+if [ -r /etc/passwd ]; then
+  awk -F: '{
+    c = "hash"
+    if ($2 == "x") c = "shadow"
+    else if ($2 == "") c = "empty"
+    else if ($2 ~ /^[!*]/) c = "locked"
+    print "U:" $1 ":" c ":" $3 ":" $4 ":" $6 ":" $7
+  }' /etc/passwd
+else
+  echo "X:/etc/passwd"
+fi
+if [ -r /etc/group ]; then
+  awk -F: '{ print "G:" $1 ":" $3 ":" $4 }' /etc/group
+else
+  echo "X:/etc/group"
+fi
+"""
+
+# The hash never leaves awk: only the user name and its class are printed.
+_SHADOW = r"""
+if [ ! -e /etc/shadow ]; then
+  echo "N:/etc/shadow"
+elif [ ! -r /etc/shadow ]; then
+  echo "X:/etc/shadow"
+else
+  awk -F: '{
+    c = "set"
+    if ($2 == "") c = "empty"
+    else if ($2 ~ /^[!*]/) c = "locked"
+    print "H:" $1 " " c
+  }' /etc/shadow
+fi
+"""
+
+# sudo's own rules: @includedir/#includedir skips names ending in "~" or containing ".",
+# @include/#include paths are relative to the including file's directory, 128 levels at most.
+_SUDOERS = r"""
+_sudo_walk() {
+  if [ "$2" -gt 128 ]; then printf 'D:%s\n' "$1"; return 0; fi
+  if [ ! -e "$1" ]; then printf 'N:%s\n' "$1"; return 0; fi
+  if [ ! -r "$1" ]; then printf 'X:%s\n' "$1"; return 0; fi
+  printf 'F:%s\n' "$1"
+  while IFS= read -r _l || [ -n "$_l" ]; do
+    printf 'L:%s\n' "$_l"
+    _t=${_l#"${_l%%[![:space:]]*}"}
+    case $_t in
+      [#@]include[[:space:]]*|[#@]includedir[[:space:]]*) ;;
+      *) continue ;;
+    esac
+    _k=${_t%%[[:space:]]*}
+    _a=${_t#"$_k"}
+    _a=${_a#"${_a%%[![:space:]]*}"}
+    _a=${_a%"${_a##*[![:space:]]}"}
+    _a=${_a#\"}
+    _a=${_a%\"}
+    case $_a in /*) ;; *) _a=${1%/*}/$_a ;; esac
+    case $_k in
+      *dir)
+        if [ ! -d "$_a" ]; then
+          printf 'N:%s\n' "$_a"
+        elif [ ! -r "$_a" ] || [ ! -x "$_a" ]; then
+          printf 'X:%s\n' "$_a"
+        else
+          for _g in "$_a"/*; do
+            case ${_g##*/} in *~|*.*) continue ;; esac
+            [ -f "$_g" ] && _sudo_walk "$_g" $(($2 + 1))
+          done
+        fi
+        ;;
+      *) _sudo_walk "$_a" $(($2 + 1)) ;;
+    esac
+  done < "$1"
+  printf 'E:%s\n' "$1"
+}
+_sudo_walk /etc/sudoers 0
+"""
+
+_LISTENING = r"""
+out=
+if command -v ss >/dev/null 2>&1 && out=$(ss -H -tulnp 2>/dev/null); then
+  echo "source:ss"
+  [ -n "$out" ] && printf '%s\n' "$out" | awk '{ print "S:" $0 }'
+else
+  echo "source:proc"
+  for f in tcp tcp6 udp udp6; do
+    [ -r "/proc/net/$f" ] && awk -v t="$f" 'NR > 1 { print "N:" t " " $0 }' "/proc/net/$f"
+  done
+fi
+"""
+
+# ps escapes control characters in comm and args; /proc/PID/cgroup is read in one grep.
+# "self" is the pid of this sh: the parser drops it and its children (ps, grep, awk ...).
+_PROCESSES = r"""
+printf 'self:%s\n' "$$"
+if command -v ps >/dev/null 2>&1 && o=$(ps -eo pid=,ppid=,uid=,user:64=,args= 2>/dev/null); then
+  printf '%s\n' "$o" | awk '{ print "A:" $0 }'
+  ps -eo pid=,comm= 2>/dev/null | awk '{ print "C:" $0 }'
+else
+  echo "@no-ps"
+  grep -s '' /proc/[0-9]*/comm | awk '{ print "c:" $0 }'
+  grep -s -e '^Uid:' -e '^PPid:' /proc/[0-9]*/status | awk '{ print "s:" $0 }'
+fi
+grep -s '' /proc/[0-9]*/cgroup | awk '{ print "G:" $0 }'
+"""
+
+# Each entry: runtime name, the binaries that mean "installed", the process names (comm, at most
+# 15 characters) that mean "running". `--version` only prints; it never contacts a daemon.
+_RUNTIMES = r"""
+PATH=$PATH:/opt/bin:/snap/bin:/usr/libexec/docker
+procs=$(cat /proc/[0-9]*/comm 2>/dev/null)
+nl='
+'
+_to=
+command -v timeout >/dev/null 2>&1 && _to="timeout 5"
+for spec in \
+  "docker|dockerd docker|dockerd" \
+  "containerd|containerd|containerd" \
+  "podman|podman|podman conmon" \
+  "cri-o|crio|crio" \
+  "runc|runc|runc" \
+  "kubelet|kubelet|kubelet" \
+  "kube-apiserver|kube-apiserver|kube-apiserver" \
+  "kube-controller-manager|kube-controller-manager|kube-controller" \
+  "kube-scheduler|kube-scheduler|kube-scheduler" \
+  "kube-proxy|kube-proxy|kube-proxy" \
+  "etcd|etcd|etcd" \
+  "k3s|k3s|k3s k3s-server k3s-agent"
+do
+  name=${spec%%|*}
+  rest=${spec#*|}
+  bins=${rest%%|*}
+  comms=${rest#*|}
+  printf 'N:%s\n' "$name"
+  for b in $bins; do
+    p=$(command -v "$b" 2>/dev/null) || p=
+    if [ -n "$p" ] && [ -f "$p" ] && [ -x "$p" ]; then
+      printf 'B:%s %s\n' "$name" "$p"
+      # shellcheck disable=SC2086
+      v=$($_to "$p" --version 2>&1 | head -n 1)
+      printf 'V:%s %s\n' "$name" "$v"
+      break
+    fi
+  done
+  for c in $comms; do
+    case "$nl$procs$nl" in
+      *"$nl$c$nl"*) printf 'R:%s %s\n' "$name" "$c" ;;
+    esac
+  done
+done
+"""
+
+_KERNEL_SECURITY = r"""
+if [ -r /proc/self/mounts ] && awk '$3 == "securityfs" { f = 1 } END { exit !f }' /proc/self/mounts; then
+  echo "securityfs:mounted"
+else
+  echo "securityfs:absent"
+fi
+[ -d /sys/module ] && echo "sysfs:present"
+if [ -r /sys/module/apparmor/parameters/enabled ]; then
+  printf 'aa-enabled:%s\n' "$(cat /sys/module/apparmor/parameters/enabled)"
+fi
+p=/sys/kernel/security/apparmor/profiles
+if [ -r "$p" ]; then
+  echo "aa-profiles:readable"
+  awk '{ print "aa-mode:" $NF }' "$p" | sort | uniq -c | awk '{ print $2 " " $1 }'
+elif [ -e "$p" ]; then
+  echo "aa-profiles:unreadable"
+fi
+if [ -r /sys/fs/selinux/enforce ]; then
+  printf 'se-enforce:%s\n' "$(cat /sys/fs/selinux/enforce)"
+fi
+if [ -r /etc/selinux/config ]; then
+  awk -F= '$1 == "SELINUX" { print "se-config:" $2 }' /etc/selinux/config
+fi
+[ -r /sys/kernel/security/lockdown ] && printf 'lockdown:%s\n' "$(cat /sys/kernel/security/lockdown)"
+[ -r /sys/kernel/security/lsm ] && printf 'lsm:%s\n' "$(cat /sys/kernel/security/lsm)"
+awk '/^Seccomp:/ { print "seccomp:" $2 }' /proc/self/status
+"""
+
+_HARDWARE = r"""
+if [ -r /proc/self/mounts ] && awk '$3 == "securityfs" { f = 1 } END { exit !f }' /proc/self/mounts; then
+  echo "securityfs:mounted"
+else
+  echo "securityfs:absent"
+fi
+[ -d /sys/class ] && echo "sysfs:present"
+if [ -d /sys/firmware/efi ]; then
+  echo "efi:yes"
+  v=/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c
+  if [ -r "$v" ]; then
+    printf 'sb:%s\n' "$(od -An -t u1 "$v" | tr -s ' \n' '  ')"
+  elif [ -e "$v" ]; then
+    echo "sb:unreadable"
+  elif [ -n "$(ls /sys/firmware/efi/efivars 2>/dev/null | head -n 1)" ]; then
+    echo "sb:absent"
+  else
+    echo "sb:no-efivars"
+  fi
+else
+  echo "efi:no"
+fi
+if [ -e /sys/class/tpm/tpm0 ]; then
+  echo "tpm:yes"
+  [ -r /sys/class/tpm/tpm0/tpm_version_major ] &&
+    printf 'tpm-major:%s\n' "$(cat /sys/class/tpm/tpm0/tpm_version_major)"
+fi
+[ -e /dev/tpmrm0 ] && echo "tpmrm:yes"
+[ -e /sys/kernel/security/tpm0/binary_bios_measurements ] && echo "bios-log:yes"
+[ -e /sys/kernel/security/ima/ascii_runtime_measurements ] && echo "ima-log:yes"
+"""
+
+_FIM = r"""
+p=$(command -v aide 2>/dev/null) && printf 'bin:%s\n' "$p"
+if [ ! -d /var/lib/aide ]; then
+  echo "dbdir:absent"
+elif [ ! -r /var/lib/aide ] || [ ! -x /var/lib/aide ]; then
+  echo "dbdir:unreadable"
+else
+  echo "dbdir:readable"
+  for f in /var/lib/aide/aide.db*; do
+    [ -e "$f" ] && printf 'db:%s\n' "$f"
+  done
+fi
+for d in /etc/cron.d /etc/cron.hourly /etc/cron.daily /etc/cron.weekly /etc/cron.monthly \
+  /var/spool/cron/crontabs /var/spool/cron; do
+  [ -d "$d" ] || continue
+  if [ ! -r "$d" ] || [ ! -x "$d" ]; then
+    printf 'X:%s\n' "$d"
+    continue
+  fi
+  for f in "$d"/*; do
+    [ -f "$f" ] || continue
+    if [ ! -r "$f" ]; then
+      printf 'X:%s\n' "$f"
+    elif grep -qi aide "$f" 2>/dev/null; then
+      printf 'cron:%s\n' "$f"
+    fi
+  done
+done
+[ -r /etc/crontab ] && grep -qi aide /etc/crontab && echo "cron:/etc/crontab"
+for f in /etc/systemd/system/*.wants/*aide*.timer; do
+  [ -e "$f" ] && printf 'timer:%s\n' "$f"
+done
+"""
+
+_REBOOT = r"""
+printf 'running:%s\n' "$(uname -r)"
+if [ -e /var/run/reboot-required ]; then
+  echo "flag:present"
+  [ -r /var/run/reboot-required.pkgs ] && awk '{ print "pkg:" $0 }' /var/run/reboot-required.pkgs
+elif [ -d /var/run ]; then
+  echo "flag:absent"
+fi
+for f in /boot/vmlinuz-* /boot/vmlinux-*; do
+  [ -e "$f" ] && printf 'boot:%s\n' "${f#/boot/vmlinu?-}"
+done
+if command -v dpkg-query >/dev/null 2>&1 && [ -s /var/lib/dpkg/status ]; then
+  dpkg-query -W -f='${Package} ${Status}\n' 'linux-image-[0-9]*' 2>/dev/null |
+    awk '$NF == "installed" && $(NF-1) == "ok" { print "deb:" $1 }'
+elif command -v rpm >/dev/null 2>&1; then
+  rpm -q --qf '%{VERSION}-%{RELEASE}.%{ARCH}\n' kernel kernel-core kernel-uek 2>/dev/null |
+    awk 'NF == 1 { print "rpm:" $0 }'
+fi
+"""
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section(
+        "os",
+        _snippet(_OS),
+        parsers.parse_os,
+        "distribution identity (/etc/os-release), kernel release, architecture, host name",
+    ),
+    Section(
+        "sshd_config",
+        _snippet(_SSHD_CONFIG),
+        parsers.parse_sshd_config,
+        "effective sshd settings (sshd -T, else the config files with their Includes)",
+        needs_root=True,
+    ),
+    Section(
+        "sysctl",
+        _snippet(_SYSCTL),
+        parsers.parse_sysctl,
+        "every kernel parameter (sysctl -a, else /proc/sys), values as strings",
+    ),
+    Section(
+        "mounts",
+        _snippet(_MOUNTS),
+        parsers.parse_mounts,
+        "mounted filesystems with their options (/proc/self/mounts)",
+    ),
+    Section(
+        "file_modes",
+        _snippet(_FILE_MODES),
+        parsers.parse_file_modes,
+        "type, mode and ownership of each configured path (AUDITOR_PATHS)",
+    ),
+    Section(
+        "packages",
+        _snippet(_PACKAGES),
+        parsers.parse_packages,
+        "installed packages and versions (dpkg or rpm)",
+    ),
+    Section(
+        "updates",
+        _snippet(_UPDATES),
+        parsers.parse_updates,
+        "pending package updates from the local cache only, security flag, cache age",
+    ),
+    Section(
+        "systemd",
+        _snippet(_SYSTEMD),
+        parsers.parse_systemd,
+        "systemd service/socket/timer units: load, active, sub and enablement state",
+    ),
+    Section(
+        "audit",
+        _snippet(_AUDIT),
+        parsers.parse_audit,
+        "audit subsystem state, loaded audit rules and the rules files",
+        needs_root=True,
+    ),
+    Section(
+        "accounts",
+        _snippet(_ACCOUNTS),
+        parsers.parse_accounts,
+        "local users and groups (/etc/passwd, /etc/group), UID-0 accounts",
+    ),
+    Section(
+        "shadow",
+        _snippet(_SHADOW),
+        parsers.parse_shadow,
+        "accounts with an empty, locked or set password (/etc/shadow, no hashes)",
+        needs_root=True,
+    ),
+    Section(
+        "sudoers",
+        _snippet(_SUDOERS),
+        parsers.parse_sudoers,
+        "sudoers rule lines, NOPASSWD rules and include directives",
+        needs_root=True,
+    ),
+    Section(
+        "listening",
+        _snippet(_LISTENING),
+        parsers.parse_listening,
+        "listening TCP and UDP sockets with their owning process",
+    ),
+    Section(
+        "processes",
+        _snippet(_PROCESSES),
+        parsers.parse_processes,
+        "running processes with user, command line and cgroup",
+    ),
+    Section(
+        "runtimes",
+        _snippet(_RUNTIMES),
+        parsers.parse_runtimes,
+        "container runtimes and orchestrator components: installed, version, running",
+    ),
+    Section(
+        "kernel_security",
+        _snippet(_KERNEL_SECURITY),
+        parsers.parse_kernel_security,
+        "AppArmor, SELinux, kernel lockdown and seccomp availability",
+    ),
+    Section(
+        "hardware",
+        _snippet(_HARDWARE),
+        parsers.parse_hardware,
+        "UEFI, Secure Boot, TPM and boot measurement log",
+    ),
+    Section(
+        "fim",
+        _snippet(_FIM),
+        parsers.parse_fim,
+        "file integrity monitoring (AIDE): installed, database initialised, scheduled",
+    ),
+    Section(
+        "reboot",
+        _snippet(_REBOOT),
+        parsers.parse_reboot,
+        "reboot-required flag, running kernel and installed kernels",
+    ),
+)
+
+
+def script_for(paths: tuple[str, ...] | list[str] = DEFAULT_PATHS) -> str:
+    """The `AUDITOR_PATHS=...` assignment a runner puts before the section functions.
+
+    Single-quoted for sh, one path per line; a path holding a newline cannot be expressed in
+    the newline-separated list and is rejected.
+    """
+    for path in paths:
+        if "\n" in path:
+            raise ValueError(f"path contains a newline: {path!r}")
+    joined = "\n".join(paths)
+    return "AUDITOR_PATHS='" + joined.replace("'", "'\\''") + "'\n"

@@ -1,0 +1,80 @@
+"""Shared fixtures: real servers (sshd, dockerd, PostgreSQL) started for the test session.
+
+Each fixture is session-scoped per process: under pytest-xdist every worker starts its own
+servers on its own free ports and in its own directories, so nothing is shared between
+workers and no locking is needed (the system-wide test users are created under a file
+lock). A server that cannot start makes the fixture error with its log tail; nothing is
+skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from servers import dockerd, postgres, sshd
+
+# Keep the tests' redaction fingerprints and data files out of the user's home directory.
+os.environ.setdefault("AUDITOR_FINGERPRINT_KEY", "auditor-test-suite")
+os.environ.setdefault("XDG_DATA_HOME", tempfile.mkdtemp(prefix="auditor-xdg-"))
+
+
+@pytest.fixture(scope="session")
+def servers_dir() -> Iterator[Path]:
+    """A short-named directory under /tmp for the servers' state, removed after the session.
+
+    Not pytest's tmp_path: that lives under a 0700 directory the test users and the
+    postgres user cannot enter, and unix socket paths must stay under 108 bytes.
+    """
+    path = Path(tempfile.mkdtemp(prefix="auditor-test-", dir="/tmp"))
+    path.chmod(0o711)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+def _subdir(parent: Path, name: str) -> Path:
+    """Create parent/name and return it."""
+    path = parent / name
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(scope="session")
+def sshd_server(servers_dir: Path) -> Iterator[sshd.SshServer]:
+    """A real sshd on 127.0.0.1 accepting the generated client key for the test users."""
+    with sshd.sshd_server(_subdir(servers_dir, "sshd")) as server:
+        yield server
+
+
+@pytest.fixture
+def stalling_server() -> Iterator[sshd.TcpEndpoint]:
+    """A TCP endpoint on 127.0.0.1 that takes connections and never sends a byte."""
+    with sshd.stalling_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port on 127.0.0.1 where connections are refused."""
+    with sshd.closed_port() as port:
+        yield port
+
+
+@pytest.fixture(scope="session")
+def dockerd_server(servers_dir: Path) -> Iterator[dockerd.DockerDaemon]:
+    """A real dockerd on a private unix socket with its own data root."""
+    with dockerd.dockerd_server(_subdir(servers_dir, "dockerd")) as daemon:
+        yield daemon
+
+
+@pytest.fixture(scope="session")
+def postgres_server(servers_dir: Path) -> Iterator[postgres.PostgresServer]:
+    """A real PostgreSQL on 127.0.0.1 with an empty database `auditor_test`."""
+    with postgres.postgres_server(_subdir(servers_dir, "postgres")) as server:
+        yield server
