@@ -195,7 +195,8 @@ class _Context:
                 observed=observed,
                 evidence=evidence,
             )
-        message = check.render_message(data, self.variables, observed) or check.check.title
+        message = check.render_message(data, self.variables, observed)
+        message = message or f"not met: {check.check.title}"
         return _result(
             check, self.target, subject, Status.FAIL, message, observed=observed, evidence=evidence
         )

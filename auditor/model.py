@@ -137,7 +137,7 @@ class Attestation(_Strict):
 class Control(_Strict):
     """An SP 800-190 item: its text in our words, its checks, and its cross-references."""
 
-    id: str = Field(pattern=r"^[0-9][0-9.]*$")
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     title: str
     risk: str = Field(default="", description="the section 3 risk, in our words")
     text: str = Field(description="the section 4 countermeasure, in our words")
@@ -157,6 +157,13 @@ class SectionInfo(_Strict):
     title: str
 
 
+class Variable(_Strict):
+    """A profile setting that checks read as `vars.NAME`; overlays change its value."""
+
+    description: str
+    default: Any
+
+
 class ControlChecks(_Strict):
     """Checks a file contributes to a control defined in another file of the same profile
     (e.g. Kubernetes pod checks for the container runtime control 4.4.3)."""
@@ -171,17 +178,13 @@ class ProfileFile(_Strict):
     section: SectionInfo | None = Field(
         default=None, description="required when the file defines controls"
     )
+    variables: dict[str, Variable] = Field(
+        default_factory=dict, description="variables this file's checks read (unique per profile)"
+    )
     controls: list[Control] = Field(default_factory=list)
     extend: list[ControlChecks] = Field(
         default_factory=list, description="checks added to controls defined in other files"
     )
-
-
-class Variable(_Strict):
-    """A profile setting that checks read as `vars.NAME`; overlays change its value."""
-
-    description: str
-    default: Any
 
 
 class ProfileManifest(_Strict):

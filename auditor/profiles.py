@@ -144,7 +144,15 @@ def load_profile(name: str = DEFAULT_PROFILE, overlays: Sequence[Path] = ()) -> 
             parts.append((doc, _validate(ProfileFile, doc)))
         except ProfileError as exc:
             builder.problems.append(exc)
+    descriptions = {key: spec.description for key, spec in manifest.variables.items()}
     for doc, part in parts:
+        for key, spec in part.variables.items():
+            if key in variables:
+                builder.problem(
+                    "variable defined twice in the profile", doc, ["variables", key], key
+                )
+            variables[key] = spec.default
+            descriptions[key] = spec.description
         builder.define(doc, part.section, part.controls, "controls")
     for doc, part in parts:
         for index, extension in enumerate(part.extend):
@@ -155,7 +163,7 @@ def load_profile(name: str = DEFAULT_PROFILE, overlays: Sequence[Path] = ()) -> 
     for overlay_path in overlays:
         doc = load_yaml(overlay_path, ProfileError)
         overlay = _validate(Overlay, doc)
-        builder.problems.extend(_check_overlay(overlay, manifest, doc))
+        builder.problems.extend(_check_overlay(overlay, manifest, doc, set(variables)))
         variables.update({k: v for k, v in overlay.variables.items() if k in variables})
         for index, control in enumerate(overlay.controls):
             if control.id in builder.controls:
@@ -179,7 +187,7 @@ def load_profile(name: str = DEFAULT_PROFILE, overlays: Sequence[Path] = ()) -> 
         version=manifest.version,
         description=manifest.description,
         variables=variables,
-        variable_descriptions={key: spec.description for key, spec in manifest.variables.items()},
+        variable_descriptions=descriptions,
         sections=tuple(builder.sections),
         controls=tuple(entries),
         checks=tuple(checks),
@@ -334,7 +342,7 @@ def _item_along(data: Any, loc: Iterable[Any]) -> str | None:
 
 
 def _check_overlay(
-    overlay: Overlay, manifest: ProfileManifest, doc: YamlDocument
+    overlay: Overlay, manifest: ProfileManifest, doc: YamlDocument, known_variables: set[str]
 ) -> list[ProfileError]:
     problems = []
     if overlay.extends != manifest.id:
@@ -347,7 +355,7 @@ def _check_overlay(
             )
         )
     for key in overlay.variables:
-        if key not in manifest.variables:
+        if key not in known_variables:
             problems.append(
                 ProfileError(
                     "unknown variable",

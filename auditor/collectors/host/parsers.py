@@ -459,6 +459,9 @@ def _stat_fields(text: str) -> dict[str, Any] | None:
     }
 
 
+_STAT_KEYS = ("type", "mode", "uid", "gid", "owner", "group")
+
+
 def _stat_error_means_absent(message: str) -> bool:
     return message.rstrip().endswith(("No such file or directory", "Not a directory"))
 
@@ -467,14 +470,17 @@ def parse_file_modes(raw: str) -> list[dict[str, Any]]:
     """Type, mode and ownership of each path in AUDITOR_PATHS, in the order given.
 
     `mode` is the 4-digit octal permission string (set-id and sticky bits included); `owner` and
-    `group` are None when the id has no name. A symlink is described itself (`type`
-    "symlink") with its `link` text and the `resolved` target (None when dangling). When the
-    path cannot be examined (e.g. a parent directory is not searchable) `exists` is None and
-    `error` says why. Example::
+    `group` are None when the id has no name. Every entry has every key (None when it does not
+    apply). A symlink is described itself (`type` "symlink") with its `link` text and the
+    `resolved` target's fields (None when dangling). When the path cannot be examined (e.g. a
+    parent directory is not searchable) `exists` is None and `error` says why. Example::
 
         [{"path": "/var/run/docker.sock", "exists": True, "type": "socket", "mode": "0660",
-          "uid": 0, "gid": 999, "owner": "root", "group": "docker"},
-         {"path": "/etc/sysconfig/docker", "exists": False}]
+          "uid": 0, "gid": 999, "owner": "root", "group": "docker", "link": None,
+          "resolved": None, "error": None},
+         {"path": "/etc/sysconfig/docker", "exists": False, "type": None, "mode": None,
+          "uid": None, "gid": None, "owner": None, "group": None, "link": None,
+          "resolved": None, "error": None}]
     """
     if _marker(raw, "no-paths-variable") is not None:
         raise FactUnavailable("the runner did not define AUDITOR_PATHS")
@@ -482,34 +488,32 @@ def parse_file_modes(raw: str) -> list[dict[str, Any]]:
         raise FactUnavailable("stat is not installed on the host")
     entries: list[dict[str, Any]] = []
     entry: dict[str, Any] | None = None
+    answered: set[str] = set()  # prefixes already seen for the current path: first one wins
     for tag, value in _tagged(raw):
         if tag == "P":
-            entry = {"path": value}
+            entry = {"path": value, "exists": None, **dict.fromkeys(_STAT_KEYS),
+                     "link": None, "resolved": None, "error": "no stat output"}
             entries.append(entry)
+            answered = set()
             continue
-        if entry is None:
+        if entry is None or tag in answered:
             continue
-        if tag == "S" and "exists" not in entry:
+        answered.add(tag)
+        if tag == "S" and "E" not in answered:
             fields = _stat_fields(value)
             if fields is None:
-                entry.update({"exists": None, "error": f"unexpected stat output: {value}"})
+                entry["error"] = f"unexpected stat output: {value}"
             else:
-                entry["exists"] = True
-                entry.update(fields)
-        elif tag == "E" and "exists" not in entry:
+                entry.update(exists=True, error=None, **fields)
+        elif tag == "E" and "S" not in answered:
             if _stat_error_means_absent(value):
-                entry["exists"] = False
+                entry.update(exists=False, error=None)
             else:
-                entry.update({"exists": None, "error": value.strip()})
-        elif tag == "L" and entry.get("type") == "symlink" and "link" not in entry:
+                entry["error"] = value.strip()
+        elif tag == "L" and entry["type"] == "symlink":
             entry["link"] = value
-        elif tag == "T" and entry.get("type") == "symlink" and "resolved" not in entry:
+        elif tag == "T" and entry["type"] == "symlink":
             entry["resolved"] = _stat_fields(value)
-        elif tag == "TE" and entry.get("type") == "symlink" and "resolved" not in entry:
-            entry["resolved"] = None
-    for entry in entries:
-        if "exists" not in entry:  # the snippet was cut off before stat answered
-            entry.update({"exists": None, "error": "no stat output"})
     return entries
 
 

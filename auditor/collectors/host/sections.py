@@ -114,7 +114,9 @@ _PREAMBLE = (
 
 def _snippet(body: str) -> str:
     """Wrap a section body: subshell (nothing leaks), stdin from /dev/null, fixed PATH and locale."""
-    return "(\n" + _PREAMBLE + body.strip("\n") + "\n) </dev/null"
+    # the closing `:` makes the status 0 once the body ran to its end (a last `[ -e x ] && ...`
+    # would otherwise leave 1); a non-zero status then means the snippet was cut short
+    return "(\n" + _PREAMBLE + body.strip("\n") + "\n:\n) </dev/null"
 
 
 _OS = r"""
