@@ -128,6 +128,7 @@ def _result(result: Result) -> dict[str, Any]:
         "evidence": list(result.evidence),
         "remediation": result.remediation,
         "waiver": result.waiver,
+        "attestation": result.attestation,
     }
 
 

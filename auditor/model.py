@@ -255,6 +255,7 @@ class Result:
     evidence: tuple[str, ...] = ()  # sha256 of the facts it rests on
     remediation: str = ""
     waiver: dict[str, Any] | None = None  # when `waived`: the waiver, and the real status
+    attestation: dict[str, Any] | None = None  # the answer that decided a manual result
 
 
 @dataclass(frozen=True, slots=True)
