@@ -46,6 +46,7 @@ class InputError(AuditorError):
         item: str | None = None,
         hint: str | None = None,
     ) -> None:
+        self.reason = message
         self.path = str(path) if path is not None else None
         self.line = line
         self.item = item

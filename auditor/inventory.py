@@ -92,7 +92,7 @@ def load_inventory(path: Path, base: TargetSpec) -> list[TargetSpec]:
         try:
             scheme_of(url)
         except InputError as exc:
-            raise InventoryError(str(exc), path=path, line=line, item=name) from None
+            raise InventoryError(exc.reason, path=path, line=line, item=name) from None
         specs.append(_apply(replace(base, url=url, name=name, source=f"{path}:{line}"), layers))
     return specs
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from servers import dockerd, postgres, sshd
+
+from auditor.cli import main
 
 # Keep the tests' redaction fingerprints and data files out of the user's home directory.
 os.environ.setdefault("AUDITOR_FINGERPRINT_KEY", "auditor-test-suite")
@@ -78,3 +81,31 @@ def postgres_server(servers_dir: Path) -> Iterator[postgres.PostgresServer]:
     """A real PostgreSQL on 127.0.0.1 with an empty database `auditor_test`."""
     with postgres.postgres_server(_subdir(servers_dir, "postgres")) as server:
         yield server
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What one in-process `auditor ...` invocation gave: exit code and captured output."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def auditor_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run the CLI in this process (fast, debuggable) and return its exit code and output."""
+
+    def invoke(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        else:
+            code = 0
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke
+

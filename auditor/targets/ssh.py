@@ -12,6 +12,7 @@ import fcntl
 import os
 import select
 import shlex
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,8 @@ class SshTarget(HostTarget):
             raise TargetError(f"ProxyJump {proxyjump} cannot reach {self.address}: {exc}") from exc
 
     def _open(self, settings: dict[str, Any], sock: Any) -> paramiko.SSHClient:
+        if sock is None:
+            sock = _dial(settings["hostname"], settings["port"], self.spec.connect_timeout)
         client = paramiko.SSHClient()
         known_hosts = Path(settings["known_hosts"]).expanduser()
         if known_hosts.is_file():
@@ -190,6 +193,32 @@ class SshTarget(HostTarget):
         return result
 
 
+def _dial(host: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection that has shown an SSH banner is coming, so that refused, silent and
+    stalled hosts each get their own one-line reason (paramiko reports them alike)."""
+    where = f"{host}:{port}"
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except ConnectionRefusedError as exc:
+        raise TargetError(f"connection to {where} refused") from exc
+    except TimeoutError as exc:
+        raise TargetError(f"connecting to {where} timed out after {timeout:g}s") from exc
+    except OSError as exc:
+        raise TargetError(f"cannot connect to {where}: {exc.strerror or exc}") from exc
+    try:
+        if not sock.recv(1, socket.MSG_PEEK):
+            raise TargetError(f"{where} closed the connection before the SSH banner")
+    except TimeoutError as exc:
+        sock.close()
+        raise TargetError(
+            f"{where} accepted the connection but sent no SSH banner within {timeout:g}s"
+        ) from exc
+    except OSError as exc:
+        sock.close()
+        raise TargetError(f"cannot read from {where}: {exc.strerror or exc}") from exc
+    return sock
+
+
 def _drain(channel: paramiko.Channel, deadline: float) -> tuple[bytes, bytes]:
     """Read stdout and stderr together (so neither window fills and stalls the other)."""
     out: list[bytes] = []
@@ -222,7 +251,7 @@ def _resolve(spec: TargetSpec) -> dict[str, Any]:
     alias = parts.hostname or ""
     config_path = Path(spec.ssh_config or DEFAULT_SSH_CONFIG).expanduser()
     found: dict[str, Any] = {}
-    if config_path.is_file():
+    if config_path.exists():  # /dev/null: no config at all
         try:
             found = dict(paramiko.SSHConfig.from_path(str(config_path)).lookup(alias))
         except (OSError, paramiko.SSHException) as exc:

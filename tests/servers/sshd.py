@@ -75,6 +75,15 @@ class SshServer:
     log_path: Path
     pid: int
 
+    def auditor_args(self, user: str = ROOT_USER) -> list[str]:
+        """`auditor run` flags that audit this server as `user`, trusting only its key."""
+        return [
+            "--target", f"ssh://{user}@{self.host}:{self.port}",
+            "--known-hosts", str(self.known_hosts_path),
+            "--identity", str(self.client_key_path),
+            "--ssh-config", "/dev/null",
+        ]  # fmt: skip
+
     def count_exec_channels(self) -> int:
         """Count the session channels (one per exec request) opened so far, from the log."""
         with self.log_path.open(errors="replace") as log:
