@@ -1,0 +1,72 @@
+"""Host audit performance: local, one SSH host, and 50 SSH targets (issue 2's targets).
+
+Runs the real CLI end to end (`python -m auditor run ...`) against the local host and a real
+sshd on 127.0.0.1 started here (tests/servers/sshd.py). Prints a Markdown table for
+perf/RESULTS.md. Usage: python perf/host_perf.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from servers import sshd  # noqa: E402  (the test servers live under tests/)
+
+
+def timed(args: list[str], repeat: int) -> tuple[float, float]:
+    """Median and best wall time of `auditor run ARGS`, in seconds."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "auditor", "run", "--quiet", *args],
+                              capture_output=True, text=True, timeout=600, check=False)
+        times.append(time.perf_counter() - started)
+        if done.returncode not in (0, 1):
+            raise SystemExit(f"auditor run failed ({done.returncode}): {done.stderr}")
+    return statistics.median(times), min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=5)
+    repeat = parser.parse_args().repeat
+    work = Path(tempfile.mkdtemp(prefix="auditor-perf-", dir="/tmp"))
+    work.chmod(0o711)
+    report = ["--report", f"json:{work / 'results.json'}"]
+    rows = []
+    median, best = timed(["--target", "local://", *report], repeat)
+    rows.append(("full host profile, local://", median, best, "-", "< 2 s"))
+    with sshd.sshd_server(work / "sshd") as server:
+        before = server.count_exec_channels()
+        median, best = timed([*server.auditor_args(), *report], repeat)
+        channels = (server.count_exec_channels() - before) / repeat
+        rows.append(("full host profile, ssh:// loopback", median, best,
+                     f"{channels:g} per host", "< 2 s, <= 2 channels"))
+        inventory = work / "inventory.yaml"
+        lines = ["defaults:", "  user: root", f"  port: {server.port}",
+                 f"  key: {server.client_key_path}", f"  known_hosts: {server.known_hosts_path}",
+                 "  ssh_config: /dev/null", "hosts:"]
+        lines += [f"  host{i:02d}: {{host: 127.0.0.1}}" for i in range(50)]
+        inventory.write_text("\n".join(lines) + "\n")
+        before = server.count_exec_channels()
+        median, best = timed(["--inventory", str(inventory), "--concurrency", "25", *report],
+                             max(1, repeat // 2))
+        channels = (server.count_exec_channels() - before) / max(1, repeat // 2) / 50
+        rows.append(("50 ssh:// targets, --concurrency 25", median, best,
+                     f"{channels:g} per host", "< 10 s"))
+    print("| case | median s | best s | exec channels | target |")
+    print("|---|---|---|---|---|")
+    for name, med, low, channels, goal in rows:
+        print(f"| {name} | {med:.2f} | {low:.2f} | {channels} | {goal} |")
+
+
+if __name__ == "__main__":
+    main()
