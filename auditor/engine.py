@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
@@ -86,7 +86,7 @@ def evaluate(
     for for_each, group in groups.items():
         context = _Context(record.name, info, facts, variables, group)
         if for_each is None:
-            results.extend(context.judge(group, itself, info))
+            results.extend(context.judge(itself, info))
             continue
         source = facts.get(for_each)
         if source is None or source.error is not None:
@@ -110,12 +110,17 @@ def evaluate(
                     _result(c, record.name, subject, Status.ERROR, str(item_error)) for c in group
                 )
                 continue
-            results.extend(context.judge(group, subject, item))
+            results.extend(context.judge(subject, item))
     return results
 
 
 class _Context:
-    """What the checks of one `for_each` group share on one target: facts and variables."""
+    """What the checks of one `for_each` group need on one target.
+
+    Converting data into CEL costs in proportion to its size, on every evaluation, so each
+    scope holds only what its checks read: checks that read the same facts share one scope
+    per subject, and a check never sees a fact or a variable it does not name.
+    """
 
     def __init__(
         self,
@@ -129,19 +134,39 @@ class _Context:
         self.info = info
         self.facts = facts
         self.variables = variables
-        needed = set().union(*(c.facts for c in group))
-        self.nested: dict[str, dict[str, Any]] = defaultdict(dict)
-        for name in needed:
-            fact = facts.get(name)
+        clusters: dict[frozenset[str], list[CompiledCheck]] = defaultdict(list)
+        for check in group:
+            clusters[check.reads_facts].append(check)
+        self.clusters = [
+            (self._activation(fact_names, checks), checks)
+            for fact_names, checks in clusters.items()
+        ]
+        self.order = {check.id: index for index, check in enumerate(group)}
+
+    def _activation(
+        self, fact_names: frozenset[str], checks: Sequence[CompiledCheck]
+    ) -> dict[str, Any]:
+        nested: dict[str, dict[str, Any]] = defaultdict(dict)
+        for name in fact_names:
+            fact = self.facts.get(name)
             if fact is not None and fact.error is None:
                 kind, _, short = name.partition(".")
-                self.nested[kind][short] = fact.data
+                nested[kind][short] = fact.data
+        wanted = frozenset().union(*(c.reads_variables for c in checks))
+        return {
+            "facts": dict(nested),
+            "vars": {k: v for k, v in self.variables.items() if k in wanted},
+            "target": self.info,
+        }
 
-    def judge(self, group: Iterable[CompiledCheck], subject: Subject, data: Any) -> list[Result]:
-        scope = Scope(
-            {"subject": data, "facts": self.nested, "vars": self.variables, "target": self.info}
-        )
-        return [self._one(check, scope, subject, data) for check in group]
+    def judge(self, subject: Subject, data: Any) -> list[Result]:
+        results: list[Result] = []
+        for activation, checks in self.clusters:
+            scope = Scope({**activation, "subject": data})
+            results.extend(self._one(check, scope, subject, data) for check in checks)
+        if len(self.clusters) > 1:
+            results.sort(key=lambda r: self.order[r.check_id])
+        return results
 
     def _one(self, check: CompiledCheck, scope: Scope, subject: Subject, data: Any) -> Result:
         evidence = tuple(sorted(f.sha256 for n in check.facts if (f := self.facts.get(n))))

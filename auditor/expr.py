@@ -49,6 +49,7 @@ VARIABLES = frozenset({"subject", "facts", "vars", "target", "now"})
 
 # Fact references in an expression: facts.<kind>.<name>, the dotted fact name.
 _FACT_REF = re.compile(r"\bfacts\.([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)\b")
+_VAR_REF = re.compile(r"\bvars\.([A-Za-z_][A-Za-z0-9_]*)")
 # Member chains the assertion reads (subject.a.b['c'], facts.host.sysctl['x']), stopping
 # before a method call so `subject.Mounts.exists(...)` records `subject.Mounts`.
 _CHAIN = re.compile(
@@ -209,6 +210,7 @@ class Expression:
     source: str
     program: Any  # cel.Program
     facts: frozenset[str]  # dotted fact names it reads, e.g. {"host.sysctl"}
+    variables: frozenset[str]  # profile variables it reads, e.g. {"allowed_services"}
     reads: tuple[tuple[str, Any], ...]  # (member chain, its cel.Program), for `observed`
 
 
@@ -230,9 +232,10 @@ def compile_expression(source: str) -> Expression:
             continue
         raise ExpressionError(f"unknown function {name!r}")
     facts = frozenset(f"{kind}.{name}" for kind, name in _FACT_REF.findall(source))
+    variables = frozenset(_VAR_REF.findall(source))
     chains = dict.fromkeys(match.group(0) for match in _CHAIN.finditer(source))
     reads = tuple((chain, cel.compile(chain)) for chain in chains)
-    return Expression(source=source, program=program, facts=facts, reads=reads)
+    return Expression(source=source, program=program, facts=facts, variables=variables, reads=reads)
 
 
 class Scope:

@@ -55,8 +55,25 @@ class CompiledCheck:
     where: Expression | None
     assertion: Expression
     observe: tuple[tuple[str, Expression], ...]
-    facts: frozenset[str]
+    facts: frozenset[str]  # every fact it needs, the for_each fact included
     message: jinja2.Template | None
+
+    @property
+    def expressions(self) -> tuple[Expression, ...]:
+        return (
+            self.assertion,
+            *((self.where,) if self.where else ()),
+            *(expression for _, expression in self.observe),
+        )
+
+    @property
+    def reads_facts(self) -> frozenset[str]:
+        """The facts its CEL reads through `facts.` (the for_each fact is the subject)."""
+        return frozenset().union(*(e.facts for e in self.expressions))
+
+    @property
+    def reads_variables(self) -> frozenset[str]:
+        return frozenset().union(*(e.variables for e in self.expressions))
 
     @property
     def id(self) -> str:

@@ -11,7 +11,6 @@ import yaml
 
 from auditor.errors import InputError
 
-
 # libyaml's parser when PyYAML was built with it: an order of magnitude faster.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -53,9 +53,11 @@ class HostCollector:
         wanted = [s for s in SECTIONS if f"host.{s.name}" in names]
         if not wanted:
             return {}
-        paths = variables.get("host_paths") or DEFAULT_PATHS
+        paths = [*DEFAULT_PATHS, *variables.get("host_paths", [])]
         nonce = new_nonce()
-        script = build_script(wanted, paths, nonce)
+        script = build_script(
+            wanted, paths, nonce, allow_dnf=bool(variables.get("host_probe_dnf", False))
+        )
         started = utc_now()
         result = target.run_script(script, timeout=target.spec.command_timeout)
         sections, complete = split_output(result.stdout, nonce)

@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterator
 from typing import Any, TypedDict
 
+from debian.debian_support import Version
+
 __all__ = [
     "FactUnavailable",
     "parse_accounts",
@@ -37,7 +39,7 @@ __all__ = [
 ]
 
 
-class FactUnavailable(Exception):  # noqa: N818 - the name is part of the runner's contract
+class FactUnavailable(Exception):
     """The raw output shows the evidence could not be read; the message is a one-line reason."""
 
 
@@ -161,10 +163,20 @@ def parse_os(raw: str) -> OsFact:
 
 # Keywords sshd accumulates (sshd -T prints one line per value); every other keyword is a string
 # and the first value wins, as in sshd.
-_SSHD_LIST_KEYS = frozenset({
-    "port", "listenaddress", "hostkey", "hostcertificate", "subsystem",
-    "allowusers", "denyusers", "allowgroups", "denygroups", "acceptenv",
-})
+_SSHD_LIST_KEYS = frozenset(
+    {
+        "port",
+        "listenaddress",
+        "hostkey",
+        "hostcertificate",
+        "subsystem",
+        "allowusers",
+        "denyusers",
+        "allowgroups",
+        "denygroups",
+        "acceptenv",
+    }
+)
 # Of those, the ones whose every word is its own entry (`AllowUsers a b` == two lines in -T).
 _SSHD_WORD_KEYS = frozenset({"allowusers", "denyusers", "allowgroups", "denygroups", "acceptenv"})
 # Deprecated spellings sshd maps onto the current keyword (sshd -T prints the current one).
@@ -176,10 +188,23 @@ _SSHD_ALIASES = {
 }
 # Enumerated values sshd compares case-insensitively; normalised to lower case so that checks
 # compare against one spelling (paths, user names and the like keep their case).
-_SSHD_ENUM_VALUES = frozenset({
-    "yes", "no", "without-password", "prohibit-password", "forced-commands-only", "all",
-    "local", "remote", "none", "any", "ask", "sandbox", "delayed",
-})
+_SSHD_ENUM_VALUES = frozenset(
+    {
+        "yes",
+        "no",
+        "without-password",
+        "prohibit-password",
+        "forced-commands-only",
+        "all",
+        "local",
+        "remote",
+        "none",
+        "any",
+        "ask",
+        "sandbox",
+        "delayed",
+    }
+)
 
 
 def _sshd_tokens(line: str) -> list[str]:
@@ -410,18 +435,22 @@ def parse_mounts(raw: str) -> list[Mount]:
           "options": ["rw", "relatime", "errors=remount-ro"]}, ...]
     """
     if _first(raw, "file") is None:
-        raise FactUnavailable("no readable mount table (/proc/self/mounts, /proc/mounts, /etc/mtab)")
+        raise FactUnavailable(
+            "no readable mount table (/proc/self/mounts, /proc/mounts, /etc/mtab)"
+        )
     mounts: list[Mount] = []
     for value in _all(raw, "M"):
         parts = value.split()
         if len(parts) < 4:
             continue
-        mounts.append({
-            "source": _unescape_mount(parts[0]),
-            "target": _unescape_mount(parts[1]),
-            "fstype": _unescape_mount(parts[2]),
-            "options": [_unescape_mount(o) for o in parts[3].split(",")],
-        })
+        mounts.append(
+            {
+                "source": _unescape_mount(parts[0]),
+                "target": _unescape_mount(parts[1]),
+                "fstype": _unescape_mount(parts[2]),
+                "options": [_unescape_mount(o) for o in parts[3].split(",")],
+            }
+        )
     return mounts
 
 
@@ -491,8 +520,14 @@ def parse_file_modes(raw: str) -> list[dict[str, Any]]:
     answered: set[str] = set()  # prefixes already seen for the current path: first one wins
     for tag, value in _tagged(raw):
         if tag == "P":
-            entry = {"path": value, "exists": None, **dict.fromkeys(_STAT_KEYS),
-                     "link": None, "resolved": None, "error": "no stat output"}
+            entry = {
+                "path": value,
+                "exists": None,
+                **dict.fromkeys(_STAT_KEYS),
+                "link": None,
+                "resolved": None,
+                "error": "no stat output",
+            }
             entries.append(entry)
             answered = set()
             continue
@@ -525,8 +560,8 @@ def parse_packages(raw: str) -> dict[str, Any]:
 
     `packages` maps name to version (dpkg: `[epoch:]upstream-revision`; rpm:
     `[epoch:]version-release`). A name installed in several versions or architectures (rpm
-    kernels, multi-arch libraries) keeps the last one listed in `packages` and all of them in
-    `duplicates`. `manager` is None when neither dpkg nor rpm exists. Example::
+    kernels, multi-arch libraries) keeps the highest by natural order in `packages` and all of
+    them, as listed, in `duplicates`. `manager` is None when neither dpkg nor rpm exists. Example::
 
         {"manager": "dpkg", "packages": {"openssh-server": "1:9.2p1-2+deb12u5", ...},
          "duplicates": {}}
@@ -553,9 +588,9 @@ def parse_packages(raw: str) -> dict[str, Any]:
             parts = line.split()
             if len(parts) < 2:
                 continue
-        name, version = parts[0], parts[1]
-        packages[name] = version
-        seen.setdefault(name, []).append(version)
+        seen.setdefault(parts[0], []).append(parts[1])
+    for name, versions in seen.items():
+        packages[name] = max(versions, key=_natural_key)
     duplicates = {name: versions for name, versions in seen.items() if len(versions) > 1}
     return {"manager": manager, "packages": packages, "duplicates": duplicates}
 
@@ -572,7 +607,6 @@ def _cache_age(raw: str) -> float | None:
     return round(max(0, now - max(known)) / 86400, 2)
 
 
-_APT_INST = re.compile(r"^Inst (\S+) (?:\[(\S+)\] )?\((\S+) (.*)\)")
 _RPM_ARCHES = (".noarch", ".x86_64", ".aarch64", ".i686", ".ppc64le", ".s390x", ".src")
 
 
@@ -601,12 +635,13 @@ def _dnf_lines(lines: list[str]) -> list[tuple[str, str]]:
 def parse_updates(raw: str) -> dict[str, Any]:
     """Pending updates as seen by the local package cache (it is never refreshed).
 
-    Debian family: `apt-get -s dist-upgrade` (not `upgrade`, which hides updates needing new
-    packages, e.g. a new kernel ABI); an update is `security` when one of its origins is a
-    `*-security` archive; `installed` is the current version (None for a new dependency).
-    RHEL family: `dnf -C check-update`, security from `dnf -C check-update --security` (root
-    only: as another user dnf would create a private cache). `cache_age_days` is the age of the
-    newest package lists / repository metadata. Example::
+    Debian family: the versions offered by the `*-security` archives' package lists (read with
+    `apt-helper cat-file`, no solver, no cache written) that are newer than the installed
+    versions; so `pending` holds security updates only. RHEL family: `dnf -C check-update`,
+    security from `dnf -C check-update --security`, root only and only when the profile allows
+    it (`vars.host_probe_dnf`: dnf appends to its own logs and lock files even in cache-only
+    mode). `cache_age_days` is the age of the newest package lists / repository metadata. With
+    no lists or metadata at all the tools cannot tell, so that raises FactUnavailable. Example::
 
         {"manager": "apt", "cache_age_days": 0.5,
          "pending": [{"name": "libgcrypt20", "version": "1.10.1-3+deb12u1",
@@ -619,27 +654,43 @@ def parse_updates(raw: str) -> dict[str, Any]:
         return {"manager": None, "pending": [], "cache_age_days": None}
     age = _cache_age(raw)
     pending: list[dict[str, Any]] = []
-    if manager == "apt":
-        rc = _marker(raw, "rc")
-        lines = _all(raw, "A")
-        if rc != "0":
-            errors = [line for line in lines if line.startswith("E:")] or lines[-1:]
-            raise FactUnavailable(f"apt-get -s failed (exit {rc}): {'; '.join(errors)}")
-        for line in lines:
-            m = _APT_INST.match(line)
-            if not m:
-                continue
-            name, installed, version, origins = m.groups()
-            pending.append({
-                "name": name,
-                "version": version,
-                "installed": installed,
-                "security": "-security" in origins.lower(),
-            })
-        return {"manager": manager, "pending": pending, "cache_age_days": age}
-    # dnf / yum: exit 0 = nothing pending, 100 = updates listed, anything else = error
+    if _marker(raw, "dnf-not-allowed") is not None:
+        raise FactUnavailable(
+            f"{manager} is not run: it writes its logs and lock files even with -C "
+            "(set vars.host_probe_dnf to true to allow it)"
+        )
     if _marker(raw, "not-root") is not None:
         raise FactUnavailable(f"{manager} -C needs root (as another user it creates a cache)")
+    if manager == "apt" and _first(raw, "lists") == "0":
+        raise FactUnavailable(
+            "apt has no package lists (apt-get update never ran): updates unknown"
+        )
+    if manager != "apt" and not _all(raw, "mtime"):
+        raise FactUnavailable(
+            f"no repository metadata in the {manager} cache, so `{manager} -C` cannot tell "
+            "pending updates (the audit never refreshes it)"
+        )
+    if manager == "apt":
+        if _marker(raw, "no-apt-helper") is not None:
+            raise FactUnavailable("/usr/lib/apt/apt-helper is missing: cannot read the lists")
+        if not _all(raw, "S"):
+            raise FactUnavailable("no package lists of a security archive in /var/lib/apt/lists")
+        newest: dict[str, tuple[str, str]] = {}
+        for line in _all(raw, "C"):
+            parts = line.split()
+            if len(parts) != 3:
+                continue
+            name, installed, offered = parts
+            if Version(offered) <= Version(installed):
+                continue
+            if name not in newest or Version(offered) > Version(newest[name][1]):
+                newest[name] = (installed, offered)
+        for name, (installed, offered) in sorted(newest.items()):
+            pending.append(
+                {"name": name, "version": offered, "installed": installed, "security": True}
+            )
+        return {"manager": manager, "pending": pending, "cache_age_days": age}
+    # dnf / yum: exit 0 = nothing pending, 100 = updates listed, anything else = error
     rc = _marker(raw, "rc")
     src = _marker(raw, "src")
     lines = _all(raw, "U")
@@ -650,12 +701,14 @@ def parse_updates(raw: str) -> dict[str, Any]:
     if src in ("0", "100"):
         security = set(_dnf_lines(_all(raw, "Z")))
     for name, version in _dnf_lines(lines):
-        pending.append({
-            "name": name,
-            "version": version,
-            "installed": None,
-            "security": None if security is None else (name, version) in security,
-        })
+        pending.append(
+            {
+                "name": name,
+                "version": version,
+                "installed": None,
+                "security": None if security is None else (name, version) in security,
+            }
+        )
     return {"manager": manager, "pending": pending, "cache_age_days": age}
 
 
@@ -745,14 +798,14 @@ def parse_audit(raw: str) -> dict[str, Any]:
 def parse_accounts(raw: str) -> dict[str, Any]:
     """Local users and groups from /etc/passwd and /etc/group (not LDAP/SSSD users).
 
-    `password` classifies the passwd password field without keeping it: "shadow" (x),
+    `password_state` classifies the passwd password field without keeping it: "shadow" (x),
     "empty" (no password at all), "locked" (! or *), "hash" (a hash kept in /etc/passwd).
     `groups` maps each group to its members: the users listed in /etc/group followed by the
     users whose primary group it is (both hold the group's rights); `group_ids` gives the GIDs.
     Example::
 
         {"users": [{"name": "root", "uid": 0, "gid": 0, "home": "/root",
-                    "shell": "/bin/bash", "password": "shadow"}],
+                    "shell": "/bin/bash", "password_state": "shadow"}],
          "groups": {"docker": ["alice"]}, "group_ids": {"docker": 999}, "uid0": ["root"]}
     """
     unreadable = _all(raw, "X")
@@ -767,10 +820,16 @@ def parse_accounts(raw: str) -> dict[str, Any]:
         uid_n, gid_n = _int_or_none(uid), _int_or_none(gid)
         if uid_n is None or gid_n is None:
             continue
-        users.append({
-            "name": name, "uid": uid_n, "gid": gid_n, "home": home, "shell": shell,
-            "password": password,
-        })
+        users.append(
+            {
+                "name": name,
+                "uid": uid_n,
+                "gid": gid_n,
+                "home": home,
+                "shell": shell,
+                "password_state": password,
+            }
+        )
     groups: dict[str, list[str]] = {}
     group_ids: dict[str, int] = {}
     names_by_gid: dict[int, str] = {}
@@ -841,8 +900,14 @@ def parse_sudoers(raw: str) -> dict[str, Any]:
     """
     missing = _all(raw, "N")
     if "/etc/sudoers" in missing:
-        return {"present": False, "files": [], "includes": [], "rules": [], "nopasswd": [],
-                "authenticate_disabled": []}
+        return {
+            "present": False,
+            "files": [],
+            "includes": [],
+            "rules": [],
+            "nopasswd": [],
+            "authenticate_disabled": [],
+        }
     unreadable = _all(raw, "X")
     if unreadable:
         raise FactUnavailable(f"{', '.join(unreadable)} not readable (needs root)")
@@ -946,12 +1011,16 @@ def parse_listening(raw: str) -> list[dict[str, Any]]:
                 continue
             address, port, interface = _split_address(parts[4])
             m = _SS_PROCESS.search(line)
-            sockets.append({
-                "proto": proto, "address": address, "port": port,
-                "process": m.group(1) if m else None,
-                "pid": int(m.group(2)) if m else None,
-                "interface": interface,
-            })
+            sockets.append(
+                {
+                    "proto": proto,
+                    "address": address,
+                    "port": port,
+                    "process": m.group(1) if m else None,
+                    "pid": int(m.group(2)) if m else None,
+                    "interface": interface,
+                }
+            )
         return sockets
     for line in _all(raw, "N"):
         parts = line.split()
@@ -967,10 +1036,16 @@ def parse_listening(raw: str) -> list[dict[str, Any]]:
             port = int(hex_port, 16)
         except ValueError:
             continue
-        sockets.append({
-            "proto": proto, "address": address, "port": port, "process": None, "pid": None,
-            "interface": None,
-        })
+        sockets.append(
+            {
+                "proto": proto,
+                "address": address,
+                "port": port,
+                "process": None,
+                "pid": None,
+                "interface": None,
+            }
+        )
     return sockets
 
 
@@ -1010,10 +1085,18 @@ def parse_processes(raw: str) -> list[dict[str, Any]]:
     procs: dict[int, dict[str, Any]] = {}
 
     def entry(pid: int) -> dict[str, Any]:
-        return procs.setdefault(pid, {
-            "pid": pid, "ppid": None, "uid": None, "user": None, "comm": None, "args": None,
-            "cgroup": None,
-        })
+        return procs.setdefault(
+            pid,
+            {
+                "pid": pid,
+                "ppid": None,
+                "uid": None,
+                "user": None,
+                "comm": None,
+                "args": None,
+                "cgroup": None,
+            },
+        )
 
     cgroups: dict[int, list[str]] = {}
     for tag, value in _tagged(raw):
@@ -1165,7 +1248,9 @@ def parse_kernel_security(raw: str) -> dict[str, Any]:
         lsm = [s for s in lsm_text.strip().split(",") if s] if lsm_text is not None else None
     return {
         "apparmor": {
-            "enabled": aa_enabled, "profiles_enforce": enforce, "profiles_complain": complain,
+            "enabled": aa_enabled,
+            "profiles_enforce": enforce,
+            "profiles_complain": complain,
         },
         "selinux": {
             "mode": se_mode,

@@ -41,10 +41,18 @@ class SectionOutput:
     exit_status: int
 
 
-def build_script(sections: Sequence[Section], paths: Iterable[str], nonce: str) -> str:
-    """The whole script: prelude, one function per section, then one call per section."""
+def build_script(
+    sections: Sequence[Section], paths: Iterable[str], nonce: str, *, allow_dnf: bool = False
+) -> str:
+    """The whole script: prelude, one function per section, then one call per section.
+    `allow_dnf` lets the updates section run `dnf -C`, which writes its own logs and locks."""
     quoted_paths = shlex.quote("\n".join(paths))
-    lines = [f"M={shlex.quote(marker(nonce))}", f"AUDITOR_PATHS={quoted_paths}", _PRELUDE]
+    lines = [
+        f"M={shlex.quote(marker(nonce))}",
+        f"AUDITOR_PATHS={quoted_paths}",
+        f"AUDITOR_DNF={'yes' if allow_dnf else 'no'}",
+        _PRELUDE,
+    ]
     for section in sections:
         lines.append(f"__section_{section.name}() {{\n{section.script.rstrip()}\n}}")
     lines.extend(f"__auditor_run {section.name}" for section in sections)
