@@ -21,7 +21,7 @@ packages=(
     postgresql
     poppler-utils chromium
     busybox-static
-    iproute2 procps strace
+    iproute2 procps strace shellcheck
 )
 
 missing=()

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -288,7 +287,6 @@ def test_snippets_are_wrapped_safely() -> None:
         assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in script
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
 @pytest.mark.parametrize("section", SECTIONS, ids=lambda s: s.name)
 def test_shellcheck_clean(section: Section) -> None:
     head = "#!/bin/sh\nAUDITOR_PATHS=/etc/passwd\nexport AUDITOR_PATHS\n"
@@ -347,16 +345,6 @@ def _run_live(prefix: list[str], sections: tuple[Section, ...]) -> dict[str, Any
     return {"sections": _split(stdout, nonce), "elapsed": elapsed}
 
 
-def _apt_cache_disabled() -> bool:
-    """True when apt keeps no binary cache (Docker-style images): then it parses every list."""
-    if shutil.which("apt-config") is None:
-        return False
-    result = subprocess.run(
-        ["apt-config", "shell", "X", "Dir::Cache::pkgcache"], capture_output=True, text=True
-    )
-    return result.stdout.strip() in ("X=''", "")
-
-
 def _check_live(run: dict[str, Any], sections: tuple[Section, ...]) -> dict[str, Any]:
     parsed: dict[str, Any] = {}
     for section in sections:
@@ -370,7 +358,6 @@ def _check_live(run: dict[str, Any], sections: tuple[Section, ...]) -> dict[str,
     return parsed
 
 
-@pytest.mark.skipif(os.name != "posix" or not Path("/proc/self").exists(), reason="needs Linux")
 def test_whole_script_runs_here_and_every_parser_accepts_it() -> None:
     run = _run_live([], SECTIONS)
     parsed = _check_live(run, SECTIONS)
@@ -381,22 +368,13 @@ def test_whole_script_runs_here_and_every_parser_accepts_it() -> None:
     assert [e["path"] for e in parsed["file_modes"]] == list(DEFAULT_PATHS)
     assert os.getpid() in {p["pid"] for p in parsed["processes"]}
     assert all(p["pid"] != os.getpid() or p["comm"] for p in parsed["processes"])
-    # speed: everything but the package-manager simulation well under the budget; apt without
-    # its binary cache (Dir::Cache::pkgcache "" as in Docker images) re-reads every list
+    # speed: the whole script well under the 2 s budget of a full local audit
     timings = {name: t for name, (_, _, t) in run["sections"].items()}
-    others = sum(t for name, t in timings.items() if name != "updates")
-    assert others < 2.0, timings
-    assert timings["updates"] < (30.0 if _apt_cache_disabled() else 5.0), timings
+    assert sum(timings.values()) < 1.5, timings
 
 
-@pytest.mark.skipif(
-    os.name != "posix" or not hasattr(os, "geteuid") or os.geteuid() != 0
-    or shutil.which("runuser") is None,
-    reason="needs root to switch to an unprivileged user",
-)  # fmt: skip
 def test_whole_script_as_unprivileged_user() -> None:
-    # updates is left out for time (apt is as slow as for root; its non-root cases are fixtures)
-    sections = tuple(s for s in SECTIONS if s.name != "updates")
+    sections = SECTIONS
     run = _run_live(["runuser", "-u", "nobody", "--"], sections)
     parsed = _check_live(run, sections)
     assert isinstance(parsed["shadow"], FactUnavailable)
