@@ -60,6 +60,7 @@ class TargetKind(enum.StrEnum):
     HOST = "host"
     DOCKER = "docker"
     KUBERNETES = "kubernetes"
+    SCAN = "scan"  # an imported vulnerability scanner report (Trivy, Grype)
 
 
 class Coverage(enum.StrEnum):

@@ -143,7 +143,19 @@ def resolve_profile(name: str) -> Path:
 
 
 def load_profile(name: str = DEFAULT_PROFILE, overlays: Sequence[Path] = ()) -> LoadedProfile:
-    """Load, validate and compile a profile and its overlays; ProfileError on any problem."""
+    """Load, validate and compile a profile and its overlays; ProfileError on any problem.
+    `name` may also be a view (benchmarks/views/), which selects a profile's checks."""
+    from auditor.views import load_view, view_path  # views build on this module
+
+    view = view_path(name) if not Path(name).expanduser().exists() else None
+    if view is not None:
+        if overlays:
+            raise ProfileError(
+                "overlays change profiles, not views",
+                item=name,
+                hint=f"apply the overlay to the profile {name!r} is a view of",
+            )
+        return load_view(view)
     manifest_path = resolve_profile(name)
     manifest_doc = load_yaml(manifest_path, ProfileError)
     manifest = _validate(ProfileManifest, manifest_doc)

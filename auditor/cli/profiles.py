@@ -9,8 +9,10 @@ import click
 from tabulate import tabulate
 
 from auditor.cli import print_error
+from auditor.coverage import matrix, render_markdown
 from auditor.errors import AuditorError, ExitStatus, InputError
 from auditor.profiles import available_profiles, json_schemas, load_profile, render_schema
+from auditor.views import available_views, load_view
 from auditor.yamlsrc import load_yaml
 
 
@@ -21,14 +23,33 @@ def profiles() -> None:
 
 @profiles.command("list")
 def profiles_list() -> None:
-    """The shipped profiles."""
+    """The shipped profiles, and the views that show their checks by another framework."""
     rows = []
     for directory in available_profiles():
         loaded = load_profile(str(directory))
         rows.append(
-            [loaded.id, loaded.version, len(loaded.controls), len(loaded.checks), loaded.title]
+            [
+                "profile",
+                loaded.id,
+                loaded.version,
+                len(loaded.controls),
+                len(loaded.checks),
+                loaded.title,
+            ]
         )
-    click.echo(tabulate(rows, ["id", "version", "controls", "checks", "title"]))
+    for path in available_views():
+        loaded = load_view(path)
+        rows.append(
+            [
+                "view",
+                loaded.id,
+                loaded.version,
+                len(loaded.controls),
+                len(loaded.checks),
+                loaded.title,
+            ]
+        )
+    click.echo(tabulate(rows, ["kind", "id", "version", "controls", "checks", "title"]))
 
 
 @profiles.command("show")
@@ -113,3 +134,21 @@ def profiles_schema(directory: Path | None) -> None:
             click.echo(render_schema(schema))
         else:
             (directory / name).write_text(render_schema(schema), encoding="utf-8")
+
+
+@profiles.command("coverage")
+@click.argument("name", default="nist-800-190")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to FILE.")
+def profiles_coverage(name: str, fmt: str, output: Path | None) -> None:
+    """The coverage matrix: per control, coverage kind, checks per target kind, references."""
+    loaded = load_profile(name)
+    text = (
+        render_markdown(loaded)
+        if fmt == "markdown"
+        else json.dumps(matrix(loaded), indent=2) + "\n"
+    )
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")

@@ -1,0 +1,73 @@
+"""Views show the profile's own checks by another framework's ids, never copies of them."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from auditor.profiles import load_profile
+from auditor.views import available_views, load_view
+
+BASE = load_profile("nist-800-190")
+VIEWS = {path.stem: path for path in available_views()}
+
+
+def test_the_four_views_exist():
+    assert set(VIEWS) == {"cis-docker", "cis-kubernetes", "pss-baseline", "pss-restricted"}
+
+
+@pytest.mark.parametrize("name, key, values", [
+    ("cis-docker", "cis_docker", None),
+    ("cis-kubernetes", "cis_kubernetes", None),
+    ("pss-baseline", "pss", {"baseline"}),
+    ("pss-restricted", "pss", {"baseline", "restricted"}),
+])
+def test_each_view_lists_exactly_the_checks_that_carry_its_references(name, key, values):
+    view = load_profile(name)
+    expected = {c.id for c in BASE.checks
+                if (refs := set(getattr(c.check.references, key)))
+                and (values is None or refs & values)}
+    assert expected, f"no check carries {key}"
+    ids = [c.id for c in view.checks]
+    assert len(ids) == len(set(ids))  # each check once, however many ids it carries
+    assert set(ids) == expected
+
+
+def test_view_checks_are_the_profile_definitions_not_copies():
+    by_id = {c.id: c for c in BASE.checks}
+    for name in VIEWS:
+        for check in load_profile(name).checks:
+            assert check.check == by_id[check.id].check
+            assert check.assertion.source == by_id[check.id].assertion.source
+    for path in VIEWS.values():
+        text = path.read_text()
+        assert "assert" not in yaml.safe_load(text) and "checks" not in yaml.safe_load(text)
+
+
+def test_cis_view_orders_controls_by_benchmark_number():
+    view = load_profile("cis-docker")
+    ids = [e.control.id for e in view.controls]
+    numeric = [tuple(int(p) for p in i.split(".")) for i in ids]
+    assert numeric == sorted(numeric)
+    assert view.sections[0].title.startswith("1 ")
+    first = view.controls[0]
+    assert all("cis_docker" for _ in first.control.checks)
+
+
+def test_overlays_do_not_apply_to_views(tmp_path):
+    from auditor.errors import ProfileError
+
+    overlay = tmp_path / "o.yaml"
+    overlay.write_text("extends: nist-800-190\n")
+    with pytest.raises(ProfileError, match="overlays change profiles, not views"):
+        load_profile("cis-docker", [overlay])
+
+
+def test_views_load_through_the_cli(auditor_cli):
+    listed = auditor_cli("profiles", "list")
+    assert listed.code == 0
+    for name in VIEWS:
+        assert name in listed.out
+    shown = auditor_cli("profiles", "show", "pss-restricted")
+    assert shown.code == 0 and "4.4.3" in shown.out
+    assert load_view(VIEWS["cis-kubernetes"]).id == "cis-kubernetes"
