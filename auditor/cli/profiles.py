@@ -11,6 +11,7 @@ from tabulate import tabulate
 from auditor.cli import print_error
 from auditor.coverage import matrix, render_markdown
 from auditor.errors import AuditorError, ExitStatus, InputError
+from auditor.oscal import catalog, oscal_profile
 from auditor.profiles import available_profiles, json_schemas, load_profile, render_schema
 from auditor.views import available_views, load_view
 from auditor.yamlsrc import load_yaml
@@ -148,6 +149,24 @@ def profiles_coverage(name: str, fmt: str, output: Path | None) -> None:
         if fmt == "markdown"
         else json.dumps(matrix(loaded), indent=2) + "\n"
     )
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+@profiles.command("export")
+@click.argument("name", default="nist-800-190")
+@click.option(
+    "--format", "fmt", type=click.Choice(["oscal-catalog", "oscal-profile"]), required=True
+)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to FILE.")
+@click.option("--catalog-href", help="Where the OSCAL profile finds the catalog.")
+def profiles_export(name: str, fmt: str, output: Path | None, catalog_href: str | None) -> None:
+    """Export a profile (or view) as an OSCAL 1.1.3 catalog or profile."""
+    loaded = load_profile(name)
+    data = catalog(loaded) if fmt == "oscal-catalog" else oscal_profile(loaded, catalog_href)
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if output is None:
         click.echo(text, nl=False)
     else:
