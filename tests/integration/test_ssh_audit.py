@@ -163,3 +163,48 @@ def test_inventory_of_many_aliases_with_groups_and_variables(auditor_cli, sshd_s
     verdict = {r["target"]: r["status"] for r in document["results"]
                if r["check_id"] == "host.os.container-optimized"}
     assert verdict == {"alpha": "fail", "beta": "pass"}  # beta's own variable applied
+
+
+def test_ssh_config_alias_with_proxyjump(auditor_cli, sshd_server, tmp_path):
+    """HostName, User, Port, IdentityFile and ProxyJump come from the SSH config; both hops
+    are verified against known_hosts, and the audit still uses one exec channel."""
+    config = tmp_path / "ssh_config"
+    common = (f"  HostName 127.0.0.1\n  Port {sshd_server.port}\n  User root\n"
+              f"  IdentityFile {sshd_server.client_key_path}\n")
+    config.write_text(f"Host jumpbox\n{common}\nHost behind-the-jump\n{common}"
+                      "  ProxyJump jumpbox\n")
+    before = sshd_server.count_exec_channels()
+    result, document = audit(auditor_cli, tmp_path, "--target", "ssh://behind-the-jump",
+                             "--ssh-config", str(config),
+                             "--known-hosts", str(sshd_server.known_hosts_path))
+    assert result.code in (0, 1), result.err
+    assert document["targets"][0]["error"] is None
+    assert sshd_server.count_exec_channels() - before == 1
+    log = sshd_server.log_path.read_text()
+    assert "ctype direct-tcpip" in log  # the second hop went through the first
+
+
+def test_keys_from_ssh_agent(auditor_cli, sshd_server, tmp_path, monkeypatch):
+    import subprocess
+
+    socket_path = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket_path)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(50):
+            if socket_path.exists():
+                break
+            time.sleep(0.1)
+        env = {"SSH_AUTH_SOCK": str(socket_path), "PATH": "/usr/bin:/bin"}
+        subprocess.run(["ssh-add", str(sshd_server.client_key_path)], env=env, check=True,
+                       capture_output=True, timeout=10)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(socket_path))
+        monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh keys to fall back on
+        args = [a for a in sshd_server.auditor_args() if a != str(sshd_server.client_key_path)]
+        args.remove("--identity")
+        result, document = audit(auditor_cli, tmp_path, *args)
+        assert result.code in (0, 1), result.err
+        assert document["targets"][0]["error"] is None
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
