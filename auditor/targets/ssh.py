@@ -206,8 +206,7 @@ def _dial(host: str, port: int, timeout: float) -> socket.socket:
     except OSError as exc:
         raise TargetError(f"cannot connect to {where}: {exc.strerror or exc}") from exc
     try:
-        if not sock.recv(1, socket.MSG_PEEK):
-            raise TargetError(f"{where} closed the connection before the SSH banner")
+        banner_started = bool(sock.recv(1, socket.MSG_PEEK))
     except TimeoutError as exc:
         sock.close()
         raise TargetError(
@@ -216,6 +215,9 @@ def _dial(host: str, port: int, timeout: float) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise TargetError(f"cannot read from {where}: {exc.strerror or exc}") from exc
+    if not banner_started:
+        sock.close()
+        raise TargetError(f"{where} closed the connection before the SSH banner")
     return sock
 
 
