@@ -65,11 +65,22 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _register() -> None:
+    from auditor.cli.bundle import collect, evaluate, verify
+    from auditor.cli.history import diff_runs, runs
     from auditor.cli.profiles import profiles
+    from auditor.cli.report import report
     from auditor.cli.run import run
+    from auditor.cli.schedule import schedule
 
     cli.add_command(run)
     cli.add_command(profiles)
+    cli.add_command(report)
+    cli.add_command(runs)
+    cli.add_command(diff_runs)
+    cli.add_command(collect)
+    cli.add_command(evaluate)
+    cli.add_command(verify)
+    cli.add_command(schedule)
 
 
 _register()

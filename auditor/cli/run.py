@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
-from contextlib import nullcontext
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import click
 import yaml
 
-from auditor import document, engine
+from auditor import engine
 from auditor.config import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
@@ -22,11 +26,16 @@ from auditor.config import (
 from auditor.errors import ExitStatus, InputError
 from auditor.inventory import load_inventory
 from auditor.model import Result, Severity, Status, TargetRecord
-from auditor.profiles import DEFAULT_PROFILE, load_profile
+from auditor.profiles import DEFAULT_PROFILE, LoadedProfile, load_profile
+from auditor.recorder import Recorder, RecordOptions
 from auditor.reporters import ReportRequest, write
 from auditor.targets import scheme_of
+from auditor.waivers import DEFAULT_WARNING_DAYS
 
-DEFAULT_REPORTS = ("json:auditor-results.json",)
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_REPORTS = ("json:auditor-results.json", "html:auditor-report.html")
 
 
 def _parse_var(text: str) -> tuple[str, Any]:
@@ -39,119 +48,199 @@ def _parse_var(text: str) -> tuple[str, Any]:
         raise InputError(f"bad --var {text!r}: the value is not valid YAML") from None
 
 
-@click.command()
-@click.option(
-    "-t",
-    "--target",
-    "targets",
-    multiple=True,
-    metavar="URL",
-    help="local://, ssh://[user@]host[:port]. Repeatable. Default: local://",
+def _options(*options: Callable[[F], F]) -> Callable[[F], F]:
+    """Several click options as one decorator, for flags that several commands share."""
+
+    def apply(func: F) -> F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return apply
+
+
+# Which targets, and how to reach them: `auditor run`, `collect` and `schedule` (through run).
+target_options = _options(
+    click.option(
+        "-t",
+        "--target",
+        "targets",
+        multiple=True,
+        metavar="URL",
+        help="local://, ssh://[user@]host[:port]. Repeatable. Default: local://",
+    ),
+    click.option(
+        "-i", "--inventory", type=click.Path(path_type=Path), help="YAML inventory of hosts."
+    ),
+    click.option("-u", "--user", help="SSH user (default: URL, ~/.ssh/config, then $USER)."),
+    click.option(
+        "--identity",
+        "identities",
+        multiple=True,
+        type=click.Path(path_type=Path),
+        help="SSH private key file. Repeatable. Default: ssh-agent and ~/.ssh keys.",
+    ),
+    click.option(
+        "--sudo", is_flag=True, help="Run the host script through `sudo -n` (never prompts)."
+    ),
+    click.option(
+        "--known-hosts",
+        type=click.Path(path_type=Path),
+        help="known_hosts file (default ~/.ssh/known_hosts).",
+    ),
+    click.option(
+        "--accept-new-host-keys",
+        is_flag=True,
+        help="Trust unknown SSH host keys on first use (a changed key is still refused).",
+    ),
+    click.option(
+        "--ssh-config",
+        type=click.Path(path_type=Path),
+        help="SSH client config (default ~/.ssh/config).",
+    ),
+    click.option(
+        "--connect-timeout",
+        default=DEFAULT_CONNECT_TIMEOUT,
+        show_default=True,
+        type=click.FloatRange(min=0.1),
+        help="Seconds to connect to a target.",
+    ),
+    click.option(
+        "--command-timeout",
+        default=DEFAULT_COMMAND_TIMEOUT,
+        show_default=True,
+        type=click.FloatRange(min=0.1),
+        help="Seconds for the host script.",
+    ),
 )
-@click.option("-i", "--inventory", type=click.Path(path_type=Path), help="YAML inventory of hosts.")
-@click.option(
-    "-p",
-    "--profile",
-    default=DEFAULT_PROFILE,
-    envvar="AUDITOR_PROFILE",
-    show_default=True,
-    help="Shipped profile id, or a profile directory.",
+
+# The profile and how to change it.
+profile_options = _options(
+    click.option(
+        "-p",
+        "--profile",
+        default=DEFAULT_PROFILE,
+        envvar="AUDITOR_PROFILE",
+        show_default=True,
+        help="Shipped profile id, or a profile directory.",
+    ),
+    click.option(
+        "--overlay",
+        "overlays",
+        multiple=True,
+        type=click.Path(path_type=Path),
+        help="Overlay file changing the profile. Repeatable.",
+    ),
+    click.option(
+        "--var",
+        "variables",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Set a profile variable (VALUE is YAML). Repeatable.",
+    ),
 )
-@click.option(
-    "--overlay",
-    "overlays",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Overlay file changing the profile. Repeatable.",
+
+# Reports and gates: `auditor run` and `auditor evaluate`.
+report_options = _options(
+    click.option(
+        "-r",
+        "--report",
+        "reports",
+        multiple=True,
+        metavar="FORMAT:PATH",
+        help="Write a report; PATH '-' is stdout. Repeatable. "
+        f"Default: {', '.join(DEFAULT_REPORTS)}",
+    ),
+    click.option(
+        "--fail-under",
+        type=click.FloatRange(0, 100),
+        metavar="SCORE",
+        help="Exit 1 when the overall score is below SCORE.",
+    ),
+    click.option(
+        "--fail-on",
+        type=click.Choice([s.value for s in Severity]),
+        help="Exit 1 when anything of this severity or worse fails.",
+    ),
+    click.option(
+        "--min-coverage",
+        type=click.FloatRange(0, 100),
+        metavar="PCT",
+        help="Exit 1 when coverage is below PCT percent.",
+    ),
+    click.option("-q", "--quiet", is_flag=True, help="No summary and no progress bar."),
 )
-@click.option(
-    "--var",
-    "variables",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Set a profile variable (VALUE is YAML). Repeatable.",
+
+# The store, waivers, attestations, metrics and the webhook: `auditor run` and `evaluate`.
+record_options = _options(
+    click.option(
+        "--db",
+        envvar="AUDITOR_DB",
+        metavar="URL",
+        help="Evidence store: a SQLAlchemy URL (postgresql+psycopg://user@host/db) or a "
+        "SQLite file. Default: auditor.db in the XDG data directory.",
+    ),
+    click.option("--no-store", is_flag=True, help="Do not store this run."),
+    click.option(
+        "--waivers",
+        "waivers_file",
+        type=click.Path(path_type=Path),
+        help="Waiver file (YAML): accepted risks with justification and expiry.",
+    ),
+    click.option(
+        "--attestations",
+        "attestations_file",
+        type=click.Path(path_type=Path),
+        help="Attestation file (YAML): answers for manual controls.",
+    ),
+    click.option(
+        "--warn-expiring",
+        "warning_days",
+        default=DEFAULT_WARNING_DAYS,
+        show_default=True,
+        type=click.IntRange(0, 3650),
+        metavar="DAYS",
+        help="Warn about waivers and attestations expiring within DAYS.",
+    ),
+    click.option(
+        "--prometheus-file",
+        type=click.Path(path_type=Path),
+        help="Write scores in Prometheus text format (node-exporter textfile collector).",
+    ),
+    click.option("--pushgateway", metavar="URL", help="Push scores to a Prometheus Pushgateway."),
+    click.option(
+        "--pushgateway-job",
+        default="auditor",
+        show_default=True,
+        help="Job name on the Pushgateway (one per scheduled job).",
+    ),
+    click.option(
+        "--webhook",
+        metavar="URL",
+        envvar="AUDITOR_WEBHOOK",
+        help="POST a JSON notice here when the score drops or a critical check newly fails.",
+    ),
 )
-@click.option(
-    "-r",
-    "--report",
-    "reports",
-    multiple=True,
-    metavar="FORMAT:PATH",
-    help=f"Write a report; PATH '-' is stdout. Repeatable. Default: {', '.join(DEFAULT_REPORTS)}",
-)
-@click.option(
-    "-c",
-    "--concurrency",
-    default=8,
-    show_default=True,
-    type=click.IntRange(1, 256),
-    envvar="AUDITOR_CONCURRENCY",
-    help="Targets audited at once.",
-)
-@click.option("-u", "--user", help="SSH user (default: URL, ~/.ssh/config, then $USER).")
-@click.option(
-    "--identity",
-    "identities",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="SSH private key file. Repeatable. Default: ssh-agent and ~/.ssh keys.",
-)
-@click.option("--sudo", is_flag=True, help="Run the host script through `sudo -n` (never prompts).")
-@click.option(
-    "--known-hosts",
-    type=click.Path(path_type=Path),
-    help="known_hosts file (default ~/.ssh/known_hosts).",
-)
-@click.option(
-    "--accept-new-host-keys",
-    is_flag=True,
-    help="Trust unknown SSH host keys on first use (a changed key is still refused).",
-)
-@click.option(
-    "--ssh-config",
-    type=click.Path(path_type=Path),
-    help="SSH client config (default ~/.ssh/config).",
-)
-@click.option(
-    "--connect-timeout",
-    default=DEFAULT_CONNECT_TIMEOUT,
-    show_default=True,
-    type=click.FloatRange(min=0.1),
-    help="Seconds to connect to a target.",
-)
-@click.option(
-    "--command-timeout",
-    default=DEFAULT_COMMAND_TIMEOUT,
-    show_default=True,
-    type=click.FloatRange(min=0.1),
-    help="Seconds for the host script.",
-)
-@click.option(
-    "--fail-under",
-    type=click.FloatRange(0, 100),
-    metavar="SCORE",
-    help="Exit 1 when the overall score is below SCORE.",
-)
-@click.option(
-    "--fail-on",
-    type=click.Choice([s.value for s in Severity]),
-    help="Exit 1 when anything of this severity or worse fails.",
-)
-@click.option(
-    "--min-coverage",
-    type=click.FloatRange(0, 100),
-    metavar="PCT",
-    help="Exit 1 when coverage is below PCT percent.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No summary and no progress bar.")
-def run(
+
+
+def record_options_from(flags: dict[str, Any]) -> RecordOptions:
+    """RecordOptions from the parameters `record_options` added (removed from `flags`)."""
+    return RecordOptions(
+        store=not flags.pop("no_store"),
+        db=flags.pop("db"),
+        waivers=flags.pop("waivers_file"),
+        attestations=flags.pop("attestations_file"),
+        warning_days=flags.pop("warning_days"),
+        prometheus_file=flags.pop("prometheus_file"),
+        pushgateway=flags.pop("pushgateway"),
+        pushgateway_job=flags.pop("pushgateway_job"),
+        webhook=flags.pop("webhook"),
+    )
+
+
+def target_specs(
     targets: tuple[str, ...],
     inventory: Path | None,
-    profile: str,
-    overlays: tuple[Path, ...],
-    variables: tuple[str, ...],
-    reports: tuple[str, ...],
-    concurrency: int,
     user: str | None,
     identities: tuple[Path, ...],
     sudo: bool,
@@ -160,13 +249,8 @@ def run(
     ssh_config: Path | None,
     connect_timeout: float,
     command_timeout: float,
-    fail_under: float | None,
-    fail_on: str | None,
-    min_coverage: float | None,
-    quiet: bool,
-) -> ExitStatus:
-    """Audit targets with a profile, write reports, and gate on the score."""
-    requests = [ReportRequest.parse(r) for r in (reports or DEFAULT_REPORTS)]
+) -> list[TargetSpec]:
+    """The targets `target_options` name (local:// when none), each name once."""
     base = TargetSpec(
         url="local://",
         user=user,
@@ -187,6 +271,84 @@ def run(
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InputError(f"target named twice: {duplicates[0]}")
+    return specs
+
+
+def prepared_profile(
+    name: str, overlays: tuple[Path, ...], variables: dict[str, Any]
+) -> LoadedProfile:
+    """The profile with overlays and `--var` values applied."""
+    loaded = load_profile(name, overlays)
+    unknown = sorted(set(variables) - set(loaded.variables))
+    if unknown:
+        raise InputError(f"unknown profile variable {unknown[0]!r}", item=unknown[0])
+    if variables:
+        loaded = replace(loaded, variables={**loaded.variables, **variables})
+    return loaded
+
+
+@click.command()
+@target_options
+@profile_options
+@report_options
+@click.option(
+    "-c",
+    "--concurrency",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    envvar="AUDITOR_CONCURRENCY",
+    help="Targets audited at once.",
+)
+@record_options
+@click.option(
+    "--kubeconfig",
+    type=click.Path(path_type=Path),
+    help="kubeconfig for k8s:// targets (default: $KUBECONFIG, then ~/.kube/config).",
+)
+def run(
+    targets: tuple[str, ...],
+    inventory: Path | None,
+    profile: str,
+    overlays: tuple[Path, ...],
+    variables: tuple[str, ...],
+    reports: tuple[str, ...],
+    concurrency: int,
+    user: str | None,
+    identities: tuple[Path, ...],
+    sudo: bool,
+    known_hosts: Path | None,
+    accept_new_host_keys: bool,
+    ssh_config: Path | None,
+    connect_timeout: float,
+    command_timeout: float,
+    fail_under: float | None,
+    fail_on: str | None,
+    min_coverage: float | None,
+    quiet: bool,
+    kubeconfig: Path | None = None,
+    **record_flags: Any,
+) -> ExitStatus:
+    """Audit targets with a profile, write reports, and gate on the score.
+
+    Every run is stored (SQLite in the XDG data directory unless --db or --no-store) as
+    each target finishes; Ctrl-C or SIGTERM keeps what finished and marks the run incomplete.
+    """
+    requests = [ReportRequest.parse(r) for r in (reports or DEFAULT_REPORTS)]
+    specs = target_specs(
+        targets,
+        inventory,
+        user,
+        identities,
+        sudo,
+        known_hosts,
+        accept_new_host_keys,
+        ssh_config,
+        connect_timeout,
+        command_timeout,
+    )
+    if kubeconfig is not None:
+        specs = [s if s.kubeconfig else replace(s, kubeconfig=str(kubeconfig)) for s in specs]
     config = RunConfig(
         targets=tuple(specs),
         profile=profile,
@@ -196,27 +358,64 @@ def run(
         variables=dict(_parse_var(v) for v in variables),
         progress=not quiet and sys.stderr.isatty(),
     )
-    return _run(config, requests, quiet=quiet)
+    return _run(config, requests, quiet=quiet, record=record_options_from(record_flags))
 
 
-def _run(config: RunConfig, requests: list[ReportRequest], *, quiet: bool) -> ExitStatus:
-    loaded = load_profile(config.profile, config.overlays)
-    unknown = sorted(set(config.variables) - set(loaded.variables))
-    if unknown:
-        raise InputError(f"unknown profile variable {unknown[0]!r}", item=unknown[0])
-    if config.variables:
-        loaded = replace(loaded, variables={**loaded.variables, **config.variables})
-    progress = _progress(len(config.targets)) if config.progress else nullcontext(None)
-    with progress as bar:
+def _run(
+    config: RunConfig,
+    requests: list[ReportRequest],
+    *,
+    quiet: bool,
+    record: RecordOptions | None = None,
+) -> ExitStatus:
+    loaded = prepared_profile(config.profile, config.overlays, config.variables)
+    names = [spec.display_name for spec in config.targets]
+    recorder = Recorder(loaded, names, record or RecordOptions())
+    try:
+        progress = _progress(len(config.targets)) if config.progress else nullcontext(None)
+        finished = None
+        with progress as bar, _signals_as_interrupt() as caught:
 
-        def done(record: TargetRecord, results: list[Result]) -> None:
-            if bar is not None:
-                bar[0].advance(bar[1])
+            def done(target: TargetRecord, results: list[Result]) -> None:
+                recorder.target_done(target, results)
+                if bar is not None:
+                    bar[0].advance(bar[1])
 
-        finished = engine.run(
-            loaded, config.targets, concurrency=config.concurrency, on_target_done=done
-        )
-    doc = document.build(finished, loaded)
+            try:
+                finished = _in_background(
+                    lambda: engine.run(
+                        loaded,
+                        config.targets,
+                        concurrency=config.concurrency,
+                        on_target_done=done,
+                    )
+                )
+            except KeyboardInterrupt:
+                finished = None
+        if finished is None:
+            _interrupted(recorder, requests, quiet=quiet, signum=caught.get("signal"))
+        doc = recorder.complete(finished)
+        finish_reports(recorder, doc, requests, quiet=quiet)
+        return _exit_status(doc, config.gates)
+    finally:
+        recorder.close()
+
+
+def finish_reports(
+    recorder: Recorder, doc: dict[str, Any], requests: list[ReportRequest], *, quiet: bool
+) -> None:
+    """Reports, warnings, metrics and the webhook of a finished run; a store error is raised
+    after the reports are written (the audit itself is not lost)."""
+    write_reports(doc, requests, quiet=quiet)
+    for line in recorder.warnings() + recorder.export(doc):
+        click.echo(f"auditor: warning: {line}", err=True)
+    if recorder.store_error is not None:
+        raise recorder.store_error
+    if recorder.store is not None and not quiet:
+        click.echo(f"stored run {recorder.run_id} in {recorder.store.url}", err=True)
+
+
+def write_reports(doc: dict[str, Any], requests: list[ReportRequest], *, quiet: bool) -> None:
     to_stdout = any(r.path == "-" for r in requests)
     for request in requests:
         write(request, doc)
@@ -224,7 +423,75 @@ def _run(config: RunConfig, requests: list[ReportRequest], *, quiet: bool) -> Ex
         write(ReportRequest("terminal", "-"), doc)
         for request in requests:
             click.echo(f"wrote {request.format} report: {request.path}", err=True)
-    return _exit_status(doc, config.gates)
+
+
+def _interrupted(
+    recorder: Recorder, requests: list[ReportRequest], *, quiet: bool, signum: int | None
+) -> NoReturn:
+    """Keep what finished, write the reports of the incomplete run, and leave at once.
+
+    os._exit: targets still in flight run in worker threads that Python cannot stop, and a
+    normal exit would wait for every one of them (and the queued ones) to finish.
+    """
+    try:
+        doc = recorder.interrupted()
+        kept = len(doc["targets"])
+        write_reports(doc, requests, quiet=True)
+        stored = f" in run {recorder.run_id}" if recorder.store is not None else ""
+        click.echo(
+            f"auditor: interrupted: kept {kept} of {len(recorder.names)} target(s){stored} "
+            "(marked incomplete)",
+            err=True,
+        )
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + (signum or signal.SIGINT))
+
+
+@contextmanager
+def _signals_as_interrupt() -> Iterator[dict[str, int]]:
+    """SIGTERM (and SIGINT, as ever) raise KeyboardInterrupt in the main thread, once; yields
+    a dict that holds the signal number once one came."""
+    caught: dict[str, int] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        if "signal" in caught:  # one interruption is enough: finish keeping what we have
+            return
+        caught["signal"] = signum
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield caught
+    finally:
+        if "signal" not in caught:  # after a signal, later ones stay ignored until exit
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _in_background(work: Callable[[], T]) -> T:
+    """Run `work` in a daemon thread while this (main) thread waits, so that a signal is
+    handled at once instead of after the engine's thread pool has drained."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # handed to the main thread below
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="auditor-engine", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)
+    if "error" in box:
+        raise box["error"]
+    result: T = box["value"]
+    return result
 
 
 def _progress(total: int) -> Any:

@@ -1,0 +1,226 @@
+"""A run's life around the engine: waivers and attestations, the store, history, exports.
+
+`auditor run` and `auditor evaluate` hand each finished target to `Recorder.target_done`,
+which answers attested controls, applies waivers and commits the target to the store at
+once. At the end `complete` (or, after Ctrl-C / SIGTERM, `interrupted`) closes the run in
+the store and gives the results document, with `history` and the waiver report; `export`
+then writes metrics and tells the webhook about a regression.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from auditor import __version__, document, engine
+from auditor.attestations import AttestationSet, load_attestations
+from auditor.errors import AuditorError
+from auditor.facts import utc_now
+from auditor.model import Result, Run, TargetRecord
+from auditor.profiles import LoadedProfile
+from auditor.waivers import DEFAULT_WARNING_DAYS, WaiverSet, load_waivers
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is imported only by runs that use it
+    from auditor.store import Store
+
+
+@dataclass(frozen=True)
+class RecordOptions:
+    """What happens to a run besides its reports: flags of `auditor run` and `evaluate`."""
+
+    store: bool = True
+    db: str | None = None  # None: AUDITOR_DB, then SQLite in the XDG data home
+    waivers: Path | None = None
+    attestations: Path | None = None
+    warning_days: int = DEFAULT_WARNING_DAYS
+    prometheus_file: Path | None = None
+    pushgateway: str | None = None
+    pushgateway_job: str = "auditor"
+    webhook: str | None = None
+
+
+class Recorder:
+    """Records one run. Thread-safe: the engine calls target_done from its own thread."""
+
+    def __init__(
+        self,
+        profile: LoadedProfile,
+        target_names: Sequence[str],
+        options: RecordOptions,
+        *,
+        source: str = "run",
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.profile = profile
+        self.fixed_extra = dict(extra or {})  # e.g. `bundle`: where evaluated facts came from
+        self.names = list(target_names)
+        self.options = options
+        self.now = datetime.now(UTC)  # one instant for every waiver and attestation decision
+        self.waivers: WaiverSet | None = None
+        self.attestations: AttestationSet | None = None
+        if options.waivers is not None:
+            self.waivers = load_waivers(options.waivers, self.now, options.warning_days)
+        if options.attestations is not None:
+            self.attestations = load_attestations(
+                options.attestations, self.now, options.warning_days
+            )
+        self.started_at = utc_now()
+        self.notes: list[str] = []
+        self.store: Store | None = None
+        if options.store:
+            self.store = self._open_store(options.db)
+        self.run_id = str(uuid.uuid4())
+        if self.store is not None:
+            self.store.begin_run(
+                profile,
+                self.names,
+                run_id=self.run_id,
+                started_at=self.started_at,
+                source=source,
+                extra=self._extra(),
+            )
+        self.store_error: AuditorError | None = None
+        self.done: dict[str, tuple[TargetRecord, list[Result]]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _open_store(self, url: str | None) -> Store | None:
+        """The store; a default store that cannot be opened (a read-only home, a container)
+        costs a warning, not the audit. A store the user named must open."""
+        from auditor.store import open_store
+
+        try:
+            return open_store(url)
+        except AuditorError as exc:
+            if url is not None or os.environ.get("AUDITOR_DB"):
+                raise
+            self.notes.append(f"this run is not stored: {exc} (set --db, or --no-store)")
+            return None
+
+    # --- during the run ----------------------------------------------------------------
+
+    def process(self, results: Sequence[Result]) -> list[Result]:
+        """Attestations answer manual results, then waivers apply: before any scoring."""
+        out = list(results)
+        if self.attestations is not None:
+            out = self.attestations.apply(out)
+        if self.waivers is not None:
+            out = self.waivers.apply(out)
+        return out
+
+    def target_done(self, record: TargetRecord, results: list[Result]) -> None:
+        """Keep one finished target: processed, and committed to the store at once."""
+        with self._lock:
+            if self._closed:
+                return
+            processed = self.process(results)
+            self.done[record.name] = (record, processed)
+            if self.store is not None and self.store_error is None:
+                try:
+                    self.store.save_target(self.run_id, record, processed)
+                except AuditorError as exc:  # the store failed: keep auditing, raise at the end
+                    self.store_error = exc
+
+    # --- at the end ------------------------------------------------------------------------
+
+    def complete(self, run: Run) -> dict[str, Any]:
+        """Close a finished run; returns its results document."""
+        return self._close(
+            [r for r in run.results if r.target == engine.ORGANISATION], complete=True
+        )
+
+    def interrupted(self) -> dict[str, Any]:
+        """Close a run cut short (Ctrl-C, SIGTERM): what finished is kept, marked incomplete."""
+        with self._lock:
+            self._closed = True
+            kinds = {record.kind for record, _ in self.done.values()}
+        return self._close(engine.attestation_results(self.profile, kinds), complete=False)
+
+    def _close(self, organisation: list[Result], *, complete: bool) -> dict[str, Any]:
+        with self._lock:
+            self._closed = True
+            order = {name: index for index, name in enumerate(self.names)}
+            finished = sorted(self.done.values(), key=lambda d: order.get(d[0].name, len(order)))
+        org = self.process(organisation)
+        results = [r for _, target_results in finished for r in target_results] + org
+        run = Run(
+            id=self.run_id,
+            tool_version=__version__,
+            profile_id=self.profile.id,
+            profile_version=self.profile.version,
+            started_at=self.started_at,
+            finished_at=utc_now(),
+            targets=tuple(record for record, _ in finished),
+            results=tuple(results),
+            complete=complete,
+        )
+        extra = self._extra()
+        doc = document.build(run, self.profile)
+        doc.update(extra)
+        if self.store is not None and self.store_error is None:
+            try:
+                self.store.save_results(self.run_id, org)
+                self.store.finish_run(self.run_id, complete, extra=extra, scores=doc["score"])
+                doc["history"] = self.store.history(self.names, before=self.run_id)
+            except AuditorError as exc:
+                self.store_error = exc
+        return doc
+
+    def _extra(self) -> dict[str, Any]:
+        """The document keys besides the results that the store keeps with the run."""
+        extra: dict[str, Any] = dict(self.fixed_extra)
+        if self.waivers is not None:
+            extra["waivers"] = self.waivers.report()
+        if self.attestations is not None:
+            extra["attestations"] = self.attestations.report()
+        return extra
+
+    def warnings(self) -> list[str]:
+        """Lines for the operator: expired, expiring and unused waivers and attestations."""
+        lines: list[str] = list(self.notes)
+        if self.attestations is not None:
+            lines += self.attestations.warnings()
+        if self.waivers is not None:
+            lines += self.waivers.warnings()
+        return lines
+
+    def export(self, doc: dict[str, Any]) -> list[str]:
+        """Metrics and the regression webhook; returns warnings (a failed export never fails
+        the run: the audit itself is done and stored)."""
+        from auditor import metrics, notify
+
+        problems: list[str] = []
+        options = self.options
+        try:
+            if options.prometheus_file is not None:
+                metrics.write_textfile(doc, options.prometheus_file)
+            if options.pushgateway is not None:
+                metrics.push(doc, options.pushgateway, options.pushgateway_job)
+        except metrics.MetricsError as exc:
+            problems.append(str(exc))
+        if options.webhook is not None:
+            try:
+                notice = (
+                    notify.regression(self._previous(), doc) if doc["run"]["complete"] else None
+                )
+                if notice is not None:
+                    notify.post(options.webhook, notice)
+            except AuditorError as exc:  # the webhook or the store: the run itself stands
+                problems.append(str(exc))
+        return problems
+
+    def _previous(self) -> dict[str, Any] | None:
+        if self.store is None:
+            raise AuditorError("--webhook compares with the previous run: it needs the store")
+        previous = self.store.previous_run(self.run_id)
+        return self.store.load_document(previous, history=0) if previous else None
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()

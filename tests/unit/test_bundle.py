@@ -1,0 +1,250 @@
+"""Evidence bundles: a faithful round trip, and refusal of anything tampered, cut or unsafe."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from auditor.bundle import (
+    MANIFEST,
+    BundleError,
+    load_private_key,
+    load_public_key,
+    read_bundle,
+    write_bundle,
+)
+from auditor.config import TargetSpec
+from auditor.facts import failed_fact, new_fact
+from auditor.model import TargetKind, TargetRecord
+from auditor.profiles import load_profile
+
+
+@pytest.fixture(scope="module")
+def profile():
+    return load_profile()
+
+
+def records() -> list[tuple[TargetSpec, TargetRecord]]:
+    facts = (
+        new_fact("host.os", "web1", {"id": "debian", "version_id": "12"}, source="cat os-release"),
+        new_fact(
+            "host.file_modes",
+            "web1",
+            [{"path": "/etc/passwd", "mode": "0644", "owner": "root", "exists": True}],
+            source="stat",
+            status=0,
+        ),
+        failed_fact("host.audit", "web1", "auditctl: permission denied", source="auditctl -s"),
+    )
+    web1 = TargetRecord(
+        "web1", "ssh://web1", TargetKind.HOST, "2026-01-01T00:00:00.000Z",
+        "2026-01-01T00:00:05.000Z", facts=facts,
+    )  # fmt: skip
+    dead = TargetRecord(
+        "db1", "ssh://db1", TargetKind.HOST, "2026-01-01T00:00:00.000Z",
+        "2026-01-01T00:00:10.000Z", error="connection refused",
+    )  # fmt: skip
+    return [
+        (TargetSpec("ssh://web1", name="web1", variables={"host_paths": ["/etc/passwd"]}), web1),
+        (TargetSpec("ssh://db1", name="db1"), dead),
+    ]
+
+
+def keypair(tmp_path: Path, name: str = "key") -> tuple[Path, Path]:
+    key = Ed25519PrivateKey.generate()
+    private = tmp_path / f"{name}.pem"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public = tmp_path / f"{name}.pub"
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        )
+    )
+    return private, public
+
+
+def test_round_trip_keeps_every_fact_and_target(tmp_path, profile):
+    path = tmp_path / "b.tar.gz"
+    written = records()
+    manifest = write_bundle(path, profile, written)
+    bundle = read_bundle(path)
+    assert bundle.key_id is None and not bundle.trusted
+    assert manifest["profile"]["id"] == profile.id
+    (web1, web1_vars), (db1, _) = bundle.records()
+    assert web1 == written[0][1]  # facts, data, hashes, times, errors: all equal
+    assert web1_vars == {"host_paths": ["/etc/passwd"]}
+    assert db1.error == "connection refused" and db1.facts == ()
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically, nothing left behind
+
+
+def test_signed_bundle_verifies_with_its_key_only(tmp_path, profile):
+    private, public = keypair(tmp_path)
+    _, other_public = keypair(tmp_path, "other")
+    path = tmp_path / "b.tar.gz"
+    write_bundle(path, profile, records(), sign_key=load_private_key(private))
+    bundle = read_bundle(path, load_public_key(public))
+    assert bundle.trusted and bundle.key_id is not None
+    assert read_bundle(path).key_id == bundle.key_id  # integrity still checked without a key
+    with pytest.raises(BundleError, match="not by the key given"):
+        read_bundle(path, load_public_key(other_public))
+
+
+def test_unsigned_bundle_is_refused_when_a_key_is_required(tmp_path, profile):
+    _, public = keypair(tmp_path)
+    path = tmp_path / "b.tar.gz"
+    write_bundle(path, profile, records())
+    with pytest.raises(BundleError, match="not signed"):
+        read_bundle(path, load_public_key(public))
+
+
+def rewrite(path: Path, change) -> None:
+    """Rewrite a bundle member by member; `change(name, data)` returns new data or None."""
+    with tarfile.open(path, "r:gz") as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for member, data in members:
+            data = change(member.name, data)
+            if data is None:
+                continue
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    path.write_bytes(buffer.getvalue())
+
+
+def test_tampered_evidence_is_refused(tmp_path, profile):
+    path = tmp_path / "b.tar.gz"
+    write_bundle(path, profile, records())
+
+    def tamper(name, data):
+        return data.replace(b"debian", b"talos") if name.startswith("evidence/") else data
+
+    rewrite(path, tamper)
+    with pytest.raises(BundleError) as caught:
+        read_bundle(path)
+    assert "does not match its sha256 in the manifest" in str(caught.value)
+    assert str(caught.value).startswith(str(path))
+
+
+def test_tampered_manifest_breaks_the_signature(tmp_path, profile):
+    private, public = keypair(tmp_path)
+    path = tmp_path / "b.tar.gz"
+    write_bundle(path, profile, records(), sign_key=load_private_key(private))
+
+    def tamper(name, data):
+        if name != MANIFEST:
+            return data
+        manifest = json.loads(data)
+        manifest["created_at"] = "2020-01-01T00:00:00.000Z"
+        return json.dumps(manifest).encode()
+
+    rewrite(path, tamper)
+    with pytest.raises(BundleError, match="signature does not match"):
+        read_bundle(path)  # refused even without --verify-key
+    with pytest.raises(BundleError, match="signature does not match"):
+        read_bundle(path, load_public_key(public))
+
+
+def test_removed_and_added_members_are_refused(tmp_path, profile):
+    path = tmp_path / "b.tar.gz"
+    write_bundle(path, profile, records())
+    rewrite(path, lambda name, data: None if name.startswith("evidence/") else data)
+    with pytest.raises(BundleError, match="is missing"):
+        read_bundle(path)
+    write_bundle(path, profile, records())
+    extra = b'{"x": 1}'
+    with tarfile.open(path, "r:gz") as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for member, data in members:
+            tar.addfile(member, io.BytesIO(data))
+        info = tarfile.TarInfo("targets/0009.json")
+        info.size = len(extra)
+        tar.addfile(info, io.BytesIO(extra))
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(BundleError, match="not in the manifest"):
+        read_bundle(path)
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.95])
+def test_truncated_bundle_is_refused(tmp_path, profile, keep):
+    path = tmp_path / "b.tar.gz"
+    write_bundle(path, profile, records())
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(BundleError, match="truncated or corrupt bundle"):
+        read_bundle(path)
+
+
+def unsafe_bundle(path: Path, info: tarfile.TarInfo, data: bytes = b"") -> None:
+    with gzip.open(path, "wb") as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+        tar.addfile(info, io.BytesIO(data) if data else None)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "expected"),
+    [
+        ("/etc/passwd", tarfile.REGTYPE, "unsafe member path"),
+        ("../../etc/cron.d/x", tarfile.REGTYPE, "unsafe member path"),
+        ("evidence/../../x", tarfile.REGTYPE, "unsafe member path"),
+        ("manifest.json", tarfile.SYMTYPE, "only regular files"),
+        ("targets/0000.json", tarfile.LNKTYPE, "only regular files"),
+        ("evidence", tarfile.DIRTYPE, "only regular files"),
+        ("notes.txt", tarfile.REGTYPE, "unexpected member"),
+    ],
+)
+def test_unsafe_members_are_refused(tmp_path, name, kind, expected):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    data = b"x" if kind == tarfile.REGTYPE else b""
+    info.size = len(data)
+    if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+        info.linkname = "/etc/shadow"
+    path = tmp_path / "evil.tar.gz"
+    unsafe_bundle(path, info, data)
+    with pytest.raises(BundleError, match=expected):
+        read_bundle(path)
+    assert not (tmp_path / "etc").exists()
+
+
+def test_not_a_bundle(tmp_path):
+    path = tmp_path / "plain.tar.gz"
+    path.write_bytes(b"just text, not gzip")
+    with pytest.raises(BundleError, match="truncated or corrupt"):
+        read_bundle(path)
+    with pytest.raises(BundleError, match="no such file"):
+        read_bundle(tmp_path / "missing.tar.gz")
+
+
+def test_keys_that_are_not_ed25519_are_refused(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    path = tmp_path / "ec.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    with pytest.raises(BundleError, match="not an Ed25519 key"):
+        load_private_key(path)
+    garbage = tmp_path / "garbage.pub"
+    garbage.write_text("hello")
+    with pytest.raises(BundleError, match="not a public key"):
+        load_public_key(garbage)
