@@ -91,6 +91,7 @@ def collect(
     ssh_config: Path | None,
     connect_timeout: float,
     command_timeout: float,
+    imports: tuple[str, ...],
     quiet: bool,
 ) -> int:
     """Gather the facts the profile needs from targets into a bundle; judge nothing.
@@ -111,6 +112,7 @@ def collect(
         ssh_config,
         connect_timeout,
         command_timeout,
+        imports,
     )
     key = load_private_key(sign_key) if sign_key is not None else None  # fail before collecting
     started = utc_now()

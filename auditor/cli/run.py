@@ -72,6 +72,14 @@ target_options = _options(
     click.option(
         "-i", "--inventory", type=click.Path(path_type=Path), help="YAML inventory of hosts."
     ),
+    click.option(
+        "--import",
+        "imports",
+        multiple=True,
+        metavar="TOOL:FILE",
+        help="A vulnerability scanner's JSON report to judge (trivy:FILE, grype:FILE). "
+        "Repeatable.",
+    ),
     click.option("-u", "--user", help="SSH user (default: URL, ~/.ssh/config, then $USER)."),
     click.option(
         "--identity",
@@ -249,6 +257,7 @@ def target_specs(
     ssh_config: Path | None,
     connect_timeout: float,
     command_timeout: float,
+    imports: tuple[str, ...] = (),
 ) -> list[TargetSpec]:
     """The targets `target_options` name (local:// when none), each name once."""
     base = TargetSpec(
@@ -265,6 +274,7 @@ def target_specs(
     specs = [replace(base, url=url) for url in targets if scheme_of(url)]
     if inventory is not None:
         specs += load_inventory(inventory, base)
+    specs += [replace(base, url=_import_url(text)) for text in imports]
     if not specs:
         specs = [base]
     names = [s.display_name for s in specs]
@@ -272,6 +282,14 @@ def target_specs(
     if duplicates:
         raise InputError(f"target named twice: {duplicates[0]}")
     return specs
+
+
+def _import_url(text: str) -> str:
+    """--import trivy:FILE -> trivy://FILE."""
+    tool, sep, path = text.partition(":")
+    if not sep or not path or tool not in ("trivy", "grype"):
+        raise InputError(f"bad --import {text!r}: expected trivy:FILE or grype:FILE")
+    return f"{tool}://{path}"
 
 
 def prepared_profile(
@@ -322,6 +340,7 @@ def run(
     ssh_config: Path | None,
     connect_timeout: float,
     command_timeout: float,
+    imports: tuple[str, ...],
     fail_under: float | None,
     fail_on: str | None,
     min_coverage: float | None,
@@ -346,6 +365,7 @@ def run(
         ssh_config,
         connect_timeout,
         command_timeout,
+        imports,
     )
     if kubeconfig is not None:
         specs = [s if s.kubeconfig else replace(s, kubeconfig=str(kubeconfig)) for s in specs]

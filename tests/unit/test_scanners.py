@@ -64,8 +64,8 @@ def test_import_through_the_cli_judges_images_with_evidence(auditor_cli, tmp_pat
     bad.write_text('{"SchemaVersion": 2,\n "Results": [')
     result = auditor_cli(
         "run", "--quiet", "--report", f"json:{report}", "--var", "max_scan_age_days=100000",
-        "--target", f"trivy://{REPORTS / 'trivy-image.json'}",
-        "--target", f"grype://{REPORTS / 'grype-image.json'}",
+        "--import", f"trivy:{REPORTS / 'trivy-image.json'}",
+        "--import", f"grype:{REPORTS / 'grype-image.json'}",
         "--target", f"trivy://{REPORTS / 'trivy-clean.json'}",
         "--target", f"trivy://{bad}",
     )
@@ -86,3 +86,8 @@ def test_import_through_the_cli_judges_images_with_evidence(auditor_cli, tmp_pat
     assert verdicts[("trivy-image.json", "image.vulnerabilities.scan-fresh")]["status"] == "pass"
     broken = next(t for t in document["targets"] if t["name"].endswith("broken.json"))
     assert "broken.json:2: not a trivy JSON report" in broken["error"]
+
+
+def test_bad_import_argument_is_a_usage_error(auditor_cli):
+    result = auditor_cli("run", "--import", "clair:report.json")
+    assert result.code == 2 and "bad --import 'clair:report.json'" in result.err
