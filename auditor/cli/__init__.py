@@ -6,6 +6,7 @@ Only this package catches broadly: every error becomes one line on stderr and an
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -16,8 +17,40 @@ import click
 from auditor import __version__
 from auditor.errors import AuditorError, ExitStatus
 
+# command name -> "module:attribute", imported only when that command runs (or --help lists
+# them): `auditor run` should not pay for the store's or the PDF renderer's imports.
+COMMANDS: dict[str, str] = {
+    "run": "auditor.cli.run:run",
+    "report": "auditor.cli.report:report",
+    "profiles": "auditor.cli.profiles:profiles",
+    "runs": "auditor.cli.history:runs",
+    "diff": "auditor.cli.history:diff_runs",
+    "collect": "auditor.cli.bundle:collect",
+    "evaluate": "auditor.cli.bundle:evaluate",
+    "verify": "auditor.cli.bundle:verify",
+    "schedule": "auditor.cli.schedule:schedule",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class _LazyGroup(click.Group):
+    """A click group whose commands live in modules imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attr = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return command
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="auditor")
 @click.option(
     "--debug", is_flag=True, envvar="AUDITOR_DEBUG", help="Log details and show tracebacks."
@@ -62,25 +95,3 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo("auditor: interrupted", err=True)
         sys.exit(130)
     sys.exit(int(status) if isinstance(status, int) else ExitStatus.OK)
-
-
-def _register() -> None:
-    from auditor.cli.bundle import collect, evaluate, verify
-    from auditor.cli.history import diff_runs, runs
-    from auditor.cli.profiles import profiles
-    from auditor.cli.report import report
-    from auditor.cli.run import run
-    from auditor.cli.schedule import schedule
-
-    cli.add_command(run)
-    cli.add_command(profiles)
-    cli.add_command(report)
-    cli.add_command(runs)
-    cli.add_command(diff_runs)
-    cli.add_command(collect)
-    cli.add_command(evaluate)
-    cli.add_command(verify)
-    cli.add_command(schedule)
-
-
-_register()
