@@ -1,0 +1,425 @@
+"""Offline cluster snapshots (`k8s-snapshot://PATH`): manifests read from files, as the API would
+list them.
+
+PATH is a file or a directory (read recursively: *.yaml, *.yml, *.json; hidden directories
+skipped), or `-` for standard input. Multi-document YAML, `kind: List` and `*List` dumps
+(`kubectl get -A -o json`) and rendered Helm output are understood; every object keeps the
+file and line it came from. A file that cannot be read (not YAML, too large, a document
+without `kind`, an unknown built-in kind) is reported as a problem with its file and line,
+and everything else is audited.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from auditor.errors import TargetError
+from auditor.targets.kubernetes import ClusterTarget, KubeletConfig, Listing, Resource
+
+MAX_FILE_BYTES = 50_000_000  # larger files are refused: parsing them could exhaust memory
+MAX_NODES = 2_000_000  # nodes one YAML document may expand to through aliases
+SUFFIXES = (".yaml", ".yml", ".json")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+# Kinds the built-in API groups serve, so a misspelt kind is caught instead of ignored.
+# Groups not listed here (dotted names) are custom resources: read, not audited.
+BUILTIN_KINDS: dict[str, frozenset[str]] = {
+    g: frozenset(k.split())
+    for g, k in {
+        "": "Binding ComponentStatus ConfigMap Endpoints Event LimitRange Namespace Node "
+        "PersistentVolume PersistentVolumeClaim Pod PodTemplate ReplicationController "
+        "ResourceQuota Secret Service ServiceAccount List Status",
+        "apps": "ControllerRevision DaemonSet Deployment ReplicaSet StatefulSet",
+        "batch": "CronJob Job",
+        "extensions": "DaemonSet Deployment Ingress NetworkPolicy PodSecurityPolicy ReplicaSet",
+        "policy": "Eviction PodDisruptionBudget PodSecurityPolicy",
+        "autoscaling": "HorizontalPodAutoscaler Scale",
+        "rbac.authorization.k8s.io": "ClusterRole ClusterRoleBinding Role RoleBinding",
+        "networking.k8s.io": "Ingress IngressClass IPAddress NetworkPolicy ServiceCIDR",
+        "storage.k8s.io": "CSIDriver CSINode CSIStorageCapacity StorageClass VolumeAttachment "
+        "VolumeAttributesClass",
+        "admissionregistration.k8s.io": "MutatingAdmissionPolicy MutatingAdmissionPolicyBinding "
+        "MutatingWebhookConfiguration ValidatingAdmissionPolicy "
+        "ValidatingAdmissionPolicyBinding ValidatingWebhookConfiguration",
+        "apiextensions.k8s.io": "CustomResourceDefinition",
+        "apiregistration.k8s.io": "APIService",
+        "scheduling.k8s.io": "PriorityClass",
+        "coordination.k8s.io": "Lease LeaseCandidate",
+        "discovery.k8s.io": "EndpointSlice",
+        "node.k8s.io": "RuntimeClass",
+        "certificates.k8s.io": "CertificateSigningRequest ClusterTrustBundle",
+        "events.k8s.io": "Event",
+        "flowcontrol.apiserver.k8s.io": "FlowSchema PriorityLevelConfiguration",
+        "resource.k8s.io": "DeviceClass ResourceClaim ResourceClaimTemplate ResourceSlice",
+        "kubelet.config.k8s.io": "KubeletConfiguration CredentialProviderConfig",
+    }.items()
+}
+KUBELET_CONFIG = ("kubelet.config.k8s.io", "KubeletConfiguration")
+
+
+@dataclass
+class ManifestObject:
+    """One object read from a manifest and where it was written."""
+
+    group: str | None  # None when the manifest gave no apiVersion
+    data: dict[str, Any]
+    location: str
+
+
+class SnapshotTarget(ClusterTarget):
+    """A cluster as exported manifests: objects are listed from files, nothing is contacted."""
+
+    offline = True
+
+    def __init__(self, spec: Any) -> None:
+        super().__init__(spec)
+        self.path = spec.url.split("://", 1)[1]
+        self.objects: dict[str, list[ManifestObject]] = {}  # by kind
+        self._problems: list[tuple[str, str]] = []
+        self.files = 0
+        self._frozen = False
+
+    def connect(self) -> None:
+        # Parsing makes millions of small acyclic objects: collections triggered while they
+        # are made would traverse them again and again (about a quarter of the collection time
+        # on a 10,000-pod dump), so the cycle collector waits, and what was read is then
+        # frozen out of its reach until close().
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._read_all()
+        finally:
+            if enabled:
+                gc.enable()
+        gc.freeze()
+        self._frozen = True
+
+    def _read_all(self) -> None:
+        if self.path == "-":
+            self._read_text(sys.stdin.read(), "<stdin>", json_first=None)
+            return
+        root = Path(self.path).expanduser()
+        if root.is_file():
+            self._read_file(root, root.name if root.is_absolute() else self.path)
+        elif root.is_dir():
+            for path in _manifest_files(root):
+                self._read_file(path, path.relative_to(root).as_posix())
+        else:
+            raise TargetError(f"no such file or directory: {self.path}")
+
+    def close(self) -> None:
+        self.objects = {}
+        if self._frozen:
+            self._frozen = False
+            gc.unfreeze()
+
+    def problems(self) -> list[tuple[str, str]]:
+        return list(self._problems)
+
+    def list_objects(self, resource: Resource) -> Listing:
+        chosen = [o for o in self.objects.get(resource.kind, []) if resource.accepts(o.group)]
+        return Listing(
+            resource,
+            [o.data for o in chosen],
+            f"snapshot {self.path} ({self.files} file(s))",
+            locations=[o.location for o in chosen],
+        )
+
+    def kubelet_configs(self, nodes: list[str]) -> list[KubeletConfig]:
+        """The KubeletConfiguration documents of the snapshot, named by the file and line they
+        came from: a snapshot does not say which node read which file."""
+        found = self.objects.get(KUBELET_CONFIG[1], [])
+        return [
+            KubeletConfig(o.location, o.location, o.data, None, f"snapshot {o.location}")
+            for o in found
+            if o.group in (KUBELET_CONFIG[0], None)
+        ]
+
+    # -- reading files -------------------------------------------------------------------
+
+    def _read_file(self, path: Path, shown: str) -> None:
+        self.files += 1
+        try:
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                self._problem(
+                    shown,
+                    f"file of {size} bytes is over the {MAX_FILE_BYTES}-byte limit "
+                    "(split the dump, e.g. one file per namespace)",
+                )
+                return
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            self._problem(shown, f"cannot read: {exc.strerror}")
+            return
+        except UnicodeDecodeError:
+            self._problem(shown, "not UTF-8 text")
+            return
+        self._read_text(text, shown, json_first=path.suffix.lower() == ".json")
+
+    def _read_text(self, text: str, shown: str, json_first: bool | None) -> None:
+        if json_first is None:
+            json_first = text.lstrip()[:1] == "{"
+        documents = _json_documents(text, shown) if json_first else _yaml_documents(text, shown)
+        try:
+            for line, document in documents:
+                self._add_document(document, shown, line)
+        except _ParseError as exc:
+            self._problem(exc.location, exc.reason)
+
+    def _add_document(self, document: _Document, shown: str, line: int) -> None:
+        location = f"{shown}:{line}"
+        data = document.data
+        if not isinstance(data, dict):
+            self._problem(location, "not a Kubernetes object (expected a mapping)")
+            return
+        kind = data.get("kind")
+        if not isinstance(kind, str) or not kind:
+            self._problem(location, "document without kind")
+            return
+        items = data.get("items")
+        if kind.endswith("List") and isinstance(items, list):
+            api_version = data.get("apiVersion")
+            for index, item in enumerate(items):
+                if item is None:
+                    continue
+                item_line = document.item_line(index)
+                if isinstance(item, dict) and kind != "List":
+                    item.setdefault("kind", kind[: -len("List")])
+                    if isinstance(api_version, str):
+                        item.setdefault("apiVersion", api_version)
+                self._add_document(_Document(item, {}, item_line), shown, item_line)
+            return
+        api_version = data.get("apiVersion")
+        group = _group_of(api_version)
+        problem = _unknown_kind(kind, api_version, group)
+        if problem:
+            self._problem(location, problem)
+            return
+        self.objects.setdefault(kind, []).append(ManifestObject(group, data, location))
+
+    def _problem(self, location: str, reason: str) -> None:
+        self._problems.append((location, reason))
+
+
+def _manifest_files(root: Path) -> Iterator[Path]:
+    """Manifest files under `root`, sorted, hidden directories and files skipped."""
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).parts
+        if any(part.startswith(".") for part in relative):
+            continue
+        if path.suffix.lower() in SUFFIXES and path.is_file():
+            yield path
+
+
+def _group_of(api_version: Any) -> str | None:
+    if not isinstance(api_version, str) or not api_version:
+        return None
+    return api_version.rpartition("/")[0] if "/" in api_version else ""
+
+
+def _unknown_kind(kind: str, api_version: Any, group: str | None) -> str | None:
+    """Why `kind` cannot be a real object, or None. Custom resources (dotted groups that are
+    not built in) are accepted as they are."""
+    if group is None:
+        if any(kind in kinds for kinds in BUILTIN_KINDS.values()):
+            return None
+        return f"unknown kind {kind!r} (and no apiVersion)"
+    if group == "" and api_version != "v1":
+        return f"unknown apiVersion {api_version!r}"
+    if group in BUILTIN_KINDS:
+        if kind in BUILTIN_KINDS[group]:
+            return None
+        return f"unknown kind {kind!r} for apiVersion {api_version}"
+    if "." not in group:
+        return f"unknown apiVersion {api_version!r}"
+    return None
+
+
+class _ParseError(Exception):
+    def __init__(self, location: str, reason: str) -> None:
+        super().__init__(reason)
+        self.location = location
+        self.reason = reason
+
+
+@dataclass
+class _Document:
+    """A parsed document and the lines of the entries of its `items` list, if it has one."""
+
+    data: Any
+    item_lines: dict[int, int]
+    line: int = 1
+
+    def item_line(self, index: int) -> int:
+        return self.item_lines.get(index, self.line)
+
+
+# -- YAML --------------------------------------------------------------------------------------
+
+
+def _yaml_documents(text: str, shown: str) -> Iterator[tuple[int, _Document]]:
+    """(line, document) for each non-empty document; a syntax error stops the file there."""
+    loader = _LOADER(text)
+    check_aliases = "&" in text
+    try:
+        while True:
+            try:
+                if not loader.check_node():
+                    return
+                node = loader.get_node()
+            except yaml.MarkedYAMLError as exc:
+                mark = exc.problem_mark or exc.context_mark
+                line = mark.line + 1 if mark else 1
+                raise _ParseError(
+                    f"{shown}:{line}", f"not valid YAML: {exc.problem or exc.context}"
+                ) from exc
+            except yaml.YAMLError as exc:
+                raise _ParseError(f"{shown}:1", f"not valid YAML: {exc}") from exc
+            if node is None or (isinstance(node, yaml.ScalarNode) and node.value == ""):
+                continue
+            line = node.start_mark.line + 1
+            if check_aliases and _expanded_size(node) > MAX_NODES:
+                raise _ParseError(f"{shown}:{line}", "document expands to too many nodes")
+            try:
+                data = loader.construct_document(node)
+            except yaml.YAMLError as exc:
+                raise _ParseError(f"{shown}:{line}", f"not valid YAML: {exc}") from exc
+            yield line, _Document(data, _yaml_item_lines(node), line)
+    finally:
+        loader.dispose()
+
+
+def _yaml_item_lines(node: yaml.Node) -> dict[int, int]:
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    for key, value in node.value:
+        is_items = isinstance(key, yaml.ScalarNode) and key.value == "items"
+        if is_items and isinstance(value, yaml.SequenceNode):
+            return {i: child.start_mark.line + 1 for i, child in enumerate(value.value)}
+    return {}
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes `root` stands for once aliases are expanded (memoised, so linear)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = 1  # a cycle counts once (the constructor handles it)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                total += size(key) + size(value)
+        elif isinstance(node, yaml.SequenceNode):
+            for child in node.value:
+                total += size(child)
+        total = min(total, MAX_NODES + 1)
+        sizes[id(node)] = total
+        return total
+
+    return size(root)
+
+
+# -- JSON --------------------------------------------------------------------------------------
+
+
+def _json_documents(text: str, shown: str) -> Iterator[tuple[int, _Document]]:
+    """(line, document) for each JSON value in `text` (concatenated values are allowed), with
+    the line of every entry of a top-level `items` list."""
+    decoder = json.JSONDecoder()
+    lines = _LineIndex(text)
+    position = _skip_space(text, 0)
+    while position < len(text):
+        start = position
+        try:
+            if text[position] == "{":
+                data, position, item_lines = _json_object(decoder, text, position, lines)
+            else:
+                data, position = decoder.raw_decode(text, position)
+                item_lines = {}
+        except json.JSONDecodeError as exc:
+            raise _ParseError(f"{shown}:{exc.lineno}", f"not valid JSON: {exc.msg}") from exc
+        line = lines.line(start)
+        yield line, _Document(data, item_lines, line)
+        position = _skip_space(text, position)
+
+
+def _json_object(
+    decoder: json.JSONDecoder, text: str, position: int, lines: _LineIndex
+) -> tuple[dict[str, Any], int, dict[int, int]]:
+    """Decode the object at `position` member by member, noting where `items` entries start."""
+    result: dict[str, Any] = {}
+    item_lines: dict[int, int] = {}
+    position = _skip_space(text, position + 1)
+    if text.startswith("}", position):
+        return result, position + 1, item_lines
+    while True:
+        key, position = decoder.raw_decode(text, position)
+        if not isinstance(key, str):
+            raise json.JSONDecodeError("expected a string key", text, position)
+        position = _expect(text, position, ":")
+        if key == "items" and text.startswith("[", position):
+            value: Any = []
+            position = _skip_space(text, position + 1)
+            if text.startswith("]", position):
+                position += 1
+            else:
+                while True:
+                    item_lines[len(value)] = lines.line(position)
+                    item, position = decoder.raw_decode(text, position)
+                    value.append(item)
+                    position = _skip_space(text, position)
+                    if text.startswith(",", position):
+                        position = _skip_space(text, position + 1)
+                        continue
+                    position = _expect(text, position, "]")
+                    break
+        else:
+            value, position = decoder.raw_decode(text, position)
+        result[key] = value
+        position = _skip_space(text, position)
+        if text.startswith(",", position):
+            position = _skip_space(text, position + 1)
+            continue
+        return result, _expect(text, position, "}"), item_lines
+
+
+def _expect(text: str, position: int, char: str) -> int:
+    """The position after `char` (skipping whitespace around it)."""
+    position = _skip_space(text, position)
+    if not text.startswith(char, position):
+        raise json.JSONDecodeError(f"expected {char!r}", text, position)
+    return _skip_space(text, position + 1)
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\r\n":
+        position += 1
+    return position
+
+
+class _LineIndex:
+    """Offset -> 1-based line for offsets asked in increasing order (one pass over the text)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.offset = 0
+        self.lines = 1
+
+    def line(self, offset: int) -> int:
+        if offset < self.offset:  # not expected; count from the start again
+            self.offset, self.lines = 0, 1
+        self.lines += self.text.count("\n", self.offset, offset)
+        self.offset = offset
+        return self.lines
