@@ -15,10 +15,14 @@ FACT_PREFIX: Mapping[TargetKind, str] = {
     TargetKind.HOST: "host",
     TargetKind.DOCKER: "docker",
     TargetKind.KUBERNETES: "k8s",
+    TargetKind.SCAN: "scan",
 }
 
 _COLLECTORS: Mapping[TargetKind, str] = {
     TargetKind.HOST: "auditor.collectors.host:HostCollector",
+    TargetKind.DOCKER: "auditor.collectors.docker:DockerCollector",
+    TargetKind.KUBERNETES: "auditor.collectors.kubernetes:KubernetesCollector",
+    TargetKind.SCAN: "auditor.collectors.scanners:ScanReportCollector",
 }
 
 

@@ -12,6 +12,12 @@ from auditor.targets.base import Target
 SCHEMES: dict[str, str] = {
     "local": "auditor.targets.local:LocalTarget",
     "ssh": "auditor.targets.ssh:SshTarget",
+    "docker": "auditor.targets.docker:DockerTarget",
+    "docker+ssh": "auditor.targets.docker:DockerTarget",
+    "k8s": "auditor.targets.kubernetes:KubernetesTarget",
+    "k8s-snapshot": "auditor.targets.snapshot:SnapshotTarget",
+    "trivy": "auditor.targets.scanreport:ScanReportTarget",
+    "grype": "auditor.targets.scanreport:ScanReportTarget",
 }
 
 
@@ -34,6 +40,17 @@ def scheme_of(url: str) -> str:
             raise InventoryError(f"bad port in target URL {url!r}", item=url) from None
         if not parts.hostname or (port is not None and not 0 < port < 65536):
             raise InventoryError(f"bad target URL {url!r}: ssh://[user@]host[:port]", item=url)
+    if scheme in ("docker", "docker+ssh"):
+        from auditor.targets.docker import url_problem
+
+        if problem := url_problem(url):
+            raise InventoryError(problem, item=url)
+    if scheme == "k8s-snapshot" and not url.split("://", 1)[1].strip():
+        raise InventoryError(f"bad target URL {url!r}: k8s-snapshot://FILE-OR-DIRECTORY", item=url)
+    if scheme in ("trivy", "grype") and not url.split("://", 1)[1].strip():
+        raise InventoryError(f"bad target URL {url!r}: {scheme}://REPORT.json", item=url)
+    if scheme == "k8s" and not url.split("://", 1)[1].isprintable():
+        raise InventoryError(f"bad target URL {url!r}: k8s://[CONTEXT]", item=url)
     return scheme
 
 

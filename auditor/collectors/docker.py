@@ -1,0 +1,449 @@
+"""Docker facts from the Engine API: one list call and one inspect per object, never a call per
+check; inspects run in a small thread pool. The daemon's host-side facts come from one host
+script (docker_host), an image's file system from its streamed export (docker_image).
+
+The API data is kept as the daemon gives it (docker-py style "attrs": checks read Docker's own
+field names), with a few joins added and named below. Every text in it is untrusted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from auditor.collectors import docker_host, docker_image
+from auditor.collectors.host.script import build_script, new_nonce, split_output
+from auditor.errors import AuditorError
+from auditor.facts import FactSpec, failed_fact, new_fact, utc_now
+from auditor.model import Fact, Subject
+from auditor.targets.docker import DockerTarget
+
+log = logging.getLogger(__name__)
+
+INSPECT_WORKERS = 4  # concurrent inspect calls per fact (the target keeps 10 connections open)
+FACT_WORKERS = 3  # facts gathered side by side
+REMOVED = "removed between the list and the inspect call"
+
+
+# --- subjects ------------------------------------------------------------------------------
+
+
+def short_id(value: Any) -> str:
+    """The 12-character id Docker shows: 'sha256:dfd7f0f95fe6ab…' -> 'dfd7f0f95fe6'."""
+    text = str(value or "")
+    return text.split(":", 1)[-1][:12] or "?"
+
+
+def container_subject(item: Mapping[str, Any]) -> Subject:
+    """'web (29c33023e7b5) image nginx:1.25': name, short id and the image it runs."""
+    name = str(item.get("Name") or "").lstrip("/") or "?"
+    image = (item.get("Config") or {}).get("Image") or item.get("Image") or "?"
+    return Subject(
+        "container", f"{name} ({short_id(item.get('Id'))}) image {image}", id=item.get("Id")
+    )
+
+
+def image_subject(item: Mapping[str, Any]) -> Subject:
+    """'dfd7f0f95fe6 [busybox:1.36, busybox:latest]', or '<untagged>' for a dangling image."""
+    tags = [t for t in item.get("RepoTags") or [] if t != "<none>:<none>"]
+    label = f"[{', '.join(tags)}]" if tags else "<untagged>"
+    return Subject("image", f"{short_id(item.get('Id'))} {label}", id=item.get("Id"))
+
+
+def file_subject(item: Mapping[str, Any]) -> Subject:
+    """A file on the daemon's host, named by its path and the roles it plays for Docker."""
+    roles = ", ".join(item.get("roles") or [])
+    return Subject("file", f"{item.get('path')} ({roles})" if roles else str(item.get("path")))
+
+
+# --- pure normalisers (tests/fixtures/facts/docker.*) -------------------------------------------
+
+
+def containers_fact(
+    listing: Sequence[Mapping[str, Any]], inspected: Mapping[str, Mapping[str, Any] | str]
+) -> list[dict[str, Any]]:
+    """docker.containers: the inspect of every container, running or not, in list order.
+
+    `inspected` maps a container id to its inspect, or to the reason it has none; such a
+    container becomes an item with `_error` (its results are `error`, the others go on).
+    `GraphDriver` (the storage driver's layer directories on the host) is left out: no check
+    reads it, and it is a quarter of every item that each check's scope has to convert.
+    Example::
+
+        [{"Id": "29c33023e7b5…", "Name": "/web", "State": {"Status": "running", ...},
+          "Config": {"Image": "nginx:1.25", "User": "", "Env": ["PATH=/usr/bin"], ...},
+          "HostConfig": {"Privileged": false, "CapAdd": null, "PidMode": "", ...},
+          "Mounts": [{"Type": "bind", "Source": "/srv", "Destination": "/data", "RW": true}]},
+         {"Id": "6c921ce3a9e9…", "Name": "/gone", "Config": {"Image": "busybox"},
+          "_error": "removed between the list and the inspect call"}]
+    """
+    items: list[dict[str, Any]] = []
+    for entry in listing:
+        cid = str(entry.get("Id"))
+        found = inspected.get(cid)
+        if isinstance(found, Mapping):
+            items.append({key: value for key, value in found.items() if key != "GraphDriver"})
+            continue
+        names = entry.get("Names") or ["?"]
+        items.append(
+            {
+                "Id": cid,
+                "Name": str(names[0]),
+                "Config": {"Image": entry.get("Image")},
+                "_error": found or REMOVED,
+            }
+        )
+    return items
+
+
+def images_fact(
+    listing: Sequence[Mapping[str, Any]],
+    inspected: Mapping[str, Mapping[str, Any] | str],
+    histories: Mapping[str, list[Any]],
+    containers: Sequence[Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    """docker.images: the inspect of every image with two additions: `History` (GET
+    /images/{id}/history, newest first) and `UsedBy` (names of the containers, running or not,
+    created from it, joined from the container list). Example::
+
+        [{"Id": "sha256:dfd7f0f95fe6…", "RepoTags": ["auditor-test/busybox:1"],
+          "Created": "2026-11-22T17:21:14.1Z", "Config": {"User": "", "Healthcheck": null,
+          "Env": ["PATH=/bin"], "Labels": null, ...},
+          "History": [{"Created": 1795368074, "CreatedBy": "", "Comment": "Imported from -"}],
+          "UsedBy": ["/web", "/worker"]}]
+    """
+    used: dict[str, list[str]] = {}
+    for container in containers:
+        names = container.get("Names") or ["?"]
+        used.setdefault(str(container.get("ImageID")), []).append(str(names[0]))
+    items: list[dict[str, Any]] = []
+    for entry in listing:
+        iid = str(entry.get("Id"))
+        found = inspected.get(iid)
+        if not isinstance(found, Mapping):
+            items.append(
+                {"Id": iid, "RepoTags": entry.get("RepoTags") or [], "_error": found or REMOVED}
+            )
+            continue
+        item = dict(found)
+        item["History"] = list(histories.get(iid, []))
+        item["UsedBy"] = sorted(used.get(iid, []))
+        items.append(item)
+    return items
+
+
+def endpoint_fact(target: DockerTarget) -> dict[str, Any]:
+    """docker.endpoint: how auditor reached the daemon. Example::
+
+    {"transport": "tcp", "address": "tcp://10.0.0.5:2376", "origin": "url",
+     "tls": True, "tls_verify": True, "client_certificate": True}
+    """
+    endpoint = target.endpoint
+    assert endpoint is not None
+    tls = endpoint.tls
+    return {
+        "transport": endpoint.transport,
+        "address": endpoint.address,
+        "socket_path": endpoint.socket_path,
+        "origin": endpoint.origin,
+        "tls": tls is not None,
+        "tls_verify": tls.verify if tls is not None else None,
+        "client_certificate": bool(tls and tls.cert),
+    }
+
+
+# --- the collector -------------------------------------------------------------------------
+
+
+def _spec(
+    name: str,
+    description: str,
+    subject: Callable[[Any], Subject] | None = None,
+    items: Callable[[Any], list[Any]] | None = None,
+) -> FactSpec:
+    return FactSpec(f"docker.{name}", description, subject, items)
+
+
+FACTS: dict[str, FactSpec] = {
+    spec.name: spec
+    for spec in (
+        _spec("endpoint", "how auditor reached the daemon: transport, address, TLS"),
+        _spec("version", "GET /version: engine, API, containerd and runc versions"),
+        _spec(
+            "info",
+            "GET /info: security options, cgroups, live-restore, registries, logging, plugins",
+        ),
+        _spec(
+            "containers",
+            "inspect of every container, running and stopped",
+            subject=container_subject,
+        ),
+        _spec(
+            "images",
+            "inspect and history of every image, and the containers using it",
+            subject=image_subject,
+        ),
+        _spec(
+            "image_contents",
+            "secrets, set-id and world-writable files found in each image's layers",
+            subject=image_subject,
+        ),
+        _spec("networks", "GET /networks: every network with its driver options"),
+        _spec("volumes", "GET /volumes: every volume with its driver and options"),
+        _spec("plugins", "GET /plugins: managed plugins (authorization, volume, network)"),
+        _spec(
+            "daemon_config",
+            "the dockerd process serving the daemon: arguments, daemon.json, settings",
+        ),
+        _spec(
+            "daemon_host",
+            "modes of the socket, configuration, unit, TLS and certificate files; unit settings; "
+            "data-root mount; audit rules; client credential stores",
+            subject=file_subject,
+            items=lambda data: list(data["files"]),
+        ),
+    )
+}
+
+
+class DockerCollector:
+    """Gathers docker.* facts through a DockerTarget."""
+
+    facts: Mapping[str, FactSpec] = FACTS
+
+    def collect(
+        self, target: Any, names: Collection[str], variables: Mapping[str, Any]
+    ) -> dict[str, Fact]:
+        assert isinstance(target, DockerTarget)
+        return _Collection(target, variables).gather(set(names) & set(FACTS))
+
+
+class _Collection:
+    """One collection run on one target: list results are fetched once and shared."""
+
+    def __init__(self, target: DockerTarget, variables: Mapping[str, Any]) -> None:
+        self.target = target
+        self.api = target.api
+        self.variables = variables
+        self._cache: dict[str, Any] = {}
+        self._locks = {key: threading.Lock() for key in ("info", "containers", "images")}
+
+    def _once(self, key: str, call: Callable[[], Any]) -> Any:
+        """call() the first time `key` is asked for, by whichever thread asks first."""
+        with self._locks[key]:
+            if key not in self._cache:
+                self._cache[key] = call()
+            return self._cache[key]
+
+    def gather(self, names: set[str]) -> dict[str, Fact]:
+        simple: dict[str, tuple[str, Callable[[], Any]]] = {
+            "docker.endpoint": (
+                "auditor's connection settings",
+                lambda: endpoint_fact(self.target),
+            ),
+            "docker.version": ("GET /version", lambda: self.target.version_data),
+            "docker.info": ("GET /info", self.info),
+            "docker.containers": (
+                "GET /containers/json?all=1; GET /containers/{id}/json each",
+                self.containers,
+            ),
+            "docker.images": (
+                "GET /images/json; GET /images/{id}/json and /images/{id}/history each",
+                self.images,
+            ),
+            "docker.networks": ("GET /networks", lambda: self.api.networks()),
+            "docker.volumes": (
+                "GET /volumes",
+                lambda: self.api.volumes().get("Volumes") or [],
+            ),
+            "docker.plugins": ("GET /plugins", lambda: self.api.plugins()),
+            "docker.image_contents": (
+                "GET /images/{id}/get each (streamed, bounded)",
+                self.image_contents,
+            ),
+        }
+        host_facts = names & {"docker.daemon_config", "docker.daemon_host"}
+        # The slow facts (inspects, image exports, the host script) wait on different things:
+        # gathered side by side, a collection takes as long as the slowest of them.
+        with ThreadPoolExecutor(max_workers=FACT_WORKERS) as pool:
+            futures = {
+                name: pool.submit(self._fact, name, *simple[name])
+                for name in sorted(names & set(simple))
+            }
+            host = pool.submit(self.host_facts, host_facts) if host_facts else None
+            facts = {name: future.result() for name, future in futures.items()}
+            if host is not None:
+                facts.update(host.result())
+        return facts
+
+    def _fact(self, name: str, source: str, call: Callable[[], Any]) -> Fact:
+        started = utc_now()
+        try:
+            data = call()
+        except Exception as exc:  # one fact's failure is an error for its checks only
+            log.debug("collecting %s failed", name, exc_info=True)
+            return failed_fact(name, self.target.name, self._reason(exc), source=source)
+        return new_fact(name, self.target.name, data, source=source, collected_at=started)
+
+    def _reason(self, exc: BaseException) -> str:
+        if isinstance(exc, AuditorError):
+            return str(exc)
+        return self.target.describe(exc)
+
+    # --- API facts
+
+    def info(self) -> dict[str, Any]:
+        return self._once("info", self.api.info)  # type: ignore[no-any-return]
+
+    def container_list(self) -> list[dict[str, Any]]:
+        return self._once("containers", lambda: self.api.containers(all=True))  # type: ignore[no-any-return]
+
+    def image_list(self) -> list[dict[str, Any]]:
+        return self._once("images", lambda: self.api.images())  # type: ignore[no-any-return]
+
+    def containers(self) -> list[dict[str, Any]]:
+        listing = self.container_list()
+        ids = [str(c.get("Id")) for c in listing]
+        inspected = self._each(ids, self.api.inspect_container)
+        return containers_fact(listing, inspected)
+
+    def images(self) -> list[dict[str, Any]]:
+        listing = self.image_list()
+        ids = list(dict.fromkeys(str(i.get("Id")) for i in listing))
+        inspected = self._each(ids, self.api.inspect_image)
+        histories = self._each(
+            [i for i in ids if isinstance(inspected.get(i), dict)], self.api.history
+        )
+        return images_fact(
+            listing,
+            inspected,
+            {k: v for k, v in histories.items() if isinstance(v, list)},
+            self.container_list(),
+        )
+
+    def _each(self, ids: list[str], call: Callable[[str], Any]) -> dict[str, Any]:
+        """call(id) for every id in the pool: the answer, or why there is none."""
+        from docker.errors import NotFound
+
+        def one(object_id: str) -> Any:
+            try:
+                return call(object_id)
+            except NotFound:
+                return REMOVED
+            except Exception as exc:  # this object only: the others are still inspected
+                return self._reason(exc)
+
+        if not ids:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(INSPECT_WORKERS, len(ids))) as pool:
+            return dict(zip(ids, pool.map(one, ids), strict=True))
+
+    def image_contents(self) -> list[dict[str, Any]]:
+        limits = docker_image.ScanLimits(
+            max_bytes=int(
+                float(self.variables.get("docker_image_scan_max_mib", 512)) * 1024 * 1024
+            ),
+            max_seconds=float(self.variables.get("docker_image_scan_timeout", 60)),
+            max_file_bytes=int(
+                float(self.variables.get("docker_image_scan_max_file_kib", 1024)) * 1024
+            ),
+        )
+        items: list[dict[str, Any]] = []
+        for entry in self.image_list():
+            iid = str(entry.get("Id"))
+            tags = entry.get("RepoTags") or []
+            try:
+                found = self._scan(iid, limits)
+            except Exception as exc:
+                log.debug("scanning %s failed", iid, exc_info=True)
+                items.append({"Id": iid, "RepoTags": tags, "_error": self._reason(exc)})
+                continue
+            item = {"Id": iid, "RepoTags": tags, **found}
+            if not found["complete"]:
+                # the part read holds no verdict on the rest: every check on it is an error
+                item["_error"] = (
+                    f"image scan incomplete: {found['stopped']} after {found['bytes']} bytes "
+                    f"({len(found['secrets'])} secret(s), {len(found['setid_files'])} set-id "
+                    "file(s) found so far); raise docker_image_scan_max_mib / _timeout"
+                )
+            items.append(item)
+        return items
+
+    def _scan(self, image_id: str, limits: docker_image.ScanLimits) -> dict[str, Any]:
+        # The SDK's get_image() switches the socket timeout off; this keeps it per read.
+        response = self.api._get(self.api._url("/images/{0}/get", image_id), stream=True)
+        try:
+            self.api._raise_for_status(response)
+            reader = docker_image.BoundedReader(response.raw.read, limits)
+            return docker_image.findings(docker_image.scan_export(reader, limits))
+        finally:
+            response.close()
+
+    # --- host-side facts
+
+    def host_facts(self, names: set[str]) -> dict[str, Fact]:
+        target = self.target
+        source = (
+            "host script on the daemon's host (sections docker_daemon, file_modes, mounts, audit)"
+        )
+
+        def failed(reason: str) -> dict[str, Fact]:
+            return {n: failed_fact(n, target.name, reason, source=source) for n in names}
+
+        if target.host is None:
+            return failed(target.host_unavailable)
+        try:
+            data_root = str(self.info().get("DockerRootDir") or docker_host.DEFAULT_DATA_ROOT)
+        except Exception as exc:
+            return failed(f"needs docker info for the data root: {self._reason(exc)}")
+        endpoint = target.endpoint
+        assert endpoint is not None
+        roles = docker_host.static_paths(
+            endpoint.socket_path, data_root, self.variables.get("docker_host_audit_paths") or []
+        )
+        started = utc_now()
+        nonce = new_nonce()
+        script = build_script(docker_host.host_sections(), list(roles), nonce)
+        try:
+            result = target.host.run_script(script, timeout=target.spec.command_timeout)
+        except AuditorError as exc:
+            return failed(str(exc))
+        outputs, complete = split_output(result.stdout, nonce)
+        missing = [s.name for s in docker_host.host_sections() if s.name not in outputs]
+        if missing:
+            detail = result.stderr.strip().splitlines()[:1]
+            return failed(
+                f"the host script stopped before section {missing[0]} (exit "
+                f"{result.exit_status}{': ' + detail[0] if detail else ''})"
+            )
+        try:
+            where = "local" if endpoint.transport == "unix" else endpoint.address
+            stdout = {name: output.stdout for name, output in outputs.items()}
+            parsed = docker_host.host_facts_from(stdout, roles, data_root, where)
+        except Exception as exc:  # a parser bug is an error result, not a crash
+            log.debug("parsing the Docker host script failed", exc_info=True)
+            return failed(f"could not parse the host script's output: {type(exc).__name__}: {exc}")
+        facts: dict[str, Fact] = {}
+        if "docker.daemon_config" in names:
+            name = "docker.daemon_config"
+            if parsed.config is None:
+                facts[name] = failed_fact(
+                    name, target.name, parsed.config_error or "no dockerd found", source=source
+                )
+            else:
+                facts[name] = new_fact(
+                    name, target.name, parsed.config, source=source, collected_at=started
+                )
+        if "docker.daemon_host" in names:
+            facts["docker.daemon_host"] = new_fact(
+                "docker.daemon_host",
+                target.name,
+                parsed.host,
+                source=source,
+                stderr=outputs["docker_daemon"].stderr,
+                collected_at=started,
+            )
+        return facts
