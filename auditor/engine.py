@@ -142,6 +142,7 @@ class _Context:
             for fact_names, checks in clusters.items()
         ]
         self.order = {check.id: index for index, check in enumerate(group)}
+        self.prepared: dict[str, tuple[tuple[str, ...], str | None]] = {}
 
     def _activation(
         self, fact_names: frozenset[str], checks: Sequence[CompiledCheck]
@@ -168,19 +169,25 @@ class _Context:
             results.sort(key=lambda r: self.order[r.check_id])
         return results
 
+    def _prepared(self, check: CompiledCheck) -> tuple[tuple[str, ...], str | None]:
+        """The evidence hashes of a check and why it cannot run here (None: it can): the
+        same for every subject, so worked out once per check."""
+        found = self.prepared.get(check.id)
+        if found is None:
+            evidence = tuple(sorted(f.sha256 for n in check.facts if (f := self.facts.get(n))))
+            missing = None
+            for name in sorted(check.facts):
+                fact = self.facts.get(name)
+                if fact is None or fact.error is not None:
+                    missing = _missing(name, fact)
+                    break
+            found = self.prepared[check.id] = (evidence, missing)
+        return found
+
     def _one(self, check: CompiledCheck, scope: Scope, subject: Subject, data: Any) -> Result:
-        evidence = tuple(sorted(f.sha256 for n in check.facts if (f := self.facts.get(n))))
-        for name in sorted(check.facts):
-            fact = self.facts.get(name)
-            if fact is None or fact.error is not None:
-                return _result(
-                    check,
-                    self.target,
-                    subject,
-                    Status.ERROR,
-                    _missing(name, fact),
-                    evidence=evidence,
-                )
+        evidence, missing = self._prepared(check)
+        if missing is not None:
+            return _result(check, self.target, subject, Status.ERROR, missing, evidence=evidence)
         try:
             if check.where is not None and scope.evaluate(check.where) is not True:
                 return _result(
@@ -198,12 +205,18 @@ class _Context:
                 evidence=evidence,
             )
         if not isinstance(verdict, bool):
+            reason = (
+                "the evidence it needs is unknown (null) on this target"
+                if verdict is None
+                else f"assertion gave {type(verdict).__name__}, not a boolean"
+            )
             return _result(
                 check,
                 self.target,
                 subject,
                 Status.ERROR,
-                f"assertion gave {type(verdict).__name__}, not a boolean",
+                reason,
+                observed=scope.observe(check.assertion),
                 evidence=evidence,
             )
         if check.observe and not verdict:

@@ -211,7 +211,7 @@ class Expression:
     program: Any  # cel.Program
     facts: frozenset[str]  # dotted fact names it reads, e.g. {"host.sysctl"}
     variables: frozenset[str]  # profile variables it reads, e.g. {"allowed_services"}
-    reads: tuple[tuple[str, Any], ...]  # (member chain, its cel.Program), for `observed`
+    reads: tuple[tuple[str, tuple[str | int, ...]], ...]  # (member chain, its path): `observed`
 
 
 def compile_expression(source: str) -> Expression:
@@ -234,16 +234,17 @@ def compile_expression(source: str) -> Expression:
     facts = frozenset(f"{kind}.{name}" for kind, name in _FACT_REF.findall(source))
     variables = frozenset(_VAR_REF.findall(source))
     chains = dict.fromkeys(match.group(0) for match in _CHAIN.finditer(source))
-    reads = tuple((chain, cel.compile(chain)) for chain in chains)
+    reads = tuple((chain, _path(chain)) for chain in chains)
     return Expression(source=source, program=program, facts=facts, variables=variables, reads=reads)
 
 
 class Scope:
     """The variables of one evaluation (one subject), converted to CEL once."""
 
-    __slots__ = ("_context",)
+    __slots__ = ("_context", "_variables")
 
     def __init__(self, variables: Mapping[str, Any]) -> None:
+        self._variables = variables
         self._context = cel.Context(variables={"now": _now(), **variables}, functions=FUNCTIONS)
 
     def evaluate(self, expression: Expression) -> Any:
@@ -256,10 +257,11 @@ class Scope:
     def observe(self, expression: Expression) -> dict[str, Any]:
         """The values of the member chains `expression` reads; absent ones are left out."""
         observed: dict[str, Any] = {}
-        for chain, program in expression.reads:
+        for chain, path in expression.reads:
+            # Read in Python, not CEL: converting the data into CEL again costs far more.
             try:
-                observed[chain] = shorten(program.execute(self._context))
-            except Exception:  # an absent key is simply not observed
+                observed[chain] = shorten(_walk(self._variables, path))
+            except (KeyError, IndexError):  # an absent key is simply not observed
                 continue
         return observed
 
@@ -287,6 +289,28 @@ def shorten(value: Any) -> Any:
     if isinstance(value, str) and len(value) > OBSERVED_LIMIT:
         return value[:OBSERVED_LIMIT] + "…"
     return value
+
+
+_SEGMENT = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\['([^']*)'\]|\[\"([^\"]*)\"\]|\[(\d+)\]")
+
+
+def _path(chain: str) -> tuple[str | int, ...]:
+    """`subject.a['b'][0]` -> ("subject", "a", "b", 0)."""
+    path: list[str | int] = [chain.split(".")[0].split("[")[0]]
+    tail = chain[len(path[0]) :]
+    for match in _SEGMENT.finditer(tail):
+        name, single, double, index = match.groups()
+        path.append(int(index) if index is not None else (name or single or double or ""))
+    return tuple(path)
+
+
+def _walk(data: Any, path: Sequence[str | int]) -> Any:
+    for key in path:
+        if isinstance(data, dict) or isinstance(data, list) and isinstance(key, int):
+            data = data[key]
+        else:
+            raise KeyError(key)
+    return data
 
 
 def _now() -> datetime:

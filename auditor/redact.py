@@ -45,6 +45,7 @@ _INLINE = re.compile(
 )
 
 
+@lru_cache(maxsize=65536)
 def is_secret_name(name: str) -> bool:
     """True for names such as DB_PASSWORD or api-token, false for PASSWORD_FILE or ALLOW_X."""
     normal = name.upper().replace("-", "_").replace(".", "_")
