@@ -133,7 +133,9 @@ def _result(result: Result) -> dict[str, Any]:
 
 
 def dumps(document: dict[str, Any]) -> str:
-    return json.dumps(document, indent=1, ensure_ascii=False, default=str) + "\n"
+    """Unindented: indentation forces Python's slow pure-Python encoder (4x on 100k results);
+    `jq .` shows it indented."""
+    return json.dumps(document, ensure_ascii=False, default=str) + "\n"
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -35,6 +35,10 @@ class _Settings(BaseModel):
     sudo: bool | None = None
     known_hosts: str | None = None
     ssh_config: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    kubeconfig: str | None = None
     connect_timeout: float | None = Field(default=None, gt=0)
     command_timeout: float | None = Field(default=None, gt=0)
     vars: dict[str, Any] = Field(default_factory=dict)
@@ -108,6 +112,10 @@ def _apply(spec: TargetSpec, layers: list[_Settings]) -> TargetSpec:
             "sudo",
             "known_hosts",
             "ssh_config",
+            "tls_ca",
+            "tls_cert",
+            "tls_key",
+            "kubeconfig",
             "connect_timeout",
             "command_timeout",
         ):

@@ -92,6 +92,9 @@ def collect(
     connect_timeout: float,
     command_timeout: float,
     imports: tuple[str, ...],
+    tls_ca: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
     quiet: bool,
 ) -> int:
     """Gather the facts the profile needs from targets into a bundle; judge nothing.
@@ -113,6 +116,7 @@ def collect(
         connect_timeout,
         command_timeout,
         imports,
+        (tls_ca, tls_cert, tls_key),
     )
     key = load_private_key(sign_key) if sign_key is not None else None  # fail before collecting
     started = utc_now()

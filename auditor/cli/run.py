@@ -77,8 +77,7 @@ target_options = _options(
         "imports",
         multiple=True,
         metavar="TOOL:FILE",
-        help="A vulnerability scanner's JSON report to judge (trivy:FILE, grype:FILE). "
-        "Repeatable.",
+        help="A vulnerability scanner's JSON report to judge (trivy:FILE, grype:FILE). Repeatable.",
     ),
     click.option("-u", "--user", help="SSH user (default: URL, ~/.ssh/config, then $USER)."),
     click.option(
@@ -106,6 +105,15 @@ target_options = _options(
         type=click.Path(path_type=Path),
         help="SSH client config (default ~/.ssh/config).",
     ),
+    click.option(
+        "--tls-ca",
+        type=click.Path(path_type=Path),
+        help="CA bundle that signed a tcp:// Docker daemon's certificate (verification is on).",
+    ),
+    click.option(
+        "--tls-cert", type=click.Path(path_type=Path), help="Client certificate for Docker TLS."
+    ),
+    click.option("--tls-key", type=click.Path(path_type=Path), help="Client key for Docker TLS."),
     click.option(
         "--connect-timeout",
         default=DEFAULT_CONNECT_TIMEOUT,
@@ -258,8 +266,10 @@ def target_specs(
     connect_timeout: float,
     command_timeout: float,
     imports: tuple[str, ...] = (),
+    tls: tuple[Path | None, Path | None, Path | None] = (None, None, None),
 ) -> list[TargetSpec]:
-    """The targets `target_options` name (local:// when none), each name once."""
+    """The targets `target_options` name, each name once. With none: this host, and its
+    Docker daemon when one answers at the default socket."""
     base = TargetSpec(
         url="local://",
         user=user,
@@ -270,13 +280,20 @@ def target_specs(
         ssh_config=str(ssh_config) if ssh_config else None,
         connect_timeout=connect_timeout,
         command_timeout=command_timeout,
+        tls_ca=str(tls[0]) if tls[0] else None,
+        tls_cert=str(tls[1]) if tls[1] else None,
+        tls_key=str(tls[2]) if tls[2] else None,
     )
     specs = [replace(base, url=url) for url in targets if scheme_of(url)]
     if inventory is not None:
         specs += load_inventory(inventory, base)
     specs += [replace(base, url=_import_url(text)) for text in imports]
     if not specs:
+        from auditor.targets.docker import LOCAL_DAEMON_URL, local_daemon_answers
+
         specs = [base]
+        if local_daemon_answers():
+            specs.append(replace(base, url=LOCAL_DAEMON_URL))
     names = [s.display_name for s in specs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -341,6 +358,9 @@ def run(
     connect_timeout: float,
     command_timeout: float,
     imports: tuple[str, ...],
+    tls_ca: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
     fail_under: float | None,
     fail_on: str | None,
     min_coverage: float | None,
@@ -366,6 +386,7 @@ def run(
         connect_timeout,
         command_timeout,
         imports,
+        (tls_ca, tls_cert, tls_key),
     )
     if kubeconfig is not None:
         specs = [s if s.kubeconfig else replace(s, kubeconfig=str(kubeconfig)) for s in specs]
