@@ -14,6 +14,13 @@ from auditor.reporters.base import Reporter
 FORMATS: dict[str, str] = {
     "json": "auditor.reporters.json:JsonReporter",
     "terminal": "auditor.reporters.terminal:TerminalReporter",
+    "html": "auditor.reporters.html:HtmlReporter",
+    "pdf": "auditor.reporters.pdf:PdfReporter",
+    "junit": "auditor.reporters.junit:JunitReporter",
+    "sarif": "auditor.reporters.sarif:SarifReporter",
+    "oscal": "auditor.reporters.oscal:OscalReporter",
+    "csv": "auditor.reporters.csv:CsvReporter",
+    "markdown": "auditor.reporters.markdown:MarkdownReporter",
 }
 
 

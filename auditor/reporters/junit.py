@@ -1,0 +1,172 @@
+"""JUnit XML: one test suite per target, one test case per check and subject.
+
+Valid against both schemas CI servers use (the strict Ant JUnit.xsd and Jenkins xUnit's
+junit-10.xsd): `testsuites` carries no attributes, every suite has properties, system-out and
+system-err, timestamps have no zone. A failing subject is a `failure` whose text says what was
+observed, what was expected, how to fix it and which evidence it rests on; a subject that could
+not be evaluated is an `error`; skipped, waived and unanswered manual results are `skipped`.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from datetime import datetime
+from typing import Any
+
+from auditor.reporters.common import (
+    checks_by_id,
+    evidence_lines,
+    facts_by_hash,
+    one_line,
+    reference_lines,
+    subject_text,
+    visible,
+)
+
+
+def _timestamp(value: str) -> str:
+    """ISO 8601 without zone or fraction, as JUnit.xsd wants (the times are UTC)."""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return "1970-01-01T00:00:00"
+    return moment.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _seconds(started: str, finished: str) -> str:
+    try:
+        start = datetime.fromisoformat(started.replace("Z", "+00:00"))
+        end = datetime.fromisoformat(finished.replace("Z", "+00:00"))
+    except ValueError:
+        return "0"
+    return f"{max(0.0, (end - start).total_seconds()):.3f}"
+
+
+def _fmt(value: float | None, suffix: str = "") -> str:
+    return "n/a" if value is None else f"{value:.1f}{suffix}"
+
+
+class JunitReporter:
+    def render(self, document: dict[str, Any]) -> str:
+        run = document["run"]
+        checks = checks_by_id(document)
+        evidence = facts_by_hash(document)
+        targets = {t["name"]: t for t in document["targets"]}
+        by_target: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+        for result in document["results"]:
+            by_target.setdefault(result["target"], []).append(result)
+
+        root = ET.Element("testsuites")
+        for index, (name, results) in enumerate(by_target.items()):
+            target = targets.get(name)
+            counts = {
+                s: sum(1 for r in results if r["status"] == s)
+                for s in ("fail", "error", "skip", "manual", "waived")
+            }
+            suite = ET.SubElement(
+                root,
+                "testsuite",
+                name=visible(name),
+                package=visible(f"auditor.{run['profile']['id']}"),
+                id=str(index),
+                timestamp=_timestamp(target["started_at"] if target else run["started_at"]),
+                hostname=visible(name),
+                tests=str(len(results)),
+                failures=str(counts["fail"]),
+                errors=str(counts["error"]),
+                skipped=str(counts["skip"] + counts["manual"] + counts["waived"]),
+                time=_seconds(target["started_at"], target["finished_at"]) if target else "0",
+            )
+            score = document["score"]["by_target"].get(name, {})
+            properties = ET.SubElement(suite, "properties")
+            for key, value in (
+                ("auditor.run", run["id"]),
+                ("auditor.profile", f"{run['profile']['id']} {run['profile']['version']}"),
+                ("auditor.target.url", target["url"] if target else ""),
+                ("auditor.target.kind", target["kind"] if target else "attestation"),
+                ("auditor.score", _fmt(score.get("value"))),
+                ("auditor.grade", score.get("grade") or "n/a"),
+                ("auditor.coverage", _fmt(score.get("coverage"), "%")),
+            ):
+                ET.SubElement(properties, "property", name=key, value=visible(str(value)))
+            if target and target["error"]:
+                ET.SubElement(
+                    properties,
+                    "property",
+                    name="auditor.target.error",
+                    value=visible(target["error"]),
+                )
+            for result in results:
+                self._testcase(suite, result, checks, evidence)
+            out = ET.SubElement(suite, "system-out")
+            out.text = visible(
+                f"{name}: score {_fmt(score.get('value'))} grade {score.get('grade') or 'n/a'}, "
+                f"coverage {_fmt(score.get('coverage'), '%')}"
+                + (
+                    f"\ncould not be audited: {target['error']}"
+                    if target and target["error"]
+                    else ""
+                )
+            )
+            ET.SubElement(suite, "system-err").text = ""
+        ET.indent(root, space=" ")
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            + ET.tostring(root, encoding="unicode")
+            + "\n"
+        )
+
+    @staticmethod
+    def _testcase(
+        suite: ET.Element,
+        result: dict[str, Any],
+        checks: dict[str, tuple[dict[str, Any], dict[str, Any]]],
+        evidence: dict[tuple[str, str], list[dict[str, Any]]],
+    ) -> None:
+        subject = subject_text(result)
+        name = f"[{result['control_id']}] {result['title']}" + (f" ({subject})" if subject else "")
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            name=one_line(name, 400),
+            classname=one_line(result["check_id"], 200),
+            time="0",
+        )
+        status = result["status"]
+        if status == "pass":
+            return
+        if status in ("skip", "manual", "waived"):
+            reason = {"skip": "not applicable", "manual": "needs an attestation"}.get(status, "")
+            if status == "waived":
+                waiver = result["waiver"] or {}
+                reason = f"waived: {waiver.get('justification', '')}".strip()
+                if waiver.get("expires"):
+                    reason += f" (expires {waiver['expires']})"
+            skipped = ET.SubElement(case, "skipped", message=one_line(reason, 500))
+            skipped.text = visible(result["message"])
+            return
+        element = ET.SubElement(
+            case,
+            "failure" if status == "fail" else "error",
+            message=one_line(result["message"], 1000),
+            type=result["severity"] if status == "fail" else "could-not-evaluate",
+        )
+        control, check = checks.get(result["check_id"], ({}, {}))
+        lines = [
+            f"check: {result['check_id']} ({result['severity']}), control {result['control_id']}",
+            f"target: {result['target']}",
+            f"subject: {subject or 'the target itself'}"
+            + (f" at {result['subject']['location']}" if result["subject"]["location"] else ""),
+            f"message: {result['message']}",
+        ]
+        lines += [
+            f"observed {key}: {one_line(json.dumps(value, ensure_ascii=False, default=str), 500)}"
+            for key, value in result["observed"].items()
+        ]
+        lines.append(f"expected: {result['expected']}")
+        if result["remediation"]:
+            lines.append(f"remediation: {result['remediation']}")
+        lines += reference_lines(check.get("references") or control.get("references") or {})
+        lines += [f"evidence: {line}" for line in evidence_lines(result, evidence, 200)]
+        element.text = visible("\n".join(lines))

@@ -1,0 +1,75 @@
+"""JUnit XML: valid for both schemas CI servers use, one test case per check and subject."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import xmlschema
+from report_docs import fixture_document
+
+from auditor.reporters.junit import JunitReporter
+
+SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "junit"
+
+
+@pytest.fixture(scope="module")
+def xml():
+    return JunitReporter().render(fixture_document())
+
+
+@pytest.mark.parametrize("schema", ["JUnit.xsd", "junit-10.xsd"])
+def test_valid_against_the_ci_schemas(xml, schema):
+    xmlschema.XMLSchema(str(SCHEMAS / schema)).validate(xml)
+
+
+def test_one_testcase_per_check_and_subject(xml):
+    doc = fixture_document()
+    root = ET.fromstring(xml)
+    cases = root.findall("testsuite/testcase")
+    assert len(cases) == len(doc["results"])
+    statuses = Counter(r["status"] for r in doc["results"])
+    assert len(root.findall("testsuite/testcase/failure")) == statuses["fail"]
+    assert len(root.findall("testsuite/testcase/error")) == statuses["error"]
+    skipped = statuses["skip"] + statuses["manual"] + statuses["waived"]
+    assert len(root.findall("testsuite/testcase/skipped")) == skipped
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    assert set(suites) == {t["name"] for t in doc["targets"]} | {"organisation"}
+    for suite in suites.values():
+        assert int(suite.get("tests")) == len(suite.findall("testcase"))
+
+
+def test_failure_text_tells_how_to_fix_it(xml):
+    doc = fixture_document()
+    result = next(r for r in doc["results"] if r["status"] == "fail" and r["evidence"])
+    root = ET.fromstring(xml)
+    suite = next(s for s in root.findall("testsuite") if s.get("name") == result["target"])
+    failures = [
+        c.find("failure")
+        for c in suite.findall("testcase")
+        if c.get("classname") == result["check_id"] and c.find("failure") is not None
+    ]
+    texts = [f.text for f in failures if f.get("message") == result["message"]]
+    assert texts, result
+    assert f"remediation: {result['remediation']}" in texts[0]
+    assert f"expected: {result['expected']}" in texts[0]
+    assert f"sha256:{result['evidence'][0]}" in texts[0]
+    assert failures[0].get("type") == result["severity"]
+
+
+def test_waived_results_say_why(xml):
+    root = ET.fromstring(xml)
+    messages = [s.get("message") for s in root.iter("skipped")]
+    assert any(
+        m.startswith("waived: Break-glass access") and "expires 2027-06-30" in m for m in messages
+    )
+
+
+def test_unreachable_target_is_an_error_suite(xml):
+    root = ET.fromstring(xml)
+    suite = next(s for s in root.findall("testsuite") if s.get("name").startswith("unreachable"))
+    assert int(suite.get("errors")) == int(suite.get("tests")) > 0
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert "timed out" in props["auditor.target.error"]
