@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from auditor.coverage import matrix
 from auditor.errors import InputError
 from auditor.model import Fact, Result, Run, TargetRecord
 from auditor.profiles import LoadedProfile
@@ -50,6 +51,7 @@ def build(run: Run, profile: LoadedProfile) -> dict[str, Any]:
         "formula": FORMULA.strip(),
         "sections": [{"id": s.id, "title": s.title} for s in profile.sections],
         "controls": [_control(entry) for entry in profile.controls],
+        "coverage_matrix": matrix(profile),
         "targets": [_target(record) for record in run.targets],
         "results": [_result(result) for result in run.results],
         "evidence": evidence,

@@ -296,8 +296,9 @@ _SEGMENT = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\['([^']*)'\]|\[\"([^\"]*)\"\
 
 def _path(chain: str) -> tuple[str | int, ...]:
     """`subject.a['b'][0]` -> ("subject", "a", "b", 0)."""
-    path: list[str | int] = [chain.split(".")[0].split("[")[0]]
-    tail = chain[len(path[0]) :]
+    root = chain.split(".")[0].split("[")[0]
+    path: list[str | int] = [root]
+    tail = chain[len(root) :]
     for match in _SEGMENT.finditer(tail):
         name, single, double, index = match.groups()
         path.append(int(index) if index is not None else (name or single or double or ""))
@@ -306,7 +307,9 @@ def _path(chain: str) -> tuple[str | int, ...]:
 
 def _walk(data: Any, path: Sequence[str | int]) -> Any:
     for key in path:
-        if isinstance(data, dict) or isinstance(data, list) and isinstance(key, int):
+        if isinstance(data, dict):  # noqa: SIM114 - two branches let mypy narrow each index type
+            data = data[key]
+        elif isinstance(data, list) and isinstance(key, int):
             data = data[key]
         else:
             raise KeyError(key)

@@ -50,15 +50,17 @@ def _trivy_image(report: Mapping[str, Any]) -> dict[str, Any]:
     vulnerabilities = []
     for result in report.get("Results") or []:
         for vuln in result.get("Vulnerabilities") or []:
-            vulnerabilities.append({
-                "id": vuln.get("VulnerabilityID"),
-                "package": vuln.get("PkgName"),
-                "installed": vuln.get("InstalledVersion"),
-                "fixed": vuln.get("FixedVersion") or None,
-                "severity": _severity(vuln.get("Severity")),
-                "published": vuln.get("PublishedDate"),
-                "url": vuln.get("PrimaryURL"),
-            })
+            vulnerabilities.append(
+                {
+                    "id": vuln.get("VulnerabilityID"),
+                    "package": vuln.get("PkgName"),
+                    "installed": vuln.get("InstalledVersion"),
+                    "fixed": vuln.get("FixedVersion") or None,
+                    "severity": _severity(vuln.get("Severity")),
+                    "published": vuln.get("PublishedDate"),
+                    "url": vuln.get("PrimaryURL"),
+                }
+            )
     return {
         "image": report.get("ArtifactName"),
         "image_id": metadata.get("ImageID"),
@@ -95,26 +97,30 @@ def images_from_grype(document: Any) -> list[dict[str, Any]]:
         artifact = match.get("artifact") or {}
         fix = vuln.get("fix") or {}
         fixed = ", ".join(fix.get("versions") or []) if fix.get("state") == "fixed" else ""
-        vulnerabilities.append({
-            "id": vuln.get("id"),
-            "package": artifact.get("name"),
-            "installed": artifact.get("version"),
-            "fixed": fixed or None,
-            "severity": _severity(vuln.get("severity")),
-            "published": None,
-            "url": (vuln.get("urls") or [vuln.get("dataSource")])[0],
-        })
+        vulnerabilities.append(
+            {
+                "id": vuln.get("id"),
+                "package": artifact.get("name"),
+                "installed": artifact.get("version"),
+                "fixed": fixed or None,
+                "severity": _severity(vuln.get("severity")),
+                "published": None,
+                "url": (vuln.get("urls") or [vuln.get("dataSource")])[0],
+            }
+        )
     os_name = " ".join(str(x) for x in (distro.get("name"), distro.get("version")) if x)
-    return [{
-        "image": target.get("userInput"),
-        "image_id": target.get("imageID"),
-        "digests": list(target.get("repoDigests") or []),
-        "os": os_name or None,
-        "tool": "grype",
-        "scanned_at": descriptor.get("timestamp"),
-        "counts": _counts(vulnerabilities),
-        "vulnerabilities": vulnerabilities,
-    }]
+    return [
+        {
+            "image": target.get("userInput"),
+            "image_id": target.get("imageID"),
+            "digests": list(target.get("repoDigests") or []),
+            "os": os_name or None,
+            "tool": "grype",
+            "scanned_at": descriptor.get("timestamp"),
+            "counts": _counts(vulnerabilities),
+            "vulnerabilities": vulnerabilities,
+        }
+    ]
 
 
 _PARSERS = {"trivy": images_from_trivy, "grype": images_from_grype}
@@ -146,6 +152,9 @@ class ScanReportCollector:
         try:
             images = _PARSERS[target.tool](target.document)
         except ReportFormatError as exc:
-            return {"scan.images": failed_fact("scan.images", target.name, f"{target.path}: {exc}",
-                                               source=source)}
+            return {
+                "scan.images": failed_fact(
+                    "scan.images", target.name, f"{target.path}: {exc}", source=source
+                )
+            }
         return {"scan.images": new_fact("scan.images", target.name, images, source=source)}

@@ -24,3 +24,14 @@ def test_matrix_matches_the_profile():
         assert row["checks"] == [c.id for c in entry.control.checks]
         assert sum(row["checks_by_target"].values()) == len(entry.control.checks)
         assert row["coverage"] == str(entry.control.coverage)
+
+
+def test_html_report_has_the_coverage_matrix(auditor_cli, tmp_path):
+    report = Path(__file__).parents[1] / "fixtures" / "scanners" / "trivy-clean.json"
+    html = tmp_path / "r.html"
+    result = auditor_cli("run", "--quiet", "--no-store", "--import", f"trivy:{report}",
+                         "--report", f"html:{html}")
+    assert result.code == 0, result.err
+    text = html.read_text()
+    section = text[text.index('id="coverage-matrix"'):]
+    assert "<strong>4.5.4</strong>" in section and "<strong>4.6</strong>" in section
