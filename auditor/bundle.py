@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from auditor import __version__
 from auditor.config import TargetSpec
+from auditor.document import fact_record
 from auditor.errors import InputError
 from auditor.facts import canonical_json, utc_now
 from auditor.model import Fact, TargetKind, TargetRecord
@@ -144,18 +145,7 @@ def write_bundle(
                 "finished_at": record.finished_at,
                 "error": record.error,
                 "variables": redact(spec.variables),
-                "facts": [
-                    {
-                        "name": fact.name,
-                        "source": fact.source,
-                        "status": fact.status,
-                        "stderr": fact.stderr,
-                        "collected_at": fact.collected_at,
-                        "sha256": fact.sha256,
-                        "error": fact.error,
-                    }
-                    for fact in record.facts
-                ],
+                "facts": [fact_record(fact) for fact in record.facts],
             }
         )
         for fact in record.facts:

@@ -85,7 +85,8 @@ def _control(entry: Any) -> dict[str, Any]:
     return data
 
 
-def _fact(fact: Fact) -> dict[str, Any]:
+def fact_record(fact: Fact) -> dict[str, Any]:
+    """A fact without its data (the data is under `evidence`, by sha256)."""
     return {
         "name": fact.name,
         "source": fact.source,
@@ -105,7 +106,7 @@ def _target(record: TargetRecord) -> dict[str, Any]:
         "started_at": record.started_at,
         "finished_at": record.finished_at,
         "error": record.error,
-        "facts": [_fact(f) for f in record.facts],
+        "facts": [fact_record(f) for f in record.facts],
     }
 
 

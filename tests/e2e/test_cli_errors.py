@@ -45,15 +45,25 @@ def one_error_line(result) -> str:
     [
         ("controls: [\n", "overlay.yaml:3: invalid YAML"),
         (CHECK.format(assertion="facts.host.os.id =="), "overlay.yaml:12: org.check: assert:"),
-        (CHECK.format(assertion="facts.host.nothing.id == 1"),
-         "overlay.yaml:12: org.check: unknown fact 'host.nothing'"),
-        (CHECK.format(assertion="true").replace("org.check", "host.os.container-optimized"),
-         "host.os.container-optimized: duplicate check id"),
+        (
+            CHECK.format(assertion="facts.host.nothing.id == 1"),
+            "overlay.yaml:12: org.check: unknown fact 'host.nothing'",
+        ),
+        (
+            CHECK.format(assertion="true").replace("org.check", "host.os.container-optimized"),
+            "host.os.container-optimized: duplicate check id",
+        ),
         ("disable: [no.such.check]\n", "overlay.yaml:2: no.such.check: no such check"),
         ("colour: red\n", "overlay.yaml:2: unknown key 'colour'"),
     ],
-    ids=["malformed-yaml", "cel-syntax", "unknown-fact", "duplicate-id", "dangling-disable",
-         "unknown-key"],
+    ids=[
+        "malformed-yaml",
+        "cel-syntax",
+        "unknown-fact",
+        "duplicate-id",
+        "dangling-disable",
+        "unknown-key",
+    ],
 )
 def test_bad_profile_input_exits_2_with_file_line_item(auditor_cli, tmp_path, body, expected):
     result = auditor_cli("run", "--target", "local://", "--overlay", str(overlay(tmp_path, body)))
@@ -92,8 +102,10 @@ def test_unreadable_inventory(auditor_cli, tmp_path):
         ("hosts: [a, b\n", "inventory.yaml:2: invalid YAML"),
         ("hosts:\n  web1: {prot: 22}\n", "inventory.yaml:2: web1: unknown key 'prot'"),
         ("hosts:\n  web1: {url: 'telnet://x'}\n", "inventory.yaml:2: web1: unknown target scheme"),
-        ("hosts:\n  web1: {}\ngroups:\n  g: {hosts: [web2]}\n",
-         "inventory.yaml:4: web2: group 'g' names unknown host"),
+        (
+            "hosts:\n  web1: {}\ngroups:\n  g: {hosts: [web2]}\n",
+            "inventory.yaml:4: web2: group 'g' names unknown host",
+        ),
     ],
 )
 def test_bad_inventory_names_file_line_and_host(auditor_cli, tmp_path, text, expected):
@@ -105,8 +117,16 @@ def test_bad_inventory_names_file_line_and_host(auditor_cli, tmp_path, text, exp
 
 
 def test_exit_3_when_no_target_could_be_audited(auditor_cli, closed_port, tmp_path):
-    result = auditor_cli("run", "--quiet", "--target", f"ssh://root@127.0.0.1:{closed_port}",
-                         "--ssh-config", "/dev/null", "--report", f"json:{tmp_path / 'r.json'}")
+    result = auditor_cli(
+        "run",
+        "--quiet",
+        "--target",
+        f"ssh://root@127.0.0.1:{closed_port}",
+        "--ssh-config",
+        "/dev/null",
+        "--report",
+        f"json:{tmp_path / 'r.json'}",
+    )
     assert result.code == 3
     assert "refused" in result.err
 
@@ -131,11 +151,16 @@ def test_debug_shows_a_traceback_and_normal_mode_does_not(tmp_path):
     bad = tmp_path / "overlay.yaml"
     bad.write_text("extends: nist-800-190\ncolour: red\n")
     command = [sys.executable, "-m", "auditor"]
-    quiet = subprocess.run([*command, "run", "--overlay", str(bad)], capture_output=True,
-                           text=True, timeout=60)
+    quiet = subprocess.run(
+        [*command, "run", "--overlay", str(bad)], capture_output=True, text=True, timeout=60
+    )
     assert quiet.returncode == 2 and "Traceback" not in quiet.stderr
-    loud = subprocess.run([*command, "--debug", "run", "--overlay", str(bad)],
-                          capture_output=True, text=True, timeout=60)
+    loud = subprocess.run(
+        [*command, "--debug", "run", "--overlay", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert loud.returncode != 0 and "Traceback" in loud.stderr
 
 

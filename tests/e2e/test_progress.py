@@ -12,8 +12,12 @@ def test_progress_bar_on_a_terminal_and_not_in_a_pipe(tmp_path):
     report = f"json:{tmp_path / 'r.json'}"
     command = [sys.executable, "-m", "auditor", "run", "--target", "local://", "--report", report]
     leader, follower = pty.openpty()
-    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=follower,
-                          env={**os.environ, "COLUMNS": "100", "TERM": "xterm"}) as process:
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+        env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
+    ) as process:
         os.close(follower)
         chunks = []
         while True:

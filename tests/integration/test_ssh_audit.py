@@ -72,9 +72,7 @@ def test_unknown_host_key_is_refused(auditor_cli, sshd_server, tmp_path):
     assert result.code == 3
     error = document["targets"][0]["error"]
     assert "unknown host key" in error and "--accept-new-host-keys" in error
-    assert {r["status"] for r in document["results"] if r["target"] != "organisation"} == {
-        "error"
-    }
+    assert {r["status"] for r in document["results"] if r["target"] != "organisation"} == {"error"}
     assert empty.read_text() == ""  # nothing was trusted behind the user's back
 
 
@@ -82,8 +80,12 @@ def test_accept_new_host_keys_is_an_explicit_opt_in_that_records_the_key(
     auditor_cli, sshd_server, tmp_path
 ):
     known_hosts = tmp_path / "known_hosts"
-    args = [*sshd_server.auditor_args(), "--known-hosts", str(known_hosts),
-            "--accept-new-host-keys"]
+    args = [
+        *sshd_server.auditor_args(),
+        "--known-hosts",
+        str(known_hosts),
+        "--accept-new-host-keys",
+    ]
     result, document = audit(auditor_cli, tmp_path, *args)
     assert result.code in (0, 1), result.err
     assert document["targets"][0]["error"] is None
@@ -91,8 +93,12 @@ def test_accept_new_host_keys_is_an_explicit_opt_in_that_records_the_key(
 
 
 def test_changed_host_key_is_refused_even_with_accept_new(auditor_cli, sshd_server, tmp_path):
-    args = [*sshd_server.auditor_args(), "--known-hosts", str(sshd_server.wrong_known_hosts_path),
-            "--accept-new-host-keys"]
+    args = [
+        *sshd_server.auditor_args(),
+        "--known-hosts",
+        str(sshd_server.wrong_known_hosts_path),
+        "--accept-new-host-keys",
+    ]
     result, document = audit(auditor_cli, tmp_path, *args)
     assert result.code == 3
     assert "does not match known_hosts" in document["targets"][0]["error"]
@@ -111,8 +117,15 @@ def test_closed_port_is_an_error_for_that_target(auditor_cli, sshd_server, close
 def test_stalled_host_times_out(auditor_cli, sshd_server, stalling_server, tmp_path):
     url = f"ssh://root@{stalling_server.host}:{stalling_server.port}"
     started = time.monotonic()
-    result, document = audit(auditor_cli, tmp_path, *sshd_server.auditor_args(), "--target", url,
-                             "--connect-timeout", "1")
+    result, document = audit(
+        auditor_cli,
+        tmp_path,
+        *sshd_server.auditor_args(),
+        "--target",
+        url,
+        "--connect-timeout",
+        "1",
+    )
     assert time.monotonic() - started < 20
     error = {t["name"]: t["error"] for t in document["targets"]}[url]
     assert "within 1s" in error or "timed out" in error
@@ -131,16 +144,21 @@ def test_unprivileged_user_gets_errors_for_root_only_facts_never_passes(
 ):
     result, document = audit(auditor_cli, tmp_path, *sshd_server.auditor_args(sshd.NOSUDO_USER))
     assert result.code in (0, 1)
-    shadow = next(r for r in document["results"] if r["check_id"] == "host.accounts.no-empty-passwords")
+    shadow = next(
+        r for r in document["results"] if r["check_id"] == "host.accounts.no-empty-passwords"
+    )
     assert shadow["status"] == "error"
     assert "shadow" in shadow["message"] and "root" in shadow["message"]
 
 
 def test_sudo_user_reads_root_only_facts(auditor_cli, sshd_server, tmp_path):
-    result, document = audit(auditor_cli, tmp_path, *sshd_server.auditor_args(sshd.SUDO_USER),
-                             "--sudo")
+    result, document = audit(
+        auditor_cli, tmp_path, *sshd_server.auditor_args(sshd.SUDO_USER), "--sudo"
+    )
     assert result.code in (0, 1), result.err
-    shadow = next(r for r in document["results"] if r["check_id"] == "host.accounts.no-empty-passwords")
+    shadow = next(
+        r for r in document["results"] if r["check_id"] == "host.accounts.no-empty-passwords"
+    )
     assert shadow["status"] in ("pass", "fail")
 
 
@@ -156,12 +174,16 @@ def test_inventory_of_many_aliases_with_groups_and_variables(auditor_cli, sshd_s
         "groups:\n"
         "  all: {hosts: [alpha, beta]}\n"
     )
-    result, document = audit(auditor_cli, tmp_path, "--inventory", str(inventory),
-                             "--concurrency", "2")
+    result, document = audit(
+        auditor_cli, tmp_path, "--inventory", str(inventory), "--concurrency", "2"
+    )
     assert result.code in (0, 1), result.err
     assert [t["name"] for t in document["targets"]] == ["alpha", "beta"]
-    verdict = {r["target"]: r["status"] for r in document["results"]
-               if r["check_id"] == "host.os.container-optimized"}
+    verdict = {
+        r["target"]: r["status"]
+        for r in document["results"]
+        if r["check_id"] == "host.os.container-optimized"
+    }
     assert verdict == {"alpha": "fail", "beta": "pass"}  # beta's own variable applied
 
 
@@ -169,14 +191,24 @@ def test_ssh_config_alias_with_proxyjump(auditor_cli, sshd_server, tmp_path):
     """HostName, User, Port, IdentityFile and ProxyJump come from the SSH config; both hops
     are verified against known_hosts, and the audit still uses one exec channel."""
     config = tmp_path / "ssh_config"
-    common = (f"  HostName 127.0.0.1\n  Port {sshd_server.port}\n  User root\n"
-              f"  IdentityFile {sshd_server.client_key_path}\n")
-    config.write_text(f"Host jumpbox\n{common}\nHost behind-the-jump\n{common}"
-                      "  ProxyJump jumpbox\n")
+    common = (
+        f"  HostName 127.0.0.1\n  Port {sshd_server.port}\n  User root\n"
+        f"  IdentityFile {sshd_server.client_key_path}\n"
+    )
+    config.write_text(
+        f"Host jumpbox\n{common}\nHost behind-the-jump\n{common}  ProxyJump jumpbox\n"
+    )
     before = sshd_server.count_exec_channels()
-    result, document = audit(auditor_cli, tmp_path, "--target", "ssh://behind-the-jump",
-                             "--ssh-config", str(config),
-                             "--known-hosts", str(sshd_server.known_hosts_path))
+    result, document = audit(
+        auditor_cli,
+        tmp_path,
+        "--target",
+        "ssh://behind-the-jump",
+        "--ssh-config",
+        str(config),
+        "--known-hosts",
+        str(sshd_server.known_hosts_path),
+    )
     assert result.code in (0, 1), result.err
     assert document["targets"][0]["error"] is None
     assert sshd_server.count_exec_channels() - before == 1
@@ -188,16 +220,24 @@ def test_keys_from_ssh_agent(auditor_cli, sshd_server, tmp_path, monkeypatch):
     import subprocess
 
     socket_path = tmp_path / "agent.sock"
-    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket_path)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    agent = subprocess.Popen(
+        ["ssh-agent", "-D", "-a", str(socket_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(50):
             if socket_path.exists():
                 break
             time.sleep(0.1)
         env = {"SSH_AUTH_SOCK": str(socket_path), "PATH": "/usr/bin:/bin"}
-        subprocess.run(["ssh-add", str(sshd_server.client_key_path)], env=env, check=True,
-                       capture_output=True, timeout=10)
+        subprocess.run(
+            ["ssh-add", str(sshd_server.client_key_path)],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=10,
+        )
         monkeypatch.setenv("SSH_AUTH_SOCK", str(socket_path))
         monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh keys to fall back on
         args = [a for a in sshd_server.auditor_args() if a != str(sshd_server.client_key_path)]

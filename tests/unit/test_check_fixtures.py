@@ -29,8 +29,12 @@ def fixture_files():
 @pytest.mark.parametrize("check_id", sorted(CHECKS))
 def test_every_check_has_a_passing_and_a_failing_fixture(check_id):
     folder = FIXTURES / check_id
-    assert list(folder.glob("pass-*.json")), f"{check_id}: no tests/fixtures/checks/{check_id}/pass-*.json"
-    assert list(folder.glob("fail-*.json")), f"{check_id}: no tests/fixtures/checks/{check_id}/fail-*.json"
+    assert list(folder.glob("pass-*.json")), (
+        f"{check_id}: no tests/fixtures/checks/{check_id}/pass-*.json"
+    )
+    assert list(folder.glob("fail-*.json")), (
+        f"{check_id}: no tests/fixtures/checks/{check_id}/fail-*.json"
+    )
 
 
 def test_no_fixture_folder_without_a_check():

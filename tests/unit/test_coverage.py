@@ -29,9 +29,10 @@ def test_matrix_matches_the_profile():
 def test_html_report_has_the_coverage_matrix(auditor_cli, tmp_path):
     report = Path(__file__).parents[1] / "fixtures" / "scanners" / "trivy-clean.json"
     html = tmp_path / "r.html"
-    result = auditor_cli("run", "--quiet", "--no-store", "--import", f"trivy:{report}",
-                         "--report", f"html:{html}")
+    result = auditor_cli(
+        "run", "--quiet", "--no-store", "--import", f"trivy:{report}", "--report", f"html:{html}"
+    )
     assert result.code == 0, result.err
     text = html.read_text()
-    section = text[text.index('id="coverage-matrix"'):]
+    section = text[text.index('id="coverage-matrix"') :]
     assert "<strong>4.5.4</strong>" in section and "<strong>4.6</strong>" in section

@@ -52,8 +52,13 @@ def test_large_observed_values_are_summarised():
 
 @pytest.mark.parametrize(
     "mode, limit, expected",
-    [("0640", "0644", True), ("0664", "0644", False), ("0600", "0600", True),
-     ("4755", "0755", False), ("0755", "0644", False)],
+    [
+        ("0640", "0644", True),
+        ("0664", "0644", False),
+        ("0600", "0600", True),
+        ("4755", "0755", False),
+        ("0755", "0644", False),
+    ],
 )
 def test_mode_at_most(mode, limit, expected):
     assert evaluate(f"mode_at_most('{mode}', '{limit}')") is expected
@@ -61,8 +66,12 @@ def test_mode_at_most(mode, limit, expected):
 
 @pytest.mark.parametrize(
     "version, minimum, expected",
-    [("6.1.0-18-amd64", "6.1.0-17-amd64", True), ("v1.27.3", "1.28", False),
-     ("1.28.0", "1.28", True), ("5.10", "5.4", True)],
+    [
+        ("6.1.0-18-amd64", "6.1.0-17-amd64", True),
+        ("v1.27.3", "1.28", False),
+        ("1.28.0", "1.28", True),
+        ("5.10", "5.4", True),
+    ],
 )
 def test_version_at_least(version, minimum, expected):
     assert evaluate(f"version_at_least('{version}', '{minimum}')") is expected

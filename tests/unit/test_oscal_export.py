@@ -27,8 +27,9 @@ def test_every_800_190_control_is_in_the_catalog_with_its_text_and_checks():
     controls = {c["id"]: c for g in exported["groups"] for c in g["controls"]}
     control = controls["nist-800-190-4.5.4"]
     assert control["parts"][0]["name"] == "statement"
-    assert any(p["name"] == "check" and p["value"] == "host.sshd.no-root-login"
-               for p in control["props"])
+    assert any(
+        p["name"] == "check" and p["value"] == "host.sshd.no-root-login" for p in control["props"]
+    )
     assert exported["metadata"]["oscal-version"] == "1.1.3"
 
 
@@ -41,8 +42,9 @@ def test_a_broken_catalog_is_rejected_by_the_validator():
 
 def test_export_command_writes_files(auditor_cli, tmp_path):
     out = tmp_path / "catalog.json"
-    result = auditor_cli("profiles", "export", "nist-800-190", "--format", "oscal-catalog",
-                         "-o", str(out))
+    result = auditor_cli(
+        "profiles", "export", "nist-800-190", "--format", "oscal-catalog", "-o", str(out)
+    )
     assert result.code == 0, result.err
     assert oscal_errors("catalog", json.loads(out.read_text())) == []
     printed = auditor_cli("profiles", "export", "nist-800-190", "--format", "oscal-profile")

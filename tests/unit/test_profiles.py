@@ -1,4 +1,4 @@
-"""Profiles fail loudly at load time, naming file, line and item; overlays change without copying."""
+"""Profiles fail loudly at load time, naming file, line and item; overlays need no copy."""
 
 import json
 import textwrap
@@ -65,8 +65,12 @@ def test_minimal_profile_loads(tmp_path):
 
 
 def test_unknown_key_names_file_line_and_check(tmp_path):
-    err = error_of(tmp_path, CONTROLS.replace("        severity: low\n",
-                                              "        severity: low\n        sevrity: high\n"))
+    err = error_of(
+        tmp_path,
+        CONTROLS.replace(
+            "        severity: low\n", "        severity: low\n        sevrity: high\n"
+        ),
+    )
     assert err.path.endswith("host.yaml")
     assert err.line == 11
     assert err.item == "host.os.allowed"
@@ -91,9 +95,7 @@ def test_fact_of_another_kind_is_a_load_error(tmp_path):
 
 
 def test_duplicate_check_id_is_a_load_error(tmp_path):
-    duplicate = CONTROLS + textwrap.indent(
-        CONTROLS.split("    checks:\n")[1], ""
-    )
+    duplicate = CONTROLS + textwrap.indent(CONTROLS.split("    checks:\n")[1], "")
     err = error_of(tmp_path, duplicate)
     assert "duplicate check id" in str(err) and err.item == "host.os.allowed"
 
@@ -106,7 +108,8 @@ def test_malformed_yaml_names_the_line(tmp_path):
 
 def test_several_problems_are_reported_together(tmp_path):
     bad = CONTROLS.replace("facts.host.os.id", "facts.host.nope.id").replace(
-        "title: OS is allowed", "title: OS is allowed\n        colour: red")
+        "title: OS is allowed", "title: OS is allowed\n        colour: red"
+    )
     err = error_of(tmp_path, bad)
     assert "unknown key 'colour'" in str(err)
 
@@ -114,7 +117,8 @@ def test_several_problems_are_reported_together(tmp_path):
 def test_overlay_adds_changes_and_disables_without_copying(tmp_path):
     write_profile(tmp_path)
     overlay = tmp_path / "overlay.yaml"
-    overlay.write_text(textwrap.dedent("""\
+    overlay.write_text(
+        textwrap.dedent("""\
         extends: mini
         variables: {ids: [flatcar]}
         severity: {host.os.allowed: critical}
@@ -130,7 +134,8 @@ def test_overlay_adds_changes_and_disables_without_copying(tmp_path):
                 target: host
                 assert: "facts.host.os.hostname != ''"
                 remediation: Name it.
-        """))
+        """)
+    )
     profile = load_profile(str(tmp_path), [overlay])
     assert profile.variables["ids"] == ["flatcar"]
     by_id = {c.id: c for c in profile.checks}

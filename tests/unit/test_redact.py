@@ -40,8 +40,10 @@ def test_ordinary_values_are_kept(value):
 
 
 def test_kubernetes_env_pairs_and_maps():
-    data = {"env": [{"name": "DB_PASS", "value": "s3cret"}, {"name": "MODE", "value": "prod"}],
-            "labels": {"api-key": "k-123", "app": "web"}}
+    data = {
+        "env": [{"name": "DB_PASS", "value": "s3cret"}, {"name": "MODE", "value": "prod"}],
+        "labels": {"api-key": "k-123", "app": "web"},
+    }
     out = redact(data)
     assert MARKER in out["env"][0]["value"] and out["env"][1]["value"] == "prod"
     assert MARKER in out["labels"]["api-key"] and out["labels"]["app"] == "web"

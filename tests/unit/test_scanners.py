@@ -24,8 +24,11 @@ def test_trivy_report_is_normalised_per_image():
     assert image["counts"]["critical"] == 1 and image["counts"]["medium"] == 2
     by_id = {v["id"]: v for v in image["vulnerabilities"]}
     assert by_id["CVE-2024-2511"] == {
-        "id": "CVE-2024-2511", "package": "libssl3", "installed": "3.0.11-1~deb12u2",
-        "fixed": "3.0.13-1~deb12u1", "severity": "high",
+        "id": "CVE-2024-2511",
+        "package": "libssl3",
+        "installed": "3.0.11-1~deb12u2",
+        "fixed": "3.0.13-1~deb12u1",
+        "severity": "high",
         "published": "2024-04-08T14:15:07.66Z",
         "url": "https://avd.aquasec.com/nvd/cve-2024-2511",
     }
@@ -48,11 +51,14 @@ def test_clean_image_has_no_vulnerabilities():
     assert image["vulnerabilities"] == [] and sum(image["counts"].values()) == 0
 
 
-@pytest.mark.parametrize("parse, document", [
-    (images_from_trivy, {"matches": []}),
-    (images_from_grype, {"SchemaVersion": 2, "Results": []}),
-    (images_from_trivy, ["not", "objects"]),
-])
+@pytest.mark.parametrize(
+    "parse, document",
+    [
+        (images_from_trivy, {"matches": []}),
+        (images_from_grype, {"SchemaVersion": 2, "Results": []}),
+        (images_from_trivy, ["not", "objects"]),
+    ],
+)
 def test_wrong_format_is_refused(parse, document):
     with pytest.raises(ReportFormatError):
         parse(document)
@@ -63,23 +69,39 @@ def test_import_through_the_cli_judges_images_with_evidence(auditor_cli, tmp_pat
     bad = tmp_path / "broken.json"
     bad.write_text('{"SchemaVersion": 2,\n "Results": [')
     result = auditor_cli(
-        "run", "--quiet", "--report", f"json:{report}", "--var", "max_scan_age_days=100000",
-        "--import", f"trivy:{REPORTS / 'trivy-image.json'}",
-        "--import", f"grype:{REPORTS / 'grype-image.json'}",
-        "--target", f"trivy://{REPORTS / 'trivy-clean.json'}",
-        "--target", f"trivy://{bad}",
+        "run",
+        "--quiet",
+        "--report",
+        f"json:{report}",
+        "--var",
+        "max_scan_age_days=100000",
+        "--import",
+        f"trivy:{REPORTS / 'trivy-image.json'}",
+        "--import",
+        f"grype:{REPORTS / 'grype-image.json'}",
+        "--target",
+        f"trivy://{REPORTS / 'trivy-clean.json'}",
+        "--target",
+        f"trivy://{bad}",
     )
     assert result.code == 0, result.err
     document = json.loads(report.read_text())
-    verdicts = {(r["target"].rsplit("/", 1)[-1], r["check_id"]): r
-                for r in document["results"] if r["target"] != "organisation"}
+    verdicts = {
+        (r["target"].rsplit("/", 1)[-1], r["check_id"]): r
+        for r in document["results"]
+        if r["target"] != "organisation"
+    }
     fixable = verdicts[("trivy-image.json", "image.vulnerabilities.fixable")]
     assert fixable["status"] == "fail"
-    assert fixable["subject"] == {"kind": "image", "name": "registry.example.com/shop/web:1.4.2 "
-                                  "(3f2c7b1d9e8a)", "id": fixable["subject"]["id"],
-                                  "location": None}
+    assert fixable["subject"] == {
+        "kind": "image",
+        "name": "registry.example.com/shop/web:1.4.2 (3f2c7b1d9e8a)",
+        "id": fixable["subject"]["id"],
+        "location": None,
+    }
     assert fixable["observed"]["overdue"] == [
-        "CVE-2024-2511 libssl3 3.0.11-1~deb12u2 -> 3.0.13-1~deb12u1 (high)"]
+        "CVE-2024-2511 libssl3 3.0.11-1~deb12u2 -> 3.0.13-1~deb12u1 (high)"
+    ]
     assert len(fixable["evidence"]) == 1 and fixable["evidence"][0] in document["evidence"]
     assert verdicts[("grype-image.json", "image.vulnerabilities.fixable")]["status"] == "fail"
     assert verdicts[("trivy-clean.json", "image.vulnerabilities.fixable")]["status"] == "pass"

@@ -6,15 +6,23 @@ from auditor.scoring import grade, score
 
 def result(check, status, severity=Severity.HIGH, target="t1", control="4.5.1", waiver=None):
     return Result(
-        check_id=check, control_id=control, title=check, severity=severity, target=target,
-        subject=Subject("host", target), status=status, message="", waiver=waiver,
+        check_id=check,
+        control_id=control,
+        title=check,
+        severity=severity,
+        target=target,
+        subject=Subject("host", target),
+        status=status,
+        message="",
+        waiver=waiver,
     )
 
 
 def test_weighted_mean_of_check_ratios():
     results = [
         # critical check: 1 of 2 subjects pass -> ratio 0.5, weight 10
-        result("a", Status.PASS, Severity.CRITICAL), result("a", Status.FAIL, Severity.CRITICAL),
+        result("a", Status.PASS, Severity.CRITICAL),
+        result("a", Status.FAIL, Severity.CRITICAL),
         # low check: passes -> ratio 1.0, weight 1
         result("b", Status.PASS, Severity.LOW),
     ]
@@ -26,7 +34,9 @@ def test_weighted_mean_of_check_ratios():
 
 def test_skip_manual_and_waived_are_left_out_of_the_ratio_but_errors_count_against_it():
     results = [
-        result("a", Status.PASS), result("a", Status.SKIP), result("a", Status.WAIVED),
+        result("a", Status.PASS),
+        result("a", Status.SKIP),
+        result("a", Status.WAIVED),
         result("a", Status.ERROR),
     ]
     card = score(results, {})
@@ -62,4 +72,12 @@ def test_scores_per_target():
 
 
 def test_grades():
-    assert [grade(v) for v in (95, 90, 85, 75, 65, 10, None)] == ["A", "A", "B", "C", "D", "F", None]
+    assert [grade(v) for v in (95, 90, 85, 75, 65, 10, None)] == [
+        "A",
+        "A",
+        "B",
+        "C",
+        "D",
+        "F",
+        None,
+    ]

@@ -16,17 +16,22 @@ def test_the_four_views_exist():
     assert set(VIEWS) == {"cis-docker", "cis-kubernetes", "pss-baseline", "pss-restricted"}
 
 
-@pytest.mark.parametrize("name, key, values", [
-    ("cis-docker", "cis_docker", None),
-    ("cis-kubernetes", "cis_kubernetes", None),
-    ("pss-baseline", "pss", {"baseline"}),
-    ("pss-restricted", "pss", {"baseline", "restricted"}),
-])
+@pytest.mark.parametrize(
+    "name, key, values",
+    [
+        ("cis-docker", "cis_docker", None),
+        ("cis-kubernetes", "cis_kubernetes", None),
+        ("pss-baseline", "pss", {"baseline"}),
+        ("pss-restricted", "pss", {"baseline", "restricted"}),
+    ],
+)
 def test_each_view_lists_exactly_the_checks_that_carry_its_references(name, key, values):
     view = load_profile(name)
-    expected = {c.id for c in BASE.checks
-                if (refs := set(getattr(c.check.references, key)))
-                and (values is None or refs & values)}
+    expected = {
+        c.id
+        for c in BASE.checks
+        if (refs := set(getattr(c.check.references, key))) and (values is None or refs & values)
+    }
     assert expected, f"no check carries {key}"
     ids = [c.id for c in view.checks]
     assert len(ids) == len(set(ids))  # each check once, however many ids it carries
