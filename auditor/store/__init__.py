@@ -217,6 +217,7 @@ class Store:
             "formula": skeleton["formula"],
             "sections": skeleton["sections"],
             "controls": skeleton["controls"],
+            "coverage_matrix": skeleton["coverage_matrix"],
         }
         with self._transaction() as conn:
             catalog_sha = _put_blobs(conn, "catalog", [catalog])[0]
@@ -466,6 +467,7 @@ class Store:
             "formula": catalog["formula"],
             "sections": catalog["sections"],
             "controls": catalog["controls"],
+            "coverage_matrix": catalog.get("coverage_matrix", []),  # older stores lack it
             "targets": [_target_doc(t, loaded[t.facts_sha]) for t in targets],
             "results": result_rows,
             "evidence": {
