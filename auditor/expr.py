@@ -24,6 +24,9 @@ from typing import Any
 def _load_cel() -> ModuleType:
     """The CEL extension module alone. The `cel` package's __init__ also imports its
     interactive shell (prompt_toolkit, pygments): a third of a second on every start."""
+    loaded = sys.modules.get("cel.cel") or sys.modules.get("cel")
+    if loaded is not None:  # already imported: a second copy of the extension would panic
+        return loaded
     spec = importlib.util.find_spec("cel")
     if spec is not None and spec.submodule_search_locations:
         for directory in spec.submodule_search_locations:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,6 +46,12 @@ _MESSAGES = ImmutableSandboxedEnvironment(
 )
 
 
+@cache
+def _template(source: str) -> jinja2.Template:
+    """Compiling a template costs ~3 ms: only messages that are shown pay it, once."""
+    return _MESSAGES.from_string(source)
+
+
 @dataclass(frozen=True)
 class CompiledCheck:
     """A check ready to run: its expressions compiled and the facts it needs worked out."""
@@ -56,7 +63,7 @@ class CompiledCheck:
     assertion: Expression
     observe: tuple[tuple[str, Expression], ...]
     facts: frozenset[str]  # every fact it needs, the for_each fact included
-    message: jinja2.Template | None
+    message: str  # Jinja source, checked at load; compiled when a failure first needs it
 
     @property
     def expressions(self) -> tuple[Expression, ...]:
@@ -80,10 +87,11 @@ class CompiledCheck:
         return self.check.id
 
     def render_message(self, subject: Any, variables: Any, observed: Any) -> str:
-        if self.message is None:
+        if not self.message:
             return ""
         try:
-            return self.message.render(subject=subject, vars=variables, observed=observed).strip()
+            template = _template(self.message)
+            return template.render(subject=subject, vars=variables, observed=observed).strip()
         except Exception:  # a message must never turn a verdict into a crash
             return self.check.message
 
@@ -430,7 +438,8 @@ def _compile_check(check: Check, entry: ControlEntry) -> CompiledCheck:
     if check.for_each and specs[check.for_each].subject is None:
         raise _CheckProblem("for_each", f"fact {check.for_each!r} is not a list of subjects")
     try:
-        message = _MESSAGES.from_string(check.message) if check.message else None
+        if check.message:
+            _MESSAGES.parse(check.message)  # syntax errors are load errors; compiling waits
     except jinja2.TemplateSyntaxError as exc:
         raise _CheckProblem("message", f"message: {exc.message}") from exc
     return CompiledCheck(
@@ -441,7 +450,7 @@ def _compile_check(check: Check, entry: ControlEntry) -> CompiledCheck:
         assertion=assertion,
         observe=observe,
         facts=frozenset(needed),
-        message=message,
+        message=check.message,
     )
 
 

@@ -44,6 +44,7 @@ def main() -> None:
     rows = []
     median, best = timed(["--target", "local://", *report], repeat)
     rows.append(("full host profile, local://", median, best, "-", "< 2 s"))
+    (work / "sshd").mkdir()
     with sshd.sshd_server(work / "sshd") as server:
         before = server.count_exec_channels()
         median, best = timed([*server.auditor_args(), *report], repeat)
