@@ -176,6 +176,9 @@ def sshd_server(workdir: Path, timeout: float = 30.0) -> Iterator[SshServer]:
                 "PasswordAuthentication no",
                 "KbdInteractiveAuthentication no",
                 "Subsystem sftp internal-sftp",
+                # one sshd stands in for a whole fleet (perf: 50 aliases, 25 at once); the
+                # default 10:30:100 would drop a third of the concurrent handshakes
+                "MaxStartups 100:30:200",
                 "",
             ]
         )
