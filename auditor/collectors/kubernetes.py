@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditor.collectors import k8s_rbac, k8s_workloads
-from auditor.collectors.k8s_workloads import K8sObject
+from auditor.collectors.k8s_workloads import K8sObject, _int, _list, _map, _str
 from auditor.facts import FactSpec, failed_fact, new_fact, utc_now
 from auditor.model import Fact, Subject
 from auditor.targets.kubernetes import (
@@ -699,22 +699,6 @@ def _namespace(data: Mapping[str, Any]) -> str:
 
 def _name(data: Mapping[str, Any]) -> str:
     return _str(_map(data.get("metadata")).get("name")) or "<unnamed>"
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _map(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _strings(value: Any) -> list[str]:
