@@ -115,12 +115,10 @@ def evaluate(
 
 
 class _Context:
-    """What the checks of one `for_each` group need on one target.
-
-    Converting data into CEL costs in proportion to its size, on every evaluation, so each
-    scope holds only what its checks read: checks that read the same facts share one scope
-    per subject, and a check never sees a fact or a variable it does not name.
-    """
+    """What the checks of one `for_each` group need on one target: one CEL scope holding the
+    facts and variables they read, converted once, into which each subject is swapped.
+    A check's expressions are compiled against fact names, so it never sees a fact it does
+    not name even though the group shares the scope."""
 
     def __init__(
         self,
@@ -134,40 +132,34 @@ class _Context:
         self.info = info
         self.facts = facts
         self.variables = variables
-        clusters: dict[frozenset[str], list[CompiledCheck]] = defaultdict(list)
-        for check in group:
-            clusters[check.reads_facts].append(check)
-        self.clusters = [
-            (self._activation(fact_names, checks), checks)
-            for fact_names, checks in clusters.items()
-        ]
-        self.order = {check.id: index for index, check in enumerate(group)}
+        self.group = group
         self.prepared: dict[str, tuple[tuple[str, ...], str | None]] = {}
+        self._scope: Scope | None = None
 
-    def _activation(
-        self, fact_names: frozenset[str], checks: Sequence[CompiledCheck]
-    ) -> dict[str, Any]:
+    def _new_scope(self) -> Scope:
+        paths: dict[str, set[tuple[str, ...]]] = defaultdict(set)
+        for check in self.group:
+            for name, read in check.fact_paths.items():
+                paths[name] |= read
         nested: dict[str, dict[str, Any]] = defaultdict(dict)
-        for name in fact_names:
+        for name in paths:
             fact = self.facts.get(name)
             if fact is not None and fact.error is None:
                 kind, _, short = name.partition(".")
                 nested[kind][short] = fact.data
-        wanted = frozenset().union(*(c.reads_variables for c in checks))
-        return {
+        wanted = frozenset().union(*(c.reads_variables for c in self.group))
+        variables = {
             "facts": dict(nested),
             "vars": {k: v for k, v in self.variables.items() if k in wanted},
             "target": self.info,
         }
+        return Scope(variables, paths)
 
     def judge(self, subject: Subject, data: Any) -> list[Result]:
-        results: list[Result] = []
-        for activation, checks in self.clusters:
-            scope = Scope({**activation, "subject": data})
-            results.extend(self._one(check, scope, subject, data) for check in checks)
-        if len(self.clusters) > 1:
-            results.sort(key=lambda r: self.order[r.check_id])
-        return results
+        if self._scope is None:
+            self._scope = self._new_scope()
+        self._scope.enter(data)
+        return [self._one(check, self._scope, subject, data) for check in self.group]
 
     def _prepared(self, check: CompiledCheck) -> tuple[tuple[str, ...], str | None]:
         """The evidence hashes of a check and why it cannot run here (None: it can): the

@@ -1,9 +1,12 @@
 """CEL behind a two-function interface (`compile_expression`, `Scope.evaluate`), plus the named
 helper functions checks may call.
 
-The CEL engine is the Rust-core `common-expression-language` package. Converting Python data
-into CEL values dominates the cost, so a `Scope` converts one subject's variables once and
-evaluates every check of that subject against it.
+The CEL engine is the Rust-core `common-expression-language` package. Two of its costs shape
+this module. Converting Python data into CEL values is paid per value, so a `Scope` converts
+the facts of a group of checks once per target and then swaps only the subject. Selecting a
+member copies the selected value (`facts.host.packages` copies the package list, on every
+iteration of a comprehension that reads it), while reading a top-level variable does not: so
+each `facts.<kind>.<name>` is compiled as a top-level variable of its own (`fact_alias`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import importlib.util
 import json
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import ModuleType
@@ -51,7 +54,26 @@ cel = _load_cel()
 VARIABLES = frozenset({"subject", "facts", "vars", "target", "now"})
 
 # Fact references in an expression: facts.<kind>.<name>, the dotted fact name.
-_FACT_REF = re.compile(r"\bfacts\.([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)\b")
+_FACT_REF = re.compile(r"(?<![.\w])facts\.([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)\b")
+# A CEL string literal (quoted, triple-quoted, raw or bytes) or a fact reference: fact
+# references are rewritten outside string literals only.
+_STRING_LITERAL = "|".join(
+    (
+        r"'''(?:\\.|[^\\])*?'''",
+        r'"""(?:\\.|[^\\])*?"""',
+        r"'(?:\\.|[^'\\\n])*'",
+        r'"(?:\\.|[^"\\\n])*"',
+    )
+)
+# The member chain that follows a fact reference (.a['b'][0]), stopping before a method call.
+_TAIL = r"(?:\.[A-Za-z_][A-Za-z0-9_]*(?![A-Za-z0-9_]*\s*\()|\[(?:'[^']*'|\"[^\"]*\"|\d+)\])*"
+_STRING_OR_FACT = re.compile(
+    rf"(?P<string>(?:[rR][bB]?|[bB][rR]?)?(?:{_STRING_LITERAL}))"
+    rf"|{_FACT_REF.pattern}(?=(?P<tail>{_TAIL}))"
+)
+# get(<fact chain>, 'key', default): the call before a chain and the literal key after it.
+_GET_CALL = re.compile(r"\bget\(\s*\Z")
+_GET_KEY = re.compile(r"\s*,\s*(?:'([^'\\]*)'|\"([^\"\\]*)\")")
 _VAR_REF = re.compile(r"\bvars\.([A-Za-z_][A-Za-z0-9_]*)")
 # Member chains the assertion reads (subject.a.b['c'], facts.host.sysctl['x']), stopping
 # before a method call so `subject.Mounts.exists(...)` records `subject.Mounts`.
@@ -215,17 +237,66 @@ class Expression:
     facts: frozenset[str]  # dotted fact names it reads, e.g. {"host.sysctl"}
     variables: frozenset[str]  # profile variables it reads, e.g. {"allowed_services"}
     reads: tuple[tuple[str, tuple[str | int, ...]], ...]  # (member chain, its path): `observed`
+    # Per fact, the paths into it that the expression reads; () = the whole fact.
+    fact_paths: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+def fact_alias(name: str) -> str:
+    """The top-level CEL variable that holds fact `name` ("host.sysctl" -> facts__host__sysctl)."""
+    return "facts__" + name.replace(".", "__")
+
+
+def _with_fact_aliases(source: str) -> tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]:
+    """`source` with every fact reference outside string literals replaced by its alias, and
+    the paths into each fact it reads: the keys of the chain that follows the reference, up
+    to the first list index (lists are never cut), e.g. ("host.sysctl", ("kernel.x",))."""
+    paths: dict[tuple[str, tuple[str, ...]], None] = {}
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group("string") is not None:
+            return match.group(0)
+        name = f"{match.group(2)}.{match.group(3)}"
+        keys: list[str] = []
+        for step in _path("facts" + match.group("tail"))[1:]:
+            if isinstance(step, int):
+                break
+            keys.append(step)
+        else:  # get(facts.host.sysctl, 'kernel.x', d) reads one key too
+            key = _GET_KEY.match(source, match.end() + len(match.group("tail")))
+            if key is not None and _GET_CALL.search(source, 0, match.start()):
+                keys.append(key.group(1) if key.group(1) is not None else key.group(2))
+        paths[(name, tuple(keys))] = None
+        return fact_alias(name)
+
+    return _STRING_OR_FACT.sub(replace, source), tuple(paths)
+
+
+def pruned(data: Any, paths: Iterable[tuple[str, ...]]) -> Any:
+    """The parts of `data` that `paths` lead to (every path whole, from the top of `data`):
+    converting a fact into CEL costs per value, and a check that reads one sysctl should
+    not pay for the other thousand. A key absent from `data` stays absent."""
+    keys: dict[str, list[tuple[str, ...]]] = {}
+    for path in paths:
+        if not path or not isinstance(data, dict):
+            return data
+        keys.setdefault(path[0], []).append(path[1:])
+    return {key: pruned(data[key], rest) for key, rest in keys.items() if key in data}
 
 
 def compile_expression(source: str) -> Expression:
     """Compile CEL once, at load time; raise ExpressionError for syntax errors and for names
     that no evaluation could resolve (unknown variables or functions)."""
+    aliased, fact_paths = _with_fact_aliases(source)
+    facts = frozenset(name for name, _ in fact_paths)
     try:
-        program = cel.compile(source)
+        program = cel.compile(aliased)
     except ValueError as exc:
         raise ExpressionError(_first_line(str(exc))) from exc
     bound = set(_COMPREHENSION_VAR.findall(source))
-    unknown_vars = set(program.variables()) - VARIABLES - bound
+    names = set(program.variables()) - {fact_alias(fact) for fact in facts}
+    if "facts" in names - bound:
+        raise ExpressionError("name facts in full: facts.<kind>.<name>, e.g. facts.host.sysctl")
+    unknown_vars = names - VARIABLES - bound
     if unknown_vars:
         raise ExpressionError(
             f"unknown variable {sorted(unknown_vars)[0]!r} (use subject, facts, vars, target)"
@@ -234,21 +305,45 @@ def compile_expression(source: str) -> Expression:
         if name[0] in "_@!" or name in _BUILTINS or name in FUNCTIONS:
             continue
         raise ExpressionError(f"unknown function {name!r}")
-    facts = frozenset(f"{kind}.{name}" for kind, name in _FACT_REF.findall(source))
     variables = frozenset(_VAR_REF.findall(source))
     chains = dict.fromkeys(match.group(0) for match in _CHAIN.finditer(source))
     reads = tuple((chain, _path(chain)) for chain in chains)
-    return Expression(source=source, program=program, facts=facts, variables=variables, reads=reads)
+    return Expression(
+        source=source,
+        program=program,
+        facts=facts,
+        variables=variables,
+        reads=reads,
+        fact_paths=fact_paths,
+    )
 
 
 class Scope:
-    """The variables of one evaluation (one subject), converted to CEL once."""
+    """The variables of one group of checks on one target, converted to CEL once; each subject
+    then swaps only `subject` (`enter`). `variables` may hold "facts" as nested dicts
+    ({"host": {"sysctl": {...}}}): the CEL side gets one top-level variable per fact, cut down
+    to `fact_paths` (fact name -> the paths read, as `Expression.fact_paths`) when given."""
 
     __slots__ = ("_context", "_variables")
 
-    def __init__(self, variables: Mapping[str, Any]) -> None:
-        self._variables = variables
-        self._context = cel.Context(variables={"now": _now(), **variables}, functions=FUNCTIONS)
+    def __init__(
+        self,
+        variables: Mapping[str, Any],
+        fact_paths: Mapping[str, Iterable[tuple[str, ...]]] | None = None,
+    ) -> None:
+        self._variables = dict(variables)  # whole: `observe` reads here, in Python
+        converted = {key: value for key, value in variables.items() if key != "facts"}
+        for kind, named in variables.get("facts", {}).items():
+            for name, data in named.items():
+                fact = f"{kind}.{name}"
+                paths = None if fact_paths is None else fact_paths.get(fact)
+                converted[fact_alias(fact)] = data if paths is None else pruned(data, paths)
+        self._context = cel.Context(variables={"now": _now(), **converted}, functions=FUNCTIONS)
+
+    def enter(self, subject: Any) -> None:
+        """Judge `subject` from now on (only it is converted)."""
+        self._variables["subject"] = subject
+        self._context.add_variable("subject", subject)
 
     def evaluate(self, expression: Expression) -> Any:
         """The value of `expression` here; EvaluationError when it cannot be computed."""

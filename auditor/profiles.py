@@ -79,6 +79,15 @@ class CompiledCheck:
         return frozenset().union(*(e.facts for e in self.expressions))
 
     @property
+    def fact_paths(self) -> dict[str, set[tuple[str, ...]]]:
+        """Per fact its CEL reads, the paths into it that those reads need (() = all of it)."""
+        paths: dict[str, set[tuple[str, ...]]] = {}
+        for expression in self.expressions:
+            for fact, path in expression.fact_paths:
+                paths.setdefault(fact, set()).add(path)
+        return paths
+
+    @property
     def reads_variables(self) -> frozenset[str]:
         return frozenset().union(*(e.variables for e in self.expressions))
 

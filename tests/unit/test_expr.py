@@ -27,6 +27,62 @@ def test_fact_references_are_found():
     assert expression.facts == {"host.sysctl", "host.os"}
 
 
+def test_fact_references_inside_strings_or_members_are_left_alone():
+    expression = compile_expression(
+        "facts.host.os.id == 'facts.host.os.id' && subject.facts.host.os == \"facts.k8s.pods\""
+    )
+    assert expression.facts == {"host.os"}
+    scope = Scope(
+        {"facts": {"host": {"os": {"id": "facts.host.os.id"}}}, "subject": {"facts": {}}}
+    )
+    with pytest.raises(EvaluationError, match="no such key"):  # subject.facts has no `host`
+        scope.evaluate(expression)
+    same = {"host": {"os": {"id": "facts.host.os.id"}}}  # the literal is compared as written
+    assert evaluate("facts.host.os.id == 'facts.host.os.id'", facts=same) is True
+
+
+def test_a_fact_must_be_named_in_full():
+    with pytest.raises(ExpressionError, match=r"facts.<kind>.<name>"):
+        compile_expression("has(facts.host)")
+
+
+def test_paths_read_into_a_fact_stop_at_lists_and_methods():
+    expression = compile_expression(
+        "get(facts.host.sysctl, 'kernel.x', '0') == '1'"
+        " && facts.host.mounts[0].target == '/'"
+        " && facts.host.sshd_config.settings.exists(k, k == 'a')"
+        " && has(facts.host.os.id)"
+    )
+    assert dict(expression.fact_paths) == {
+        "host.sysctl": ("kernel.x",),
+        "host.mounts": (),
+        "host.sshd_config": ("settings",),
+        "host.os": ("id",),
+    }
+
+
+def test_a_scope_converts_only_the_paths_read_and_keeps_absent_keys_absent():
+    facts = {"host": {"sysctl": {"kernel.x": "1", "kernel.y": "0"}}}
+    paths = {"host.sysctl": [("kernel.x",), ("kernel.absent",)]}
+    scope = Scope({"facts": facts}, paths)
+    assert scope.evaluate(compile_expression("get(facts.host.sysctl, 'kernel.x', '0')")) == "1"
+    assert scope.evaluate(compile_expression("has(facts.host.sysctl.absent)")) is False
+    with pytest.raises(EvaluationError, match="no such key"):  # not read, so not converted
+        scope.evaluate(compile_expression("facts.host.sysctl['kernel.y']"))
+    whole = compile_expression("size(facts.host.sysctl)")
+    assert Scope({"facts": facts}, {"host.sysctl": [()]}).evaluate(whole) == 2
+
+
+def test_entering_a_subject_swaps_only_the_subject():
+    scope = Scope({"vars": {"limit": 2}})
+    expression = compile_expression("subject.n <= vars.limit")
+    verdicts = []
+    for n in (1, 3):
+        scope.enter({"n": n})
+        verdicts.append((scope.evaluate(expression), scope.observe(expression)))
+    assert verdicts == [(True, {"subject.n": 1}), (False, {"subject.n": 3})]
+
+
 def test_missing_key_is_an_evaluation_error_not_false():
     with pytest.raises(EvaluationError, match="no such key"):
         evaluate("subject.HostConfig.Privileged", subject={"HostConfig": {}})

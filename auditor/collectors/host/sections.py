@@ -216,8 +216,42 @@ else
   set -f
   IFS='
 '
+  # A process per path costs more than everything else here: one stat answers for every
+  # plain path that exists, and an absent path in a searchable directory needs none. Flags
+  # (one character per path) remember each path's way, so a file that appears or vanishes
+  # meanwhile cannot shift the batch's lines onto another path.
+  flags=
+  set --
+  for p in $AUDITOR_PATHS; do
+    d=${p%/*}
+    if [ -L "$p" ]; then
+      flags="${flags}1"
+    elif [ -e "$p" ]; then
+      flags="${flags}b"
+      set -- "$@" "$p"
+    elif [ -d "${d:-/}" ] && [ -x "${d:-/}" ]; then
+      flags="${flags}a"
+    else
+      flags="${flags}1"
+    fi
+  done
+  batch=
+  if [ $# -gt 0 ] && ! batch=$(stat -c '%f %u %g %U %G' -- "$@" 2>/dev/null); then
+    flags=$(printf '%s' "$flags" | tr 'b' '1')
+  fi
   for p in $AUDITOR_PATHS; do
     printf 'P:%s\n' "$p"
+    f=${flags%"${flags#?}"}
+    flags=${flags#?}
+    if [ "$f" = b ]; then
+      printf 'S:%s\n' "${batch%%"$IFS"*}"
+      batch=${batch#*"$IFS"}
+      continue
+    fi
+    if [ "$f" = a ]; then
+      echo "E:No such file or directory"
+      continue
+    fi
     if o=$(stat -c '%f %u %g %U %G' -- "$p" 2>&1); then
       printf 'S:%s\n' "$o"
       if [ -L "$p" ]; then
@@ -227,11 +261,11 @@ else
         if o=$(stat -L -c '%f %u %g %U %G' -- "$p" 2>&1); then
           printf 'T:%s\n' "$o"
         else
-          printf 'TE:%s\n' "$o" | head -n 1
+          printf 'TE:%s\n' "${o%%"$IFS"*}"
         fi
       fi
     else
-      printf 'E:%s\n' "$o" | head -n 1
+      printf 'E:%s\n' "${o%%"$IFS"*}"
     fi
   done
 fi
