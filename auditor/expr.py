@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from types import ModuleType
 from typing import Any
 
@@ -233,12 +234,23 @@ class Expression:
     """A compiled CEL expression and what static analysis found in it."""
 
     source: str
-    program: Any  # cel.Program
+    cel_source: str  # what is compiled: `source` with each fact as a top-level variable
     facts: frozenset[str]  # dotted fact names it reads, e.g. {"host.sysctl"}
     variables: frozenset[str]  # profile variables it reads, e.g. {"allowed_services"}
     reads: tuple[tuple[str, tuple[str | int, ...]], ...]  # (member chain, its path): `observed`
     # Per fact, the paths into it that the expression reads; () = the whole fact.
     fact_paths: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def program(self) -> Any:
+        """The cel.Program (not picklable, so not a field: a cached profile compiles only the
+        expressions a run evaluates)."""
+        return _program(self.cel_source)
+
+
+@cache
+def _program(cel_source: str) -> Any:
+    return cel.compile(cel_source)
 
 
 def fact_alias(name: str) -> str:
@@ -289,7 +301,7 @@ def compile_expression(source: str) -> Expression:
     aliased, fact_paths = _with_fact_aliases(source)
     facts = frozenset(name for name, _ in fact_paths)
     try:
-        program = cel.compile(aliased)
+        program = _program(aliased)
     except ValueError as exc:
         raise ExpressionError(_first_line(str(exc))) from exc
     bound = set(_COMPREHENSION_VAR.findall(source))
@@ -310,7 +322,7 @@ def compile_expression(source: str) -> Expression:
     reads = tuple((chain, _path(chain)) for chain in chains)
     return Expression(
         source=source,
-        program=program,
+        cel_source=aliased,
         facts=facts,
         variables=variables,
         reads=reads,

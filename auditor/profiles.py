@@ -19,6 +19,7 @@ import jinja2
 import pydantic
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from auditor import profile_cache
 from auditor.collectors import FACT_PREFIX, fact_specs, kind_of_fact
 from auditor.errors import ProfileError
 from auditor.expr import Expression, ExpressionError, compile_expression
@@ -174,6 +175,15 @@ def load_profile(name: str = DEFAULT_PROFILE, overlays: Sequence[Path] = ()) -> 
             )
         return load_view(view)
     manifest_path = resolve_profile(name)
+    cached = profile_cache.load(manifest_path, overlays)
+    if cached is not None:
+        return cached
+    loaded = _load(manifest_path, overlays)
+    profile_cache.save(manifest_path, overlays, loaded)
+    return loaded
+
+
+def _load(manifest_path: Path, overlays: Sequence[Path]) -> LoadedProfile:
     manifest_doc = load_yaml(manifest_path, ProfileError)
     manifest = _validate(ProfileManifest, manifest_doc)
     builder = _Builder()

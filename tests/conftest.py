@@ -21,9 +21,10 @@ from servers import dockerd, postgres, sshd
 
 from auditor.cli import main
 
-# Keep the tests' redaction fingerprints and data files out of the user's home directory.
+# Keep the tests' redaction fingerprints, data and cache files out of the user's home directory.
 os.environ.setdefault("AUDITOR_FINGERPRINT_KEY", "auditor-test-suite")
 os.environ.setdefault("XDG_DATA_HOME", tempfile.mkdtemp(prefix="auditor-xdg-"))
+os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="auditor-cache-"))
 
 
 @pytest.fixture(scope="session")
@@ -108,4 +109,3 @@ def auditor_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(code, captured.out, captured.err)
 
     return invoke
-

@@ -22,9 +22,7 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
         yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-_OscalValidator = jsonschema.validators.extend(
-    jsonschema.Draft7Validator, {"pattern": _pattern}
-)
+_OscalValidator = jsonschema.validators.extend(jsonschema.Draft7Validator, {"pattern": _pattern})
 
 
 @cache
@@ -35,5 +33,6 @@ def oscal_validator(kind: str) -> Any:
 
 
 def oscal_errors(kind: str, document: Any) -> list[str]:
-    return [f"{list(e.absolute_path)}: {e.message}" for e in
-            oscal_validator(kind).iter_errors(document)][:20]
+    return [
+        f"{list(e.absolute_path)}: {e.message}" for e in oscal_validator(kind).iter_errors(document)
+    ][:20]

@@ -32,9 +32,7 @@ def test_fact_references_inside_strings_or_members_are_left_alone():
         "facts.host.os.id == 'facts.host.os.id' && subject.facts.host.os == \"facts.k8s.pods\""
     )
     assert expression.facts == {"host.os"}
-    scope = Scope(
-        {"facts": {"host": {"os": {"id": "facts.host.os.id"}}}, "subject": {"facts": {}}}
-    )
+    scope = Scope({"facts": {"host": {"os": {"id": "facts.host.os.id"}}}, "subject": {"facts": {}}})
     with pytest.raises(EvaluationError, match="no such key"):  # subject.facts has no `host`
         scope.evaluate(expression)
     same = {"host": {"os": {"id": "facts.host.os.id"}}}  # the literal is compared as written
