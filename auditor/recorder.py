@@ -72,23 +72,51 @@ class Recorder:
             )
         self.started_at = utc_now()
         self.notes: list[str] = []
-        self.store: Store | None = None
-        if options.store:
-            self.store = self._open_store(options.db)
         self.run_id = str(uuid.uuid4())
-        if self.store is not None:
-            self.store.begin_run(
-                profile,
+        self.store_error: AuditorError | None = None
+        self.done: dict[str, tuple[TargetRecord, list[Result]]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._store: Store | None = None
+        self._opening: threading.Thread | None = None
+        if not options.store:
+            return
+        if options.db is None and not os.environ.get("AUDITOR_DB"):
+            # The default store may fail with a warning, so it opens while the first targets
+            # are audited (importing SQLAlchemy alone takes a third of a second). Every use
+            # of the store waits for it: the run is marked begun, and incomplete, before any
+            # target is saved, as when it opens first.
+            self._opening = threading.Thread(
+                target=self._begin, args=(source,), name="auditor-store", daemon=True
+            )
+            self._opening.start()
+        else:  # a store the user named must open before anything is audited
+            self._begin(source)
+
+    @property
+    def store(self) -> Store | None:
+        if self._opening is not None:
+            self._opening.join()
+        return self._store
+
+    def _begin(self, source: str) -> None:
+        store = self._open_store(self.options.db)
+        if store is None:
+            return
+        try:
+            store.begin_run(
+                self.profile,
                 self.names,
                 run_id=self.run_id,
                 started_at=self.started_at,
                 source=source,
                 extra=self._extra(),
             )
-        self.store_error: AuditorError | None = None
-        self.done: dict[str, tuple[TargetRecord, list[Result]]] = {}
-        self._lock = threading.Lock()
-        self._closed = False
+        except AuditorError as exc:
+            if self._opening is None:
+                raise
+            self.store_error = exc  # reported after the reports, like any later store error
+        self._store = store
 
     def _open_store(self, url: str | None) -> Store | None:
         """The store; a default store that cannot be opened (a read-only home, a container)
@@ -193,18 +221,21 @@ class Recorder:
     def export(self, doc: dict[str, Any]) -> list[str]:
         """Metrics and the regression webhook; returns warnings (a failed export never fails
         the run: the audit itself is done and stored)."""
-        from auditor import metrics, notify
-
         problems: list[str] = []
         options = self.options
-        try:
-            if options.prometheus_file is not None:
-                metrics.write_textfile(doc, options.prometheus_file)
-            if options.pushgateway is not None:
-                metrics.push(doc, options.pushgateway, options.pushgateway_job)
-        except metrics.MetricsError as exc:
-            problems.append(str(exc))
+        if options.prometheus_file is not None or options.pushgateway is not None:
+            from auditor import metrics  # prometheus_client: only for runs that export
+
+            try:
+                if options.prometheus_file is not None:
+                    metrics.write_textfile(doc, options.prometheus_file)
+                if options.pushgateway is not None:
+                    metrics.push(doc, options.pushgateway, options.pushgateway_job)
+            except metrics.MetricsError as exc:
+                problems.append(str(exc))
         if options.webhook is not None:
+            from auditor import notify  # an HTTP client: only for runs with a webhook
+
             try:
                 notice = (
                     notify.regression(self._previous(), doc) if doc["run"]["complete"] else None
