@@ -135,6 +135,7 @@ class _Context:
         self.group = group
         self.prepared: dict[str, tuple[tuple[str, ...], str | None]] = {}
         self._scope: Scope | None = None
+        self._subject_paths = set().union(*(check.subject_paths for check in group))
 
     def _new_scope(self) -> Scope:
         paths: dict[str, set[tuple[str, ...]]] = defaultdict(set)
@@ -158,7 +159,7 @@ class _Context:
     def judge(self, subject: Subject, data: Any) -> list[Result]:
         if self._scope is None:
             self._scope = self._new_scope()
-        self._scope.enter(data)
+        self._scope.enter(data, self._subject_paths)
         return [self._one(check, self._scope, subject, data) for check in self.group]
 
     def _prepared(self, check: CompiledCheck) -> tuple[tuple[str, ...], str | None]:

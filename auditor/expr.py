@@ -14,13 +14,12 @@ from __future__ import annotations
 import fnmatch
 import importlib.machinery
 import importlib.util
-import json
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, cached_property
 from types import ModuleType
 from typing import Any
 
@@ -68,9 +67,9 @@ _STRING_LITERAL = "|".join(
 )
 # The member chain that follows a fact reference (.a['b'][0]), stopping before a method call.
 _TAIL = r"(?:\.[A-Za-z_][A-Za-z0-9_]*(?![A-Za-z0-9_]*\s*\()|\[(?:'[^']*'|\"[^\"]*\"|\d+)\])*"
-_STRING_OR_FACT = re.compile(
+_STRING_OR_REFERENCE = re.compile(
     rf"(?P<string>(?:[rR][bB]?|[bB][rR]?)?(?:{_STRING_LITERAL}))"
-    rf"|{_FACT_REF.pattern}(?=(?P<tail>{_TAIL}))"
+    rf"|(?:{_FACT_REF.pattern}|(?P<subject>(?<![.\w])subject\b))(?=(?P<tail>{_TAIL}))"
 )
 # get(<fact chain>, 'key', default): the call before a chain and the literal key after it.
 _GET_CALL = re.compile(r"\bget\(\s*\Z")
@@ -240,12 +239,16 @@ class Expression:
     reads: tuple[tuple[str, tuple[str | int, ...]], ...]  # (member chain, its path): `observed`
     # Per fact, the paths into it that the expression reads; () = the whole fact.
     fact_paths: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    subject_paths: tuple[tuple[str, ...], ...] = ()  # the paths into `subject` it reads
 
-    @property
+    @cached_property
     def program(self) -> Any:
         """The cel.Program (not picklable, so not a field: a cached profile compiles only the
         expressions a run evaluates)."""
         return _program(self.cel_source)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "program"}
 
 
 @cache
@@ -258,18 +261,22 @@ def fact_alias(name: str) -> str:
     return "facts__" + name.replace(".", "__")
 
 
-def _with_fact_aliases(source: str) -> tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]:
-    """`source` with every fact reference outside string literals replaced by its alias, and
-    the paths into each fact it reads: the keys of the chain that follows the reference, up
-    to the first list index (lists are never cut), e.g. ("host.sysctl", ("kernel.x",))."""
-    paths: dict[tuple[str, tuple[str, ...]], None] = {}
+Paths = tuple[tuple[str, ...], ...]
+
+
+def _rewrite(source: str) -> tuple[str, tuple[tuple[str, tuple[str, ...]], ...], Paths]:
+    """`source` with every fact reference outside string literals replaced by its alias; the
+    paths into each fact it reads, e.g. ("host.sysctl", ("kernel.x",)); and the paths into
+    `subject` it reads. A path is the keys of the member chain after the reference, up to the
+    first list index (lists are never cut); () means the whole value."""
+    facts: dict[tuple[str, tuple[str, ...]], None] = {}
+    subject: dict[tuple[str, ...], None] = {}
 
     def replace(match: re.Match[str]) -> str:
         if match.group("string") is not None:
             return match.group(0)
-        name = f"{match.group(2)}.{match.group(3)}"
         keys: list[str] = []
-        for step in _path("facts" + match.group("tail"))[1:]:
+        for step in _path("x" + match.group("tail"))[1:]:
             if isinstance(step, int):
                 break
             keys.append(step)
@@ -277,10 +284,14 @@ def _with_fact_aliases(source: str) -> tuple[str, tuple[tuple[str, tuple[str, ..
             key = _GET_KEY.match(source, match.end() + len(match.group("tail")))
             if key is not None and _GET_CALL.search(source, 0, match.start()):
                 keys.append(key.group(1) if key.group(1) is not None else key.group(2))
-        paths[(name, tuple(keys))] = None
+        if match.group("subject") is not None:
+            subject[tuple(keys)] = None
+            return match.group(0)
+        name = f"{match.group(2)}.{match.group(3)}"
+        facts[(name, tuple(keys))] = None
         return fact_alias(name)
 
-    return _STRING_OR_FACT.sub(replace, source), tuple(paths)
+    return _STRING_OR_REFERENCE.sub(replace, source), tuple(facts), tuple(subject)
 
 
 def pruned(data: Any, paths: Iterable[tuple[str, ...]]) -> Any:
@@ -298,7 +309,7 @@ def pruned(data: Any, paths: Iterable[tuple[str, ...]]) -> Any:
 def compile_expression(source: str) -> Expression:
     """Compile CEL once, at load time; raise ExpressionError for syntax errors and for names
     that no evaluation could resolve (unknown variables or functions)."""
-    aliased, fact_paths = _with_fact_aliases(source)
+    aliased, fact_paths, subject_paths = _rewrite(source)
     facts = frozenset(name for name, _ in fact_paths)
     try:
         program = _program(aliased)
@@ -327,6 +338,7 @@ def compile_expression(source: str) -> Expression:
         variables=variables,
         reads=reads,
         fact_paths=fact_paths,
+        subject_paths=subject_paths,
     )
 
 
@@ -352,10 +364,10 @@ class Scope:
                 converted[fact_alias(fact)] = data if paths is None else pruned(data, paths)
         self._context = cel.Context(variables={"now": _now(), **converted}, functions=FUNCTIONS)
 
-    def enter(self, subject: Any) -> None:
-        """Judge `subject` from now on (only it is converted)."""
+    def enter(self, subject: Any, paths: Iterable[tuple[str, ...]] | None = None) -> None:
+        """Judge `subject` from now on: only it is converted, cut down to `paths` if given."""
         self._variables["subject"] = subject
-        self._context.add_variable("subject", subject)
+        self._context.add_variable("subject", subject if paths is None else pruned(subject, paths))
 
     def evaluate(self, expression: Expression) -> Any:
         """The value of `expression` here; EvaluationError when it cannot be computed."""
@@ -386,19 +398,40 @@ class Scope:
         return observed
 
 
-OBSERVED_LIMIT = 2000  # characters of JSON per observed value
+OBSERVED_LIMIT = 2000  # about this many characters of JSON per observed value
 
 
 def shorten(value: Any) -> Any:
     """`value`, or a short description of it when it is too large to show as an observation."""
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, dict | list) and len(json.dumps(value, default=str)) > OBSERVED_LIMIT:
+    if isinstance(value, dict | list) and not _fits(value, OBSERVED_LIMIT):
         kind = "map" if isinstance(value, dict) else "list"
         return f"<{kind} of {len(value)} items>"
     if isinstance(value, str) and len(value) > OBSERVED_LIMIT:
         return value[:OBSERVED_LIMIT] + "…"
     return value
+
+
+def _fits(value: Any, budget: int) -> bool:
+    """Whether `value` as JSON takes about `budget` characters or fewer. Counted, not encoded:
+    most observed values are small and encoding each one cost more than judging it."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            budget -= len(item) + 4
+        elif isinstance(item, dict):
+            budget -= 2 + 4 * len(item) + sum(len(str(key)) for key in item)
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            budget -= 2 + 2 * len(item)
+            pending.extend(item)
+        else:
+            budget -= 8
+        if budget < 0:
+            return False
+    return True
 
 
 _SEGMENT = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\['([^']*)'\]|\[\"([^\"]*)\"\]|\[(\d+)\]")

@@ -45,6 +45,9 @@ _MESSAGES = ImmutableSandboxedEnvironment(
     autoescape=False,  # messages are plain text; every reporter escapes for its own format
     undefined=jinja2.ChainableUndefined,
 )
+# No globals (range, dict, lipsum, cycler, joiner, namespace): messages only show values, and
+# copying the globals into every render's context was half of a render's cost.
+_MESSAGES.globals.clear()
 
 
 @cache
@@ -87,6 +90,11 @@ class CompiledCheck:
             for fact, path in expression.fact_paths:
                 paths.setdefault(fact, set()).add(path)
         return paths
+
+    @property
+    def subject_paths(self) -> set[tuple[str, ...]]:
+        """The paths into its subject that its CEL reads (() = all of it)."""
+        return {path for e in self.expressions for path in e.subject_paths}
 
     @property
     def reads_variables(self) -> frozenset[str]:

@@ -56,12 +56,15 @@ def is_secret_name(name: str) -> bool:
 
 def is_secret_value(name: str, value: str) -> bool:
     """Whether `value`, held under `name`, must be redacted."""
-    if _SECRET_VALUE.search(value):
-        return True
-    stripped = value.strip()
-    if stripped.lower() in _FLAG_VALUES or stripped.startswith("/") or MARKER in stripped:
+    return bool(_SECRET_VALUE.search(value)) or _secret_by_name(name, value)
+
+
+def _secret_by_name(name: str, value: str) -> bool:
+    """A secret because of its name: not a flag, a path or an already redacted value."""
+    if not is_secret_name(name):
         return False
-    return is_secret_name(name)
+    stripped = value.strip()
+    return not (stripped.lower() in _FLAG_VALUES or stripped.startswith("/") or MARKER in stripped)
 
 
 def fingerprint(value: str) -> str:
@@ -81,10 +84,13 @@ def redact_text(name: str, value: str) -> str:
     the substrings that have a credential's shape or follow `password=` in free text."""
     if MARKER in value:
         return value
-    if not _SECRET_VALUE.search(value) and is_secret_value(name, value):
+    if _SECRET_VALUE.search(value):
+        value = _SECRET_VALUE.sub(lambda m: redacted(m.group(0)), value)
+    elif _secret_by_name(name, value):
         return redacted(value)
-    text = _SECRET_VALUE.sub(lambda m: redacted(m.group(0)), value)
-    return _INLINE.sub(_redact_inline, text)
+    if "=" not in value and ":" not in value:  # what _INLINE needs after the key
+        return value
+    return _INLINE.sub(_redact_inline, value)
 
 
 def _redact_inline(match: re.Match[str]) -> str:

@@ -71,6 +71,25 @@ def test_a_scope_converts_only_the_paths_read_and_keeps_absent_keys_absent():
     assert Scope({"facts": facts}, {"host.sysctl": [()]}).evaluate(whole) == 2
 
 
+def test_only_the_parts_of_a_subject_that_are_read_are_converted():
+    expression = compile_expression(
+        "get(subject, 'type', 'ClusterIP') != 'NodePort' && subject.ports[0].port > 0"
+        " && subject.spec.containers.exists(c, c.x) && 'subject.secret' != ''"
+    )
+    assert set(expression.subject_paths) == {("type",), ("ports",), ("spec", "containers")}
+    subject = {
+        "ports": [{"port": 80}],
+        "spec": {"containers": [{"x": True}], "token": "t"},
+        "secret": "s",
+    }
+    scope = Scope({})
+    scope.enter(subject, expression.subject_paths)
+    assert scope.evaluate(expression) is True
+    assert scope.evaluate(compile_expression("has(subject.secret)")) is False  # not converted
+    assert scope.observe(compile_expression("subject.secret == ''")) == {"subject.secret": "s"}
+    assert compile_expression("size(subject) > 0").subject_paths == ((),)
+
+
 def test_entering_a_subject_swaps_only_the_subject():
     scope = Scope({"vars": {"limit": 2}})
     expression = compile_expression("subject.n <= vars.limit")
