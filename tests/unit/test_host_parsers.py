@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from auditor.collectors.host import parsers
+from auditor.collectors.host.script import build_script, split_output
 from auditor.collectors.host.sections import (
     DEFAULT_PATHS,
     SECTIONS,
@@ -195,7 +196,7 @@ def _commands(code: str) -> list[str]:
 def _allowed_use(first: str, args: list[str]) -> bool:
     """Whether a command the snippets may run is used in its read-only form."""
     if first == "rpm":
-        return args[:1] in (["-qa"], ["-q"])
+        return args[:1] in (["-qa"], ["-q"], ["-qf"])
     if first == "systemctl":
         return args[:1] in (["list-units"], ["list-unit-files"])
     if first == "auditctl":
@@ -392,3 +393,38 @@ def test_parsers_module_has_no_io() -> None:
     source = Path(parsers.__file__).read_text(encoding="utf-8")
     for banned in ("open(", "subprocess", "os.system", "eval(", "exec(", "Path(", "import socket"):
         assert banned not in source, banned
+
+
+def test_runtime_versions_come_from_their_packages_when_packaged() -> None:
+    raw = (
+        "N:docker\nB:docker /usr/bin/dockerd\nN:runc\nB:runc /usr/bin/runc\n"
+        "N:kubelet\nB:kubelet /usr/local/bin/kubelet\n"
+        "K:docker-ce 3:24.0.7-1.el9\nK:runc 4:1.1.12-1.module+el8.9.0+21243+a586538b\n"
+        "P:docker docker-ce\nP:runc runc\n"
+        "V:kubelet Kubernetes v1.29.3\n"
+    )
+    found = parsers.parse_runtimes(raw)
+    assert found["docker"]["version"] == "24.0.7"
+    assert found["docker"]["package"] == "docker-ce"
+    assert found["docker"]["package_version"] == "3:24.0.7-1.el9"
+    assert found["runc"]["version"] == "1.1.12"
+    assert found["kubelet"]["version"] == "1.29.3"  # not packaged: its --version
+    assert found["kubelet"]["package"] is None
+
+
+def test_runtime_section_runs_no_version_command_for_packaged_binaries(tmp_path: Path) -> None:
+    """dockerd --version starts a Go runtime (~80 ms): packaged binaries are not executed."""
+    trace = tmp_path / "trace"
+    script = build_script([BY_NAME["runtimes"]], DEFAULT_PATHS, "n1")
+    done = subprocess.run(
+        ["strace", "-f", "-qq", "-e", "trace=execve", "-o", str(trace), "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    executed = {line.split('"')[1] for line in trace.read_text().splitlines() if "execve(" in line}
+    found = parsers.parse_runtimes(split_output(done.stdout, "n1")[0]["runtimes"].stdout)
+    packaged = {name: item["path"] for name, item in found.items() if item["package"]}
+    assert "docker" in packaged, "this machine's dockerd comes from Debian's docker.io package"
+    assert found["docker"]["package_version"].startswith(found["docker"]["version"])
+    assert not executed & set(packaged.values())

@@ -1161,11 +1161,14 @@ def parse_runtimes(raw: str) -> dict[str, dict[str, Any]]:
     """Container runtimes and orchestrator components: binary found, version, process running.
 
     `installed` = a binary is on the fixed search path (sbin and bin dirs, /opt/bin,
-    /snap/bin); `version` is taken from `<binary> --version` (None when it printed none);
-    `running` = a process with that name exists. Control-plane components that run as static
-    pods show `installed` False and `running` True. Example::
+    /snap/bin). A binary that a dpkg or rpm package installed names that `package` and its
+    `package_version`, and `version` is the upstream part of it; any other binary's `version`
+    is taken from `<binary> --version` (None when it printed none). `running` = a process with
+    that name exists. Control-plane components that run as static pods show `installed` False
+    and `running` True. Example::
 
-        {"docker": {"installed": True, "path": "/usr/bin/dockerd", "version": "24.0.7",
+        {"docker": {"installed": True, "path": "/usr/sbin/dockerd", "version": "20.10.24+dfsg1",
+                    "package": "docker.io", "package_version": "20.10.24+dfsg1-1+deb12u1",
                     "running": True},
          "containerd": {...}, "podman": {...}, "cri-o": {...}, "runc": {...},
          "kubelet": {...}, "kube-apiserver": {...}, "etcd": {...}, ...}
@@ -1174,9 +1177,17 @@ def parse_runtimes(raw: str) -> dict[str, dict[str, Any]]:
     if not names:
         raise FactUnavailable("runtimes section printed nothing")
     result: dict[str, dict[str, Any]] = {
-        name: {"installed": False, "path": None, "version": None, "running": False}
+        name: {
+            "installed": False,
+            "path": None,
+            "version": None,
+            "package": None,
+            "package_version": None,
+            "running": False,
+        }
         for name in names
     }
+    package_versions = dict(value.partition(" ")[::2] for value in _all(raw, "K"))
     for value in _all(raw, "B"):
         name, _, path = value.partition(" ")
         if name in result:
@@ -1186,11 +1197,24 @@ def parse_runtimes(raw: str) -> dict[str, dict[str, Any]]:
         m = _VERSION.search(text)
         if name in result and m:
             result[name]["version"] = m.group(1)
+    for value in _all(raw, "P"):
+        name, _, package = value.partition(" ")
+        full = package_versions.get(package)
+        if name in result and package:
+            result[name].update(package=package, package_version=full)
+            m = _VERSION.search(_upstream(full)) if full else None
+            result[name]["version"] = m.group(1) if m else None
     for value in _all(raw, "R"):
         name = value.split(" ", 1)[0]
         if name in result:
             result[name]["running"] = True
     return result
+
+
+def _upstream(version: str) -> str:
+    """A package version without its epoch and packaging revision: 1:2.3-4 -> 2.3."""
+    version = version.split(":", 1)[1] if re.match(r"\d+:", version) else version
+    return version.rsplit("-", 1)[0] if "-" in version else version
 
 
 # -------------------------------------------------------------------------- kernel_security
