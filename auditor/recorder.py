@@ -87,7 +87,7 @@ class Recorder:
             # of the store waits for it: the run is marked begun, and incomplete, before any
             # target is saved, as when it opens first.
             self._opening = threading.Thread(
-                target=self._begin, args=(source,), name="auditor-store", daemon=True
+                target=self._begin_meanwhile, args=(source,), name="auditor-store", daemon=True
             )
             self._opening.start()
         else:  # a store the user named must open before anything is audited
@@ -98,6 +98,14 @@ class Recorder:
         if self._opening is not None:
             self._opening.join()
         return self._store
+
+    def _begin_meanwhile(self, source: str) -> None:
+        """_begin in its thread: whatever goes wrong is kept and reported like a store error
+        after the reports, never lost with the thread."""
+        try:
+            self._begin(source)
+        except Exception as exc:
+            self.store_error = AuditorError(f"the run could not be stored: {exc}")
 
     def _begin(self, source: str) -> None:
         store = self._open_store(self.options.db)

@@ -117,3 +117,22 @@ def test_a_default_store_that_cannot_open_costs_a_warning(
     named = auditor_cli("run", *target, *report, "--db", str(blocker / "auditor.db"))
     assert named.code == 2  # a store the user asked for must work
     assert "cannot create the database" in named.err
+
+
+def test_a_default_store_failing_in_its_thread_is_reported_after_the_reports(
+    auditor_cli, tmp_path, monkeypatch, closed_port
+):
+    """The default store opens beside the audit; an unexpected failure there is not lost."""
+    import auditor.store
+
+    def broken(url):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(auditor.store, "open_store", broken)
+    monkeypatch.delenv("AUDITOR_DB", raising=False)
+    results = tmp_path / "results.json"
+    target = ["--target", f"ssh://127.0.0.1:{closed_port}", "--connect-timeout", "2"]
+    result = auditor_cli("run", *target, "--report", f"json:{results}")
+    assert results.exists()  # the reports were written first
+    assert result.code == 2
+    assert "the run could not be stored: disk on fire" in result.err
