@@ -55,8 +55,7 @@ VARIABLES = frozenset({"subject", "facts", "vars", "target", "now"})
 
 # Fact references in an expression: facts.<kind>.<name>, the dotted fact name.
 _FACT_REF = re.compile(r"(?<![.\w])facts\.([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)\b")
-# A CEL string literal (quoted, triple-quoted, raw or bytes) or a fact reference: fact
-# references are rewritten outside string literals only.
+# A CEL string literal: quoted or triple-quoted (a raw or bytes prefix is matched below).
 _STRING_LITERAL = "|".join(
     (
         r"'''(?:\\.|[^\\])*?'''",
@@ -65,8 +64,11 @@ _STRING_LITERAL = "|".join(
         r'"(?:\\.|[^"\\\n])*"',
     )
 )
-# The member chain that follows a fact reference (.a['b'][0]), stopping before a method call.
-_TAIL = r"(?:\.[A-Za-z_][A-Za-z0-9_]*(?![A-Za-z0-9_]*\s*\()|\[(?:'[^']*'|\"[^\"]*\"|\d+)\])*"
+# One step of a member chain (.a, ['b'], [0]), a method call (.exists(...)) not included.
+_STEP = r"\.[A-Za-z_][A-Za-z0-9_]*(?![A-Za-z0-9_]*\s*\()|\[(?:'[^']*'|\"[^\"]*\"|\d+)\]"
+_TAIL = rf"(?:{_STEP})*"  # the member chain that follows a reference
+# A string literal, or a reference to a fact or to `subject` with the chain after it: the
+# references are rewritten and analysed outside string literals only.
 _STRING_OR_REFERENCE = re.compile(
     rf"(?P<string>(?:[rR][bB]?|[bB][rR]?)?(?:{_STRING_LITERAL}))"
     rf"|(?:{_FACT_REF.pattern}|(?P<subject>(?<![.\w])subject\b))(?=(?P<tail>{_TAIL}))"
@@ -77,9 +79,7 @@ _GET_KEY = re.compile(r"\s*,\s*(?:'([^'\\]*)'|\"([^\"\\]*)\")")
 _VAR_REF = re.compile(r"\bvars\.([A-Za-z_][A-Za-z0-9_]*)")
 # Member chains the assertion reads (subject.a.b['c'], facts.host.sysctl['x']), stopping
 # before a method call so `subject.Mounts.exists(...)` records `subject.Mounts`.
-_CHAIN = re.compile(
-    r"\b(?:subject|facts)(?:\.[A-Za-z_][A-Za-z0-9_]*(?![A-Za-z0-9_]*\s*\()|\[(?:'[^']*'|\"[^\"]*\"|\d+)\])+"
-)
+_CHAIN = re.compile(rf"\b(?:subject|facts)(?:{_STEP})+")
 # Variables bound by comprehension macros: list.exists(m, ...), map.all(k, ...).
 _COMPREHENSION_VAR = re.compile(
     r"\.(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,"
@@ -276,7 +276,7 @@ def _rewrite(source: str) -> tuple[str, tuple[tuple[str, tuple[str, ...]], ...],
         if match.group("string") is not None:
             return match.group(0)
         keys: list[str] = []
-        for step in _path("x" + match.group("tail"))[1:]:
+        for step in _steps(match.group("tail")):
             if isinstance(step, int):
                 break
             keys.append(step)
@@ -440,12 +440,16 @@ _SEGMENT = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\['([^']*)'\]|\[\"([^\"]*)\"\
 def _path(chain: str) -> tuple[str | int, ...]:
     """`subject.a['b'][0]` -> ("subject", "a", "b", 0)."""
     root = chain.split(".")[0].split("[")[0]
-    path: list[str | int] = [root]
-    tail = chain[len(root) :]
+    return (root, *_steps(chain[len(root) :]))
+
+
+def _steps(tail: str) -> list[str | int]:
+    """`.a['b'][0]` -> ["a", "b", 0]."""
+    steps: list[str | int] = []
     for match in _SEGMENT.finditer(tail):
         name, single, double, index = match.groups()
-        path.append(int(index) if index is not None else (name or single or double or ""))
-    return tuple(path)
+        steps.append(int(index) if index is not None else (name or single or double or ""))
+    return steps
 
 
 def _walk(data: Any, path: Sequence[str | int]) -> Any:
