@@ -31,6 +31,17 @@ if TYPE_CHECKING:
     from auditor.profiles import LoadedProfile
 
 _FORMAT = 1
+# What reading an entry that is missing, cut short, or written by other code can raise.
+_UNUSABLE = (
+    OSError,
+    EOFError,
+    pickle.UnpicklingError,
+    AttributeError,  # a class or attribute the entry names no longer exists
+    ImportError,
+    KeyError,
+    TypeError,
+    ValueError,
+)
 
 
 def cache_dir() -> Path:
@@ -54,7 +65,7 @@ def load(manifest: Path, overlays: Sequence[Path]) -> LoadedProfile | None:
 
         profile = entry["profile"]
         return profile if isinstance(profile, LoadedProfile) else None
-    except Exception:  # a missing, unreadable, partial or foreign entry: load from the files
+    except _UNUSABLE:  # a missing, unreadable, partial or foreign entry: load from the files
         return None
 
 
@@ -79,7 +90,7 @@ def save(manifest: Path, overlays: Sequence[Path], profile: LoadedProfile) -> No
         except BaseException:
             os.unlink(temporary)
             raise
-    except Exception:  # a read-only home, a full disk: the next run loads from the files
+    except (OSError, pickle.PicklingError):  # a read-only home, a full disk: load next time
         return
 
 
