@@ -348,7 +348,7 @@ class Scope:
     ({"host": {"sysctl": {...}}}): the CEL side gets one top-level variable per fact, cut down
     to `fact_paths` (fact name -> the paths read, as `Expression.fact_paths`) when given."""
 
-    __slots__ = ("_context", "_variables")
+    __slots__ = ("_context", "_variables", "_values", "_observed")
 
     def __init__(
         self,
@@ -363,28 +363,42 @@ class Scope:
                 paths = None if fact_paths is None else fact_paths.get(fact)
                 converted[fact_alias(fact)] = data if paths is None else pruned(data, paths)
         self._context = cel.Context(variables={"now": _now(), **converted}, functions=FUNCTIONS)
+        # Per subject, what is already known: checks of a group often share a `where` and
+        # read the same member chains, so each is computed once per subject.
+        self._values: dict[str, Any] = {}
+        self._observed: dict[str, Any] = {}
 
     def enter(self, subject: Any, paths: Iterable[tuple[str, ...]] | None = None) -> None:
         """Judge `subject` from now on: only it is converted, cut down to `paths` if given."""
         self._variables["subject"] = subject
+        self._values.clear()
+        self._observed.clear()
         self._context.add_variable("subject", subject if paths is None else pruned(subject, paths))
 
     def evaluate(self, expression: Expression) -> Any:
         """The value of `expression` here; EvaluationError when it cannot be computed."""
+        key = expression.cel_source
+        if key in self._values:
+            return self._values[key]
         try:
-            return expression.program.execute(self._context)
+            value = self._values[key] = expression.program.execute(self._context)
         except Exception as exc:  # the CEL core raises Key/Index/Type/Runtime/ValueError
             raise EvaluationError(_describe(exc)) from exc
+        return value
 
     def observe(self, expression: Expression) -> dict[str, Any]:
         """The values of the member chains `expression` reads; absent ones are left out."""
         observed: dict[str, Any] = {}
+        known = self._observed
         for chain, path in expression.reads:
-            # Read in Python, not CEL: converting the data into CEL again costs far more.
-            try:
-                observed[chain] = shorten(_walk(self._variables, path))
-            except (KeyError, IndexError):  # an absent key is simply not observed
-                continue
+            if chain not in known:
+                # Read in Python, not CEL: converting the data into CEL again costs far more.
+                try:
+                    known[chain] = shorten(_walk(self._variables, path))
+                except (KeyError, IndexError):  # an absent key is simply not observed
+                    known[chain] = _ABSENT
+            if known[chain] is not _ABSENT:
+                observed[chain] = known[chain]
         return observed
 
     def observe_named(self, named: Sequence[tuple[str, Expression]]) -> dict[str, Any]:
@@ -392,12 +406,22 @@ class Scope:
         observed: dict[str, Any] = {}
         for name, expression in named:
             try:
-                observed[name] = shorten(expression.program.execute(self._context))
+                observed[name] = shorten(_in_order(expression.program.execute(self._context)))
             except Exception as exc:  # shown as the observation's value
                 observed[name] = f"<not available: {_describe(exc)}>"
         return observed
 
 
+def _in_order(value: Any) -> Any:
+    """`value` with a list of plain values sorted. A list built by iterating a CEL map comes
+    in the map's hash order, which changes from one process to the next; an observation (and
+    the message made from it) must not change between two runs on the same evidence."""
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return sorted(value, key=lambda v: (isinstance(v, str), v))
+    return value
+
+
+_ABSENT = object()  # an observed chain that leads nowhere
 OBSERVED_LIMIT = 2000  # about this many characters of JSON per observed value
 
 

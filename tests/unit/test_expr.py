@@ -93,11 +93,29 @@ def test_only_the_parts_of_a_subject_that_are_read_are_converted():
 def test_entering_a_subject_swaps_only_the_subject():
     scope = Scope({"vars": {"limit": 2}})
     expression = compile_expression("subject.n <= vars.limit")
+    same = compile_expression("subject.n <= vars.limit")  # another check's identical `where`
     verdicts = []
-    for n in (1, 3):
-        scope.enter({"n": n})
-        verdicts.append((scope.evaluate(expression), scope.observe(expression)))
-    assert verdicts == [(True, {"subject.n": 1}), (False, {"subject.n": 3})]
+    for subject in ({"n": 1}, {"n": 3}, {}):
+        scope.enter(subject)
+        try:
+            verdict = (scope.evaluate(expression), scope.evaluate(same))
+        except EvaluationError:
+            verdict = None
+        verdicts.append((verdict, scope.observe(expression), scope.observe(same)))
+    assert verdicts == [
+        ((True, True), {"subject.n": 1}, {"subject.n": 1}),
+        ((False, False), {"subject.n": 3}, {"subject.n": 3}),
+        (None, {}, {}),  # what one subject gave is never carried to the next
+    ]
+
+
+def test_an_observation_built_from_a_map_is_the_same_in_every_run():
+    """CEL iterates a map in hash order, which differs between processes."""
+    keys = [f"c{n}" for n in range(40)]
+    scope = Scope({})
+    scope.enter({"images": {key: {"digest": None} for key in reversed(keys)}})
+    named = [("images", compile_expression("subject.images.map(c, c)"))]
+    assert scope.observe_named(named) == {"images": sorted(keys)}
 
 
 def test_missing_key_is_an_evaluation_error_not_false():
