@@ -239,9 +239,11 @@ class Subject:
     location: str | None = None  # file:line for snapshots
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Result:
-    """The verdict of one check on one subject of one target."""
+    """The verdict of one check on one subject of one target. Not frozen, though nothing
+    changes one after it is made (`dataclasses.replace` makes a new one): a run makes a
+    result per check and subject, and a frozen dataclass takes six times as long to build."""
 
     check_id: str
     control_id: str
