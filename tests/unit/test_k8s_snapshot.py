@@ -140,6 +140,37 @@ def test_kubectl_json_dump_keeps_the_line_of_every_item(tmp_path):
         assert lines[line - 1].strip() == "{" and f'"{name}"' in "\n".join(lines[line : line + 6])
 
 
+def _pods_dump(**extra: object) -> dict[str, object]:
+    pods = [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i}", "namespace": "shop"}}
+        for i in range(4)
+    ]
+    return {"apiVersion": "v1", "kind": "List", "items": pods, **extra}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(json.dumps(_pods_dump(), indent=2), id="printed"),
+        pytest.param(json.dumps(_pods_dump(), indent="\t"), id="tabs"),
+        # another top-level list whose entries open at the items' indent: read entry by entry
+        pytest.param(json.dumps(_pods_dump(notes=[{"a": 1}]), indent=2), id="decoy"),
+        pytest.param(json.dumps(_pods_dump(score=float("nan")), indent=2), id="nan"),
+        pytest.param(json.dumps(_pods_dump()), id="one-line"),
+        pytest.param(json.dumps(_pods_dump(), indent=2).replace("\n", "\r\n"), id="crlf"),
+    ],
+)
+def test_every_layout_of_a_json_list_dump_gives_the_line_of_each_item(tmp_path, text):
+    lines = text.splitlines()
+    expected = []
+    for i in range(4):
+        at = next(n for n, line in enumerate(lines) if f'"name": "p{i}"' in line)
+        while at > 0 and lines[at].strip() != "{":
+            at -= 1
+        expected.append((f"p{i}", f"all.json:{at + 1}"))
+    assert listed(read(_write(tmp_path / "all.json", text)), "pods") == expected
+
+
 def test_concatenated_json_objects_and_single_line_json(tmp_path):
     text = json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}})
     text += "\n" + json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "b"}})
