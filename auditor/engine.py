@@ -133,8 +133,8 @@ class _Context:
         self.facts = facts
         self.variables = variables
         self.group = group
-        self.prepared: dict[str, tuple[tuple[str, ...], str | None]] = {}
         self._scope: Scope | None = None
+        self._ready: list[tuple[CompiledCheck, tuple[str, ...], str | None]] = []
         self._subject_paths = set().union(*(check.subject_paths for check in group))
 
     def _new_scope(self) -> Scope:
@@ -154,33 +154,40 @@ class _Context:
             "vars": {k: v for k, v in self.variables.items() if k in wanted},
             "target": self.info,
         }
-        return Scope(variables, paths)
+        return Scope(variables, paths, self._subject_paths)
 
     def judge(self, subject: Subject, data: Any) -> list[Result]:
         if self._scope is None:
             self._scope = self._new_scope()
-        self._scope.enter(data, self._subject_paths)
-        return [self._one(check, self._scope, subject, data) for check in self.group]
+            self._ready = [(check, *self._prepared(check)) for check in self.group]
+        self._scope.enter(data)
+        return [
+            self._one(check, evidence, missing, subject, data)
+            for check, evidence, missing in self._ready
+        ]
 
     def _prepared(self, check: CompiledCheck) -> tuple[tuple[str, ...], str | None]:
         """The evidence hashes of a check and why it cannot run here (None: it can): the
         same for every subject, so worked out once per check."""
-        found = self.prepared.get(check.id)
-        if found is None:
-            evidence = tuple(sorted(f.sha256 for n in check.facts if (f := self.facts.get(n))))
-            missing = None
-            for name in sorted(check.facts):
-                fact = self.facts.get(name)
-                if fact is None or fact.error is not None:
-                    missing = _missing(name, fact)
-                    break
-            found = self.prepared[check.id] = (evidence, missing)
-        return found
+        evidence = tuple(sorted(f.sha256 for n in check.facts if (f := self.facts.get(n))))
+        for name in sorted(check.facts):
+            fact = self.facts.get(name)
+            if fact is None or fact.error is not None:
+                return evidence, _missing(name, fact)
+        return evidence, None
 
-    def _one(self, check: CompiledCheck, scope: Scope, subject: Subject, data: Any) -> Result:
-        evidence, missing = self._prepared(check)
+    def _one(
+        self,
+        check: CompiledCheck,
+        evidence: tuple[str, ...],
+        missing: str | None,
+        subject: Subject,
+        data: Any,
+    ) -> Result:
         if missing is not None:
             return _result(check, self.target, subject, Status.ERROR, missing, evidence=evidence)
+        scope = self._scope
+        assert scope is not None
         try:
             if check.where is not None and scope.evaluate(check.where) is not True:
                 return _result(
@@ -188,48 +195,30 @@ class _Context:
                 )
             verdict = scope.evaluate(check.assertion)
         except EvaluationError as exc:
-            return _result(
-                check,
-                self.target,
-                subject,
-                Status.ERROR,
-                f"could not evaluate: {exc}",
-                observed=scope.observe(check.assertion),
-                evidence=evidence,
-            )
-        if not isinstance(verdict, bool):
-            reason = (
-                "the evidence it needs is unknown (null) on this target"
-                if verdict is None
-                else f"assertion gave {type(verdict).__name__}, not a boolean"
-            )
-            return _result(
-                check,
-                self.target,
-                subject,
-                Status.ERROR,
-                reason,
-                observed=scope.observe(check.assertion),
-                evidence=evidence,
-            )
-        if check.observe and not verdict:
-            observed = scope.observe_named(check.observe)
-        else:
+            status, message = Status.ERROR, f"could not evaluate: {exc}"
             observed = scope.observe(check.assertion)
-        if verdict:
-            return _result(
-                check,
-                self.target,
-                subject,
-                Status.PASS,
-                check.check.title,
-                observed=observed,
-                evidence=evidence,
-            )
-        message = check.render_message(data, self.variables, observed)
-        message = message or f"not met: {check.check.title}"
+        else:
+            if verdict is True:
+                status, message = Status.PASS, check.check.title
+                observed = scope.observe(check.assertion)
+            elif verdict is False:
+                status = Status.FAIL
+                if check.observe:
+                    observed = scope.observe_named(check.observe)
+                else:
+                    observed = scope.observe(check.assertion)
+                message = check.render_message(data, self.variables, observed)
+                message = message or f"not met: {check.check.title}"
+            else:
+                status = Status.ERROR
+                message = (
+                    "the evidence it needs is unknown (null) on this target"
+                    if verdict is None
+                    else f"assertion gave {type(verdict).__name__}, not a boolean"
+                )
+                observed = scope.observe(check.assertion)
         return _result(
-            check, self.target, subject, Status.FAIL, message, observed=observed, evidence=evidence
+            check, self.target, subject, status, message, observed=observed, evidence=evidence
         )
 
 

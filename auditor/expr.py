@@ -298,12 +298,25 @@ def pruned(data: Any, paths: Iterable[tuple[str, ...]]) -> Any:
     """The parts of `data` that `paths` lead to (every path whole, from the top of `data`):
     converting a fact into CEL costs per value, and a check that reads one sysctl should
     not pay for the other thousand. A key absent from `data` stays absent."""
+    return _cut(data, _plan(paths))
+
+
+_Plan = dict[str, "_Plan"] | None  # the keys to keep, each with what to keep under it; None: all
+
+
+def _plan(paths: Iterable[tuple[str, ...]]) -> _Plan:
     keys: dict[str, list[tuple[str, ...]]] = {}
     for path in paths:
-        if not path or not isinstance(data, dict):
-            return data
+        if not path:
+            return None
         keys.setdefault(path[0], []).append(path[1:])
-    return {key: pruned(data[key], rest) for key, rest in keys.items() if key in data}
+    return {key: _plan(rest) for key, rest in keys.items()}
+
+
+def _cut(data: Any, plan: _Plan) -> Any:
+    if plan is None or not isinstance(data, dict):
+        return data
+    return {key: _cut(data[key], inner) for key, inner in plan.items() if key in data}
 
 
 def compile_expression(source: str) -> Expression:
@@ -346,15 +359,18 @@ class Scope:
     """The variables of one group of checks on one target, converted to CEL once; each subject
     then swaps only `subject` (`enter`). `variables` may hold "facts" as nested dicts
     ({"host": {"sysctl": {...}}}): the CEL side gets one top-level variable per fact, cut down
-    to `fact_paths` (fact name -> the paths read, as `Expression.fact_paths`) when given."""
+    to `fact_paths` (fact name -> the paths read, as `Expression.fact_paths`) when given, and
+    each subject is cut down to `subject_paths` when given."""
 
-    __slots__ = ("_context", "_variables", "_values", "_observed")
+    __slots__ = ("_context", "_variables", "_values", "_observed", "_subject_plan")
 
     def __init__(
         self,
         variables: Mapping[str, Any],
         fact_paths: Mapping[str, Iterable[tuple[str, ...]]] | None = None,
+        subject_paths: Iterable[tuple[str, ...]] | None = None,
     ) -> None:
+        self._subject_plan = None if subject_paths is None else _plan(subject_paths)
         self._variables = dict(variables)  # whole: `observe` reads here, in Python
         converted = {key: value for key, value in variables.items() if key != "facts"}
         for kind, named in variables.get("facts", {}).items():
@@ -368,12 +384,12 @@ class Scope:
         self._values: dict[str, Any] = {}
         self._observed: dict[str, Any] = {}
 
-    def enter(self, subject: Any, paths: Iterable[tuple[str, ...]] | None = None) -> None:
-        """Judge `subject` from now on: only it is converted, cut down to `paths` if given."""
+    def enter(self, subject: Any) -> None:
+        """Judge `subject` from now on: only it is converted."""
         self._variables["subject"] = subject
         self._values.clear()
         self._observed.clear()
-        self._context.add_variable("subject", subject if paths is None else pruned(subject, paths))
+        self._context.add_variable("subject", _cut(subject, self._subject_plan))
 
     def evaluate(self, expression: Expression) -> Any:
         """The value of `expression` here; EvaluationError when it cannot be computed."""

@@ -82,8 +82,8 @@ def test_only_the_parts_of_a_subject_that_are_read_are_converted():
         "spec": {"containers": [{"x": True}], "token": "t"},
         "secret": "s",
     }
-    scope = Scope({})
-    scope.enter(subject, expression.subject_paths)
+    scope = Scope({}, subject_paths=expression.subject_paths)
+    scope.enter(subject)
     assert scope.evaluate(expression) is True
     assert scope.evaluate(compile_expression("has(subject.secret)")) is False  # not converted
     assert scope.observe(compile_expression("subject.secret == ''")) == {"subject.secret": "s"}
