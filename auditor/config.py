@@ -63,6 +63,7 @@ class RunConfig:
     profile: str
     overlays: tuple[Path, ...] = ()
     concurrency: int = 8
+    workers: int | None = None  # processes a large group of subjects is shared with; None: auto
     gates: Gates = field(default_factory=Gates)
     variables: dict[str, Any] = field(default_factory=dict)
     progress: bool = False

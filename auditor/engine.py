@@ -11,9 +11,11 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
-from auditor import __version__
+from auditor import __version__, cyclegc
 from auditor.collectors import collector_for, fact_specs
 from auditor.config import TargetSpec
 from auditor.errors import AuditorError
@@ -30,6 +32,7 @@ from auditor.model import (
 )
 from auditor.profiles import CompiledCheck, LoadedProfile
 from auditor.targets import open_target
+from auditor.workers import Part, default_workers, split, submit
 
 log = logging.getLogger(__name__)
 
@@ -69,49 +72,87 @@ def collect(profile: LoadedProfile, spec: TargetSpec) -> TargetRecord:
 
 
 def evaluate(
-    profile: LoadedProfile, record: TargetRecord, variables: Mapping[str, Any]
+    profile: LoadedProfile,
+    record: TargetRecord,
+    variables: Mapping[str, Any],
+    workers: int | None = None,
 ) -> list[Result]:
-    """Judge one target's facts with every check of its kind."""
+    """Judge one target's facts with every check of its kind. A large group of subjects is
+    shared with `workers` other processes (default: one per spare core; see workers.py)."""
     checks = profile.checks_for(record.kind)
     info = {"name": record.name, "url": record.url, "kind": str(record.kind)}
     itself = Subject(kind=str(record.kind), name=record.name)
     if record.error is not None:
         reason = f"target could not be audited: {record.error}"
         return [_result(c, record.name, itself, Status.ERROR, reason) for c in checks]
+    if workers is None:
+        workers = default_workers()
     facts = {fact.name: fact for fact in record.facts}
     groups: dict[str | None, list[CompiledCheck]] = defaultdict(list)
     for check in checks:
         groups[check.check.for_each].append(check)
-    results: list[Result] = []
-    for for_each, group in groups.items():
-        context = _Context(record.name, info, facts, variables, group)
-        if for_each is None:
-            results.extend(context.judge(itself, info))
-            continue
-        source = facts.get(for_each)
-        if source is None or source.error is not None:
-            reason = _missing(for_each, source)
-            results.extend(_result(c, record.name, itself, Status.ERROR, reason) for c in group)
-            continue
-        spec = fact_specs(record.kind)[for_each]
-        name_subject = spec.subject
-        assert name_subject is not None
-        try:
-            items = spec.subjects(source.data)
-        except (TypeError, AttributeError, KeyError) as exc:
-            reason = f"{for_each} holds no readable subjects: {exc}"
-            results.extend(_result(c, record.name, itself, Status.ERROR, reason) for c in group)
-            continue
-        for item in items:
-            subject = name_subject(item)
-            item_error = item.get("_error") if isinstance(item, dict) else None
-            if item_error:
-                results.extend(
-                    _result(c, record.name, subject, Status.ERROR, str(item_error)) for c in group
-                )
+    parts: list[list[Result] | Callable[[], list[Result]]] = []
+    with cyclegc.paused():
+        for for_each, group in groups.items():
+            context = _Context(record.name, info, facts, variables, group)
+            if for_each is None:
+                parts.append(context.judge(itself, info))
                 continue
-            results.extend(context.judge(subject, item))
+            source = facts.get(for_each)
+            if source is None or source.error is not None:
+                reason = _missing(for_each, source)
+                parts.append([_result(c, record.name, itself, Status.ERROR, reason) for c in group])
+                continue
+            try:
+                items = fact_specs(record.kind)[for_each].subjects(source.data)
+            except (TypeError, AttributeError, KeyError) as exc:
+                reason = f"{for_each} holds no readable subjects: {exc}"
+                parts.append([_result(c, record.name, itself, Status.ERROR, reason) for c in group])
+                continue
+            here, *elsewhere = split(items, len(group), workers)
+            shared = {n: f for n, f in facts.items() if any(n in c.facts for c in group)}
+            shared[for_each] = replace(source, data=None)  # its items travel as the parts
+            job = (record.name, info, shared, variables, group, for_each)
+            submitted = [submit(workers, judge_items, *job, part) for part in elsewhere]
+            parts.append(context.judge_all(for_each, here))  # while the workers judge theirs
+            parts.extend(partial(_from_rows, done, group, record.name) for done in submitted)
+        results: list[Result] = []
+        for part in parts:
+            results.extend(part if isinstance(part, list) else part())
     return results
+
+
+# A result as a worker sends it back: the check's index in its group, the subject, status,
+# message, observed values and evidence; the rest comes from the check. A Result object
+# costs four times as much to send.
+Row = tuple[int, Subject, str, str, dict[str, Any], tuple[str, ...]]
+
+
+def judge_items(
+    target: str,
+    info: dict[str, str],
+    facts: Mapping[str, Fact],
+    variables: Mapping[str, Any],
+    group: Sequence[CompiledCheck],
+    for_each: str,
+    items: Sequence[Any],
+) -> list[Row]:
+    """Judge subjects `items` of fact `for_each` with a group of checks: what a worker process
+    is given to do (everything it needs is in the arguments)."""
+    with cyclegc.paused():
+        results = _Context(target, info, facts, variables, group).judge_all(for_each, items)
+    index = {check.id: n for n, check in enumerate(group)}
+    return [
+        (index[r.check_id], r.subject, r.status.value, r.message, r.observed, r.evidence)
+        for r in results
+    ]
+
+
+def _from_rows(part: Part, group: Sequence[CompiledCheck], target: str) -> list[Result]:
+    return [
+        _result(group[n], target, subject, Status(status), message, observed=seen, evidence=proof)
+        for n, subject, status, message, seen, proof in part.results()
+    ]
 
 
 class _Context:
@@ -165,6 +206,23 @@ class _Context:
             self._one(check, evidence, missing, subject, data)
             for check, evidence, missing in self._ready
         ]
+
+    def judge_all(self, for_each: str, items: Sequence[Any]) -> list[Result]:
+        """Judge each subject in `items`, the subjects of fact `for_each`."""
+        name_subject = fact_specs(TargetKind(self.info["kind"]))[for_each].subject
+        assert name_subject is not None
+        results: list[Result] = []
+        for item in items:
+            subject = name_subject(item)
+            item_error = item.get("_error") if isinstance(item, dict) else None
+            if item_error:
+                results.extend(
+                    _result(c, self.target, subject, Status.ERROR, str(item_error))
+                    for c in self.group
+                )
+                continue
+            results.extend(self.judge(subject, item))
+        return results
 
     def _prepared(self, check: CompiledCheck) -> tuple[tuple[str, ...], str | None]:
         """The evidence hashes of a check and why it cannot run here (None: it can): the
@@ -284,16 +342,19 @@ def run(
     specs: Sequence[TargetSpec],
     *,
     concurrency: int = 8,
+    workers: int | None = None,
     on_target_done: TargetDone | None = None,
 ) -> Run:
-    """Audit every target, `concurrency` at a time; `on_target_done` sees each as it ends."""
+    """Audit every target, `concurrency` at a time; `on_target_done` sees each as it ends.
+    `workers`: the processes a large group of subjects is shared with (see `evaluate`)."""
     started = utc_now()
     records: list[TargetRecord] = []
     results: list[Result] = []
 
     def audit(spec: TargetSpec) -> tuple[TargetRecord, list[Result]]:
         record = collect(profile, spec)
-        return record, evaluate(profile, record, {**profile.variables, **spec.variables})
+        variables = {**profile.variables, **spec.variables}
+        return record, evaluate(profile, record, variables, workers)
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         futures = [pool.submit(audit, spec) for spec in specs]

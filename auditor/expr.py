@@ -14,6 +14,7 @@ from __future__ import annotations
 import fnmatch
 import importlib.machinery
 import importlib.util
+import json
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -429,11 +430,17 @@ class Scope:
 
 
 def _in_order(value: Any) -> Any:
-    """`value` with a list of plain values sorted. A list built by iterating a CEL map comes
-    in the map's hash order, which changes from one process to the next; an observation (and
-    the message made from it) must not change between two runs on the same evidence."""
-    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
-        return sorted(value, key=lambda v: (isinstance(v, str), v))
+    """`value` (as CEL gave it) in one order: map keys sorted, lists sorted. CEL iterates a
+    map in its hash order, which changes from one process to the next, so a map or a list
+    built from one comes out differently each run; an observation (and the message made from
+    it) must not change between two runs on the same evidence."""
+    if isinstance(value, dict):
+        return {key: _in_order(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, list):
+        items = [_in_order(item) for item in value]
+        if all(isinstance(item, str | int | float) for item in items):
+            return sorted(items, key=lambda item: (isinstance(item, str), item))
+        return sorted(items, key=lambda item: json.dumps(item, sort_keys=True, default=str))
     return value
 
 

@@ -335,6 +335,13 @@ def prepared_profile(
     envvar="AUDITOR_CONCURRENCY",
     help="Targets audited at once.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    envvar="AUDITOR_WORKERS",
+    help="Other processes that share the judging of a large target (thousands of subjects); "
+    "0 for none. Default: one per usable CPU core but one.",
+)
 @record_options
 @click.option(
     "--kubeconfig",
@@ -349,6 +356,7 @@ def run(
     variables: tuple[str, ...],
     reports: tuple[str, ...],
     concurrency: int,
+    workers: int | None,
     user: str | None,
     identities: tuple[Path, ...],
     sudo: bool,
@@ -395,6 +403,7 @@ def run(
         profile=profile,
         overlays=overlays,
         concurrency=concurrency,
+        workers=workers,
         gates=Gates(fail_under, Severity(fail_on) if fail_on else None, min_coverage),
         variables=dict(_parse_var(v) for v in variables),
         progress=not quiet and sys.stderr.isatty(),
@@ -428,6 +437,7 @@ def _run(
                         loaded,
                         config.targets,
                         concurrency=config.concurrency,
+                        workers=config.workers,
                         on_target_done=done,
                     )
                 )

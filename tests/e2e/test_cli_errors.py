@@ -90,6 +90,15 @@ def test_bad_arguments_exit_2(auditor_cli, args, expected):
     assert expected in one_error_line(result)
 
 
+@pytest.mark.parametrize("value", ["-1", "many", "65"])
+def test_a_bad_worker_count_exits_2(auditor_cli, monkeypatch, value):
+    flag = auditor_cli("run", "--workers", value)
+    monkeypatch.setenv("AUDITOR_WORKERS", value)
+    for result in (flag, auditor_cli("run")):
+        assert result.code == 2
+        assert "Invalid value for '--workers'" in result.err and "Traceback" not in result.err
+
+
 def test_unreadable_inventory(auditor_cli, tmp_path):
     result = auditor_cli("run", "--inventory", str(tmp_path / "missing.yaml"))
     assert result.code == 2

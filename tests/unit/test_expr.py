@@ -1,5 +1,7 @@
 """CEL behind expr.py: compilation errors at load time, helpers, observed values."""
 
+import json
+
 import pytest
 
 from auditor.expr import EvaluationError, ExpressionError, Scope, compile_expression
@@ -114,8 +116,14 @@ def test_an_observation_built_from_a_map_is_the_same_in_every_run():
     keys = [f"c{n}" for n in range(40)]
     scope = Scope({})
     scope.enter({"images": {key: {"digest": None} for key in reversed(keys)}})
-    named = [("images", compile_expression("subject.images.map(c, c)"))]
-    assert scope.observe_named(named) == {"images": sorted(keys)}
+    named = [
+        ("images", compile_expression("subject.images.map(c, c)")),
+        ("pairs", compile_expression("subject.images.map(c, {'z': 1, 'name': c, 'a': 2})")),
+    ]
+    observed = scope.observe_named(named)
+    assert observed["images"] == sorted(keys)
+    pairs = [{"a": 2, "name": key, "z": 1} for key in sorted(keys)]
+    assert json.dumps(observed["pairs"]) == json.dumps(pairs)  # key order too
 
 
 def test_missing_key_is_an_evaluation_error_not_false():

@@ -1,0 +1,71 @@
+"""Sharing a large group of subjects with worker processes: the same results in the same
+order as one process, and a failing worker costs nothing but time."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from pathlib import Path
+
+import pytest
+
+from auditor import engine, workers
+from auditor.config import TargetSpec
+from auditor.profiles import load_profile
+
+pytestmark = pytest.mark.integration
+
+DATASET = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "k8s"
+
+
+def _audit(workers_: int) -> list[tuple[object, ...]]:
+    profile = load_profile()
+    record = engine.collect(profile, TargetSpec(url=f"k8s-snapshot://{DATASET}"))
+    assert record.error is None
+    results = engine.evaluate(profile, record, profile.variables, workers_)
+    return [
+        (r.check_id, r.subject, r.status, r.message, r.observed, r.evidence, r.title, r.expected)
+        for r in results
+    ]
+
+
+def test_a_shared_group_gives_what_one_process_gives(monkeypatch):
+    alone = _audit(0)
+    monkeypatch.setattr(workers, "MIN_SHARED_WORK", 1)  # share every group of the dataset
+    submitted = []
+    real_submit = workers.submit
+    monkeypatch.setattr(engine, "submit", lambda *a: submitted.append(a[1]) or real_submit(*a))
+    assert _audit(1) == alone
+    assert len(submitted) > 5 and set(submitted) == {engine.judge_items}
+    assert {row[2] for row in alone} >= {"pass", "fail"}
+
+
+class _BrokenPool:
+    """A pool whose worker has died: every part comes back as an exception."""
+
+    def submit(self, function, *args):
+        future: Future[object] = Future()
+        future.set_exception(RuntimeError("worker killed"))
+        return future
+
+
+def test_a_failing_worker_has_its_part_judged_here(monkeypatch):
+    alone = _audit(0)
+    monkeypatch.setattr(workers, "MIN_SHARED_WORK", 1)
+    monkeypatch.setattr(workers, "_executor", lambda count: _BrokenPool())
+    assert _audit(1) == alone
+
+
+@pytest.mark.parametrize(
+    "items, checks, count, sizes",
+    [
+        (100, 10, 3, [100]),  # 1,000 subject-checks: not worth a worker
+        (4000, 10, 0, [4000]),  # no workers
+        (4000, 10, 1, [2000, 2000]),
+        (4001, 10, 2, [1334, 1334, 1333]),
+        (1, 20000, 3, [1]),
+    ],
+)
+def test_parts_are_consecutive_and_even(items, checks, count, sizes):
+    parts = workers.split(list(range(items)), checks, count)
+    assert [len(p) for p in parts] == sizes
+    assert [i for part in parts for i in part] == list(range(items))
