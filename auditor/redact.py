@@ -88,9 +88,17 @@ def redact_text(name: str, value: str) -> str:
         value = _SECRET_VALUE.sub(lambda m: redacted(m.group(0)), value)
     elif _secret_by_name(name, value):
         return redacted(value)
-    if "=" not in value and ":" not in value:  # what _INLINE needs after the key
+    if not _may_hold_inline_secret(value):
         return value
     return _INLINE.sub(_redact_inline, value)
+
+
+def _may_hold_inline_secret(value: str) -> bool:
+    """Whether `_INLINE` could match: `=` or `:` after one of its words (most text has none)."""
+    if "=" not in value and ":" not in value:
+        return False
+    lowered = value.lower()
+    return "pass" in lowered or "secret" in lowered or "token" in lowered or "api" in lowered
 
 
 def _redact_inline(match: re.Match[str]) -> str:
@@ -100,30 +108,73 @@ def _redact_inline(match: re.Match[str]) -> str:
     return key + redacted(value)
 
 
-def redact(data: Any, name: str = "") -> Any:
-    """A copy of JSON-like `data` with every credential-like value redacted.
+def redact(data: Any) -> Any:
+    """JSON-like `data` with every credential-like value redacted: `data` itself when it
+    holds none, else a copy (only the dicts and lists on the way to a secret are new).
 
     Handles `{"PASSWORD": "x"}` maps, `["NAME=value"]` environment lists, `{"name": "X",
     "value": "y"}` pairs (Kubernetes env) and free text holding keys or tokens.
     """
-    if isinstance(data, dict):
-        pair_name = data.get("name") if isinstance(data.get("name"), str) else None
-        result: dict[str, Any] = {}
-        for key, value in data.items():
-            if pair_name is not None and key == "value" and isinstance(value, str):
-                result[key] = redact_text(pair_name, value)
-            else:
-                result[key] = redact(value, str(key))
-        return result
-    if isinstance(data, list):
-        return [redact(item, name) for item in data]
-    if isinstance(data, str):
-        if "=" in data and not data.startswith("="):
-            key, _, value = data.partition("=")
-            if key and " " not in key and len(key) < 128:
-                return f"{key}={redact_text(key, value)}"
-        return redact_text(name, data)
-    return data
+    return _Redaction().value(data, "")
+
+
+class _Redaction:
+    """One redaction pass. The same (name, text) pair recurs across the items of a fact (an
+    image, a label, a container name in every pod): each is judged once per pass, and the
+    texts seen are forgotten with the pass."""
+
+    def __init__(self) -> None:
+        self._texts: dict[tuple[str, str], str] = {}
+
+    def value(self, data: Any, name: str) -> Any:
+        if isinstance(data, str):
+            return self.text(name, data)
+        if isinstance(data, dict):
+            pair_name = data.get("name")
+            if not isinstance(pair_name, str):
+                pair_name = None
+            copied: dict[str, Any] | None = None
+            for key, item in data.items():
+                if pair_name is not None and key == "value" and isinstance(item, str):
+                    clean = self.text(pair_name, item, pair=True)
+                elif isinstance(item, dict | list | str):
+                    clean = self.value(item, str(key))
+                else:
+                    continue
+                if clean is not item:
+                    if copied is None:
+                        copied = dict(data)
+                    copied[key] = clean
+            return data if copied is None else copied
+        if isinstance(data, list):
+            items: list[Any] | None = None
+            for index, item in enumerate(data):
+                if isinstance(item, dict | list | str):
+                    clean = self.value(item, name)
+                    if clean is not item:
+                        if items is None:
+                            items = list(data)
+                        items[index] = clean
+            return data if items is None else items
+        return data
+
+    def text(self, name: str, data: str, pair: bool = False) -> str:
+        """`data` held under `name`; `pair`: the value of a {"name": name, "value": data}."""
+        key = (name if pair else "=" + name, data)  # the two ways of naming never collide
+        found = self._texts.get(key)
+        if found is None:
+            found = self._texts[key] = redact_text(name, data) if pair else _named(name, data)
+        return data if found == data else found
+
+
+def _named(name: str, data: str) -> str:
+    """A string under key `name`, or an environment entry NAME=value."""
+    if "=" in data and not data.startswith("="):
+        key, _, value = data.partition("=")
+        if key and " " not in key and len(key) < 128:
+            clean = redact_text(key, value)
+            return data if clean == value else f"{key}={clean}"
+    return redact_text(name, data)
 
 
 @lru_cache(maxsize=1)

@@ -91,10 +91,11 @@ class SnapshotTarget(ClusterTarget):
         self._frozen = False
 
     def connect(self) -> None:
-        # What was read is frozen out of the cycle collector's reach until close().
+        # What was read is frozen out of the cycle collector's reach until close(), before
+        # the collector is back: else its first run would traverse all of it once more.
         with cyclegc.paused():
             self._read_all()
-        gc.freeze()
+            gc.freeze()
         self._frozen = True
 
     def _read_all(self) -> None:

@@ -47,3 +47,23 @@ def test_kubernetes_env_pairs_and_maps():
     out = redact(data)
     assert MARKER in out["env"][0]["value"] and out["env"][1]["value"] == "prod"
     assert MARKER in out["labels"]["api-key"] and out["labels"]["app"] == "web"
+
+
+def test_the_same_text_is_judged_by_how_it_is_named_and_the_input_is_never_changed():
+    data = {
+        "pods": [
+            {"env": [{"name": "DB_PASS", "value": "s3cret"}], "value": "s3cret"},
+            {"env": [{"name": "MODE", "value": "s3cret"}], "PASSWORD": "s3cret"},
+        ]
+    }
+    before = repr(data)
+    out = redact(data)
+    first, second = out["pods"]
+    assert MARKER in first["env"][0]["value"] and first["value"] == "s3cret"
+    assert second["env"][0]["value"] == "s3cret" and MARKER in second["PASSWORD"]
+    assert repr(data) == before  # redaction copies what it changes
+
+
+def test_data_without_secrets_comes_back_as_it_is():
+    data = {"pods": [{"image": "nginx:1.27", "env": ["MODE=prod"], "ports": [80]}]}
+    assert redact(data) is data
