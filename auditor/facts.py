@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from auditor.model import Fact, Subject
 from auditor.redact import redact
 
@@ -33,8 +35,19 @@ class FactSpec:
 
 
 def canonical_json(data: Any) -> str:
-    """The one serialisation hashes are taken over: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    """The one serialisation hashes are taken over: sorted keys, no whitespace, UTF-8, as
+    orjson writes it (3x the stdlib's speed; the same text but for floats with a negative
+    exponent, 1e-7 for 1e-07). What orjson refuses (integers beyond 64 bits) is written by
+    the stdlib."""
+    try:
+        return orjson.dumps(data, default=str, option=_CANONICAL).decode("utf-8")
+    except TypeError:
+        return json.dumps(
+            data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        )
+
+
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
 def sha256_of(data: Any) -> str:
