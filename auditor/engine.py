@@ -92,6 +92,7 @@ def evaluate(
     for check in checks:
         groups[check.check.for_each].append(check)
     parts: list[list[Result] | Callable[[], list[Result]]] = []
+    submitted: list[Part] = []
     with cyclegc.paused():
         for for_each, group in groups.items():
             context = _Context(record.name, info, facts, variables, group)
@@ -113,9 +114,12 @@ def evaluate(
             shared = {n: f for n, f in facts.items() if any(n in c.facts for c in group)}
             shared[for_each] = replace(source, data=None)  # its items travel as the parts
             job = (record.name, info, shared, variables, group, for_each)
-            submitted = [submit(workers, judge_items, *job, part) for part in elsewhere]
+            queued = [submit(workers, judge_items, *job, part) for part in elsewhere]
             parts.append(context.judge_all(for_each, here))  # while the workers judge theirs
-            parts.extend(partial(_from_rows, done, group, record.name) for done in submitted)
+            parts.extend(partial(_from_rows, done, group, record.name) for done in queued)
+            submitted.extend(queued)
+        for waiting in reversed(submitted):  # what no worker has started yet is judged here
+            waiting.take_back()
         results: list[Result] = []
         for part in parts:
             results.extend(part if isinstance(part, list) else part())

@@ -2,9 +2,12 @@
 
 Converting each subject into CEL values holds the GIL, so threads cannot share that work,
 but a process on another core can. Only a large group is shared (a worker takes about half
-a second of CPU to start); the parts come back in the order one process would give them,
-and a part whose worker fails is judged here instead, so nothing is lost. By default there
-is one worker per usable core but one (`auditor run --workers N` sets it; 0: none).
+a second of CPU to start). It is cut into small parts, all queued for the workers; this
+process judges the first part, then its own other work, then takes back from the end of
+the queue every part no worker has started (`Part.take_back`), so neither side waits on
+the other for long whatever the machine. Parts come back in the order one process would
+give them, and a part whose worker fails is judged here instead: nothing is lost. By
+default there is one worker per usable core but one (`auditor run --workers N`; 0: none).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ log = logging.getLogger(__name__)
 
 # Subjects x checks under which a group is judged in this process: about half a second.
 MIN_SHARED_WORK = 10_000
+PARTS_PER_PROCESS = 16  # small enough to even out, large enough to be worth sending
 
 T = TypeVar("T")
 
@@ -39,11 +43,11 @@ def default_workers() -> int:
 
 
 def split(items: Sequence[T], checks: int, workers: int) -> list[Sequence[T]]:
-    """`items` in consecutive parts: the first for this process, one for each of `workers`.
-    One part when the group is too small to be worth sharing or there are no workers."""
+    """`items` in consecutive parts, PARTS_PER_PROCESS for this process and each worker;
+    one part when the group is too small to be worth sharing or there are no workers."""
     if len(items) * checks < MIN_SHARED_WORK or workers <= 0 or len(items) < 2:
         return [items]
-    parts = min(workers + 1, len(items))
+    parts = min(PARTS_PER_PROCESS * (workers + 1), len(items))
     size, extra = divmod(len(items), parts)
     bounds = [0]
     for index in range(parts):
@@ -52,13 +56,23 @@ def split(items: Sequence[T], checks: int, workers: int) -> list[Sequence[T]]:
 
 
 class Part:
-    """The results of one part judged elsewhere, or here if the worker fails."""
+    """The results of one part: judged by a worker, or here if no worker started it in time
+    or the worker failed."""
 
     def __init__(self, future: Future[list[Any]] | None, fallback: Callable[[], list[Any]]):
         self._future = future
         self._fallback = fallback
+        self._here: list[Any] | None = None
+
+    def take_back(self) -> None:
+        """Judge the part here now if no worker has started it."""
+        if self._future is None or self._future.cancel():
+            self._future = None
+            self._here = self._fallback()
 
     def results(self) -> list[Any]:
+        if self._here is not None:
+            return self._here
         if self._future is not None:
             try:
                 return self._future.result()

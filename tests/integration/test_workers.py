@@ -60,12 +60,28 @@ def test_a_failing_worker_has_its_part_judged_here(monkeypatch):
     [
         (100, 10, 3, [100]),  # 1,000 subject-checks: not worth a worker
         (4000, 10, 0, [4000]),  # no workers
-        (4000, 10, 1, [2000, 2000]),
-        (4001, 10, 2, [1334, 1334, 1333]),
+        (4000, 10, 1, [125] * 32),  # PARTS_PER_PROCESS for this process and the worker
+        (4001, 10, 1, [126] + [125] * 31),
+        (10, 5000, 1, [1] * 10),
         (1, 20000, 3, [1]),
     ],
 )
 def test_parts_are_consecutive_and_even(items, checks, count, sizes):
+    assert workers.PARTS_PER_PROCESS == 16
     parts = workers.split(list(range(items)), checks, count)
     assert [len(p) for p in parts] == sizes
     assert [i for part in parts for i in part] == list(range(items))
+
+
+def test_parts_no_worker_started_are_judged_here():
+    """A part still queued when this process is done with its own is taken back."""
+    queued: Future[list[int]] = Future()  # never picked up by a worker
+    part = workers.Part(queued, lambda: [1, 2])
+    part.take_back()
+    assert queued.cancelled() and part.results() == [1, 2]
+    started: Future[list[int]] = Future()
+    started.set_running_or_notify_cancel()  # a worker has it
+    part = workers.Part(started, lambda: [0])
+    part.take_back()
+    started.set_result([3])
+    assert part.results() == [3]
