@@ -112,7 +112,8 @@ def evaluate(
                 continue
             here, *elsewhere = split(items, len(group), workers)
             shared = {n: f for n, f in facts.items() if any(n in c.facts for c in group)}
-            shared[for_each] = replace(source, data=None)  # its items travel as the parts
+            if not any(for_each in c.reads_facts for c in group):
+                shared[for_each] = replace(source, data=None)  # its items travel as the parts
             job = (record.name, info, shared, variables, group, for_each)
             queued = [submit(workers, judge_items, *job, part) for part in elsewhere]
             parts.append(context.judge_all(for_each, here))  # while the workers judge theirs

@@ -17,8 +17,27 @@ pytestmark = pytest.mark.integration
 DATASET = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "k8s"
 
 
-def _audit(workers_: int) -> list[tuple[object, ...]]:
-    profile = load_profile()
+# A check that reads the fact it iterates over: the workers must get that fact whole.
+OVERLAY = """\
+extends: nist-800-190
+controls:
+  - id: "org.1"
+    title: Ours
+    text: Our rule.
+    coverage: automated
+    checks:
+      - id: org.namespaces-known
+        title: The namespaces are known
+        severity: low
+        target: kubernetes
+        for_each: k8s.namespaces
+        assert: "size(facts.k8s.namespaces) > 0"
+        remediation: None.
+"""
+
+
+def _audit(workers_: int, overlays: tuple[Path, ...] = ()) -> list[tuple[object, ...]]:
+    profile = load_profile(overlays=overlays)
     record = engine.collect(profile, TargetSpec(url=f"k8s-snapshot://{DATASET}"))
     assert record.error is None
     results = engine.evaluate(profile, record, profile.variables, workers_)
@@ -28,13 +47,17 @@ def _audit(workers_: int) -> list[tuple[object, ...]]:
     ]
 
 
-def test_a_shared_group_gives_what_one_process_gives(monkeypatch):
-    alone = _audit(0)
+def test_a_shared_group_gives_what_one_process_gives(monkeypatch, tmp_path):
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(OVERLAY)
+    alone = _audit(0, (overlay,))
+    own = [row for row in alone if row[0] == "org.namespaces-known"]
+    assert "pass" in {str(row[2]) for row in own}  # errors: the dataset's expected.json
     monkeypatch.setattr(workers, "MIN_SHARED_WORK", 1)  # share every group of the dataset
     submitted = []
     real_submit = workers.submit
     monkeypatch.setattr(engine, "submit", lambda *a: submitted.append(a[1]) or real_submit(*a))
-    assert _audit(1) == alone
+    assert _audit(1, (overlay,)) == alone
     assert len(submitted) > 5 and set(submitted) == {engine.judge_items}
     assert {row[2] for row in alone} >= {"pass", "fail"}
 
