@@ -124,7 +124,7 @@ class _Redaction:
     texts seen are forgotten with the pass."""
 
     def __init__(self) -> None:
-        self._texts: dict[tuple[str, str], str] = {}
+        self._texts: dict[tuple[bool, str, str], str] = {}
 
     def value(self, data: Any, name: str) -> Any:
         if isinstance(data, str):
@@ -160,7 +160,7 @@ class _Redaction:
 
     def text(self, name: str, data: str, pair: bool = False) -> str:
         """`data` held under `name`; `pair`: the value of a {"name": name, "value": data}."""
-        key = (name if pair else "=" + name, data)  # the two ways of naming never collide
+        key = (pair, name, data)
         found = self._texts.get(key)
         if found is None:
             found = self._texts[key] = redact_text(name, data) if pair else _named(name, data)

@@ -1,8 +1,8 @@
 """Judging parts of a large group of subjects in other processes.
 
 Converting each subject into CEL values holds the GIL, so threads cannot share that work,
-but a process on another core can. Only a large group is shared (a worker takes about half
-a second of CPU to start). It is cut into small parts, all queued for the workers; this
+but a process on another core can. Only a large group is shared (a worker takes most of a
+second of CPU to start). It is cut into small parts, all queued for the workers; this
 process judges the first part, then its own other work, then takes back from the end of
 the queue every part no worker has started (`Part.take_back`), so neither side waits on
 the other for long whatever the machine. Parts come back in the order one process would
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
-# Subjects x checks under which a group is judged in this process: about half a second.
+# Subjects x checks under which a group is judged in this process: about half a second of work.
 MIN_SHARED_WORK = 10_000
 PARTS_PER_PROCESS = 16  # small enough to even out, large enough to be worth sending
 
