@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -214,6 +216,37 @@ def test_ssh_config_alias_with_proxyjump(auditor_cli, sshd_server, tmp_path):
     assert sshd_server.count_exec_channels() - before == 1
     log = sshd_server.log_path.read_text()
     assert "ctype direct-tcpip" in log  # the second hop went through the first
+
+
+def test_ssh_config_match_exec_still_runs_though_invoke_is_imported_on_use(sshd_server, tmp_path):
+    """paramiko runs `Match exec` through invoke, which auditor imports only when needed.
+    A real process: invoke reads its standard input, which pytest's capture refuses."""
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        'Match exec "test -d /"\n  HostName 127.0.0.1\n'
+        f"  Port {sshd_server.port}\n  User root\n  IdentityFile {sshd_server.client_key_path}\n"
+        'Match exec "false"\n  HostName 192.0.2.1\n'
+    )
+    report = tmp_path / "results.json"
+    args = ["--target", "ssh://matched-by-exec", "--ssh-config", str(config)]
+    args += ["--known-hosts", str(sshd_server.known_hosts_path), "-r", f"json:{report}"]
+    done = subprocess.run(
+        [sys.executable, "-m", "auditor", "run", "-q", "--no-store", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    assert json.loads(report.read_text())["targets"][0]["error"] is None
+    started = subprocess.run(
+        [sys.executable, "-c", "import sys, auditor.targets.ssh; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "'paramiko'" in started.stdout and "'invoke.collection'" not in started.stdout
 
 
 def test_keys_from_ssh_agent(auditor_cli, sshd_server, tmp_path, monkeypatch):
