@@ -49,9 +49,12 @@ def plan(profile: LoadedProfile, kind: TargetKind) -> set[str]:
     return needed
 
 
-def collect(profile: LoadedProfile, spec: TargetSpec) -> TargetRecord:
+def collect(
+    profile: LoadedProfile, spec: TargetSpec, on_connected: Callable[[], None] | None = None
+) -> TargetRecord:
     """Connect to one target and gather the facts the profile needs. Never raises: a target
-    that cannot be audited comes back with `error` set."""
+    that cannot be audited comes back with `error` set. `on_connected` is called once the
+    target is connected, before its facts are gathered."""
     started = utc_now()
     kind = TargetKind.HOST
     try:
@@ -59,6 +62,8 @@ def collect(profile: LoadedProfile, spec: TargetSpec) -> TargetRecord:
         kind = target.kind
         variables = {**profile.variables, **spec.variables}
         with target:
+            if on_connected is not None:
+                on_connected()
             facts = collector_for(kind).collect(target, plan(profile, kind), variables)
     except AuditorError as exc:
         reason = str(exc) + (f" ({exc.hint})" if exc.hint else "")
@@ -349,15 +354,17 @@ def run(
     concurrency: int = 8,
     workers: int | None = None,
     on_target_done: TargetDone | None = None,
+    on_connected: Callable[[], None] | None = None,
 ) -> Run:
-    """Audit every target, `concurrency` at a time; `on_target_done` sees each as it ends.
-    `workers`: the processes a large group of subjects is shared with (see `evaluate`)."""
+    """Audit every target, `concurrency` at a time; `on_target_done` sees each as it ends,
+    `on_connected` is called as each is connected. `workers`: the processes a large group of
+    subjects is shared with (see `evaluate`)."""
     started = utc_now()
     records: list[TargetRecord] = []
     results: list[Result] = []
 
     def audit(spec: TargetSpec) -> tuple[TargetRecord, list[Result]]:
-        record = collect(profile, spec)
+        record = collect(profile, spec, on_connected)
         variables = {**profile.variables, **spec.variables}
         return record, evaluate(profile, record, variables, workers)
 

@@ -76,6 +76,7 @@ class Recorder:
         self.store_error: AuditorError | None = None
         self.done: dict[str, tuple[TargetRecord, list[Result]]] = {}
         self._lock = threading.Lock()
+        self._starting = threading.Lock()  # apart from _lock: a use of the store may hold that
         self._closed = False
         self._store: Store | None = None
         self._opening: threading.Thread | None = None
@@ -83,19 +84,27 @@ class Recorder:
             return
         if options.db is None and not os.environ.get("AUDITOR_DB"):
             # The default store may fail with a warning, so it opens while the first targets
-            # are audited (importing SQLAlchemy alone takes a third of a second). Every use
-            # of the store waits for it: the run is marked begun, and incomplete, before any
-            # target is saved, as when it opens first.
+            # are audited (importing SQLAlchemy alone takes a third of a second), from when
+            # one is connected (`open_meanwhile`): an SSH handshake is this process's own CPU
+            # work, and the store would only slow it. Every use of the store waits for it:
+            # the run is marked begun, and incomplete, before any target is saved, as when it
+            # opens first.
             self._opening = threading.Thread(
                 target=self._begin_meanwhile, args=(source,), name="auditor-store", daemon=True
             )
-            self._opening.start()
         else:  # a store the user named must open before anything is audited
             self._begin(source)
+
+    def open_meanwhile(self) -> None:
+        """Start opening the default store in its thread, if that has not begun."""
+        with self._starting:
+            if self._opening is not None and self._opening.ident is None:
+                self._opening.start()
 
     @property
     def store(self) -> Store | None:
         if self._opening is not None:
+            self.open_meanwhile()
             self._opening.join()
         return self._store
 

@@ -439,6 +439,7 @@ def _run(
                         concurrency=config.concurrency,
                         workers=config.workers,
                         on_target_done=done,
+                        on_connected=recorder.open_meanwhile,
                     )
                 )
             except KeyboardInterrupt:
