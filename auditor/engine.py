@@ -116,11 +116,13 @@ def evaluate(
                 parts.append([_result(c, record.name, itself, Status.ERROR, reason) for c in group])
                 continue
             here, *elsewhere = split(items, len(group), workers)
-            shared = {n: f for n, f in facts.items() if any(n in c.facts for c in group)}
-            if not any(for_each in c.reads_facts for c in group):
-                shared[for_each] = replace(source, data=None)  # its items travel as the parts
-            job = (record.name, info, shared, variables, group, for_each)
-            queued = [submit(workers, judge_items, *job, part) for part in elsewhere]
+            queued = []
+            if elsewhere:
+                shared = {n: f for n, f in facts.items() if any(n in c.facts for c in group)}
+                if not any(for_each in c.reads_facts for c in group):
+                    shared[for_each] = replace(source, data=None)  # the items go as parts
+                job = (record.name, info, shared, variables, group, for_each)
+                queued = [submit(workers, judge_items, *job, part) for part in elsewhere]
             parts.append(context.judge_all(for_each, here))  # while the workers judge theirs
             parts.extend(partial(_from_rows, done, group, record.name) for done in queued)
             submitted.extend(queued)

@@ -9,6 +9,7 @@ then writes metrics and tells the webhook about a regression.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import uuid
@@ -28,6 +29,8 @@ from auditor.waivers import DEFAULT_WARNING_DAYS, WaiverSet, load_waivers
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) is imported only by runs that use it
     from auditor.store import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ class Recorder:
         try:
             self._begin(source)
         except Exception as exc:
+            log.debug("opening the store failed", exc_info=True)  # the traceback for --debug
             self.store_error = AuditorError(f"the run could not be stored: {exc}")
 
     def _begin(self, source: str) -> None:

@@ -76,7 +76,8 @@ class Part:
         if self._future is not None:
             try:
                 return self._future.result()
-            except Exception:  # a broken or killed worker: judge the part here
+            except Exception:  # a broken or killed worker: judge the part here (an error in
+                # the part itself recurs here and is raised)
                 log.debug("a worker failed; judging its part here", exc_info=True)
         return self._fallback()
 
@@ -86,7 +87,8 @@ def submit(workers: int, function: Callable[..., list[Any]], *args: Any) -> Part
     fallback = lambda: function(*args)  # noqa: E731 - the same call, made here
     try:
         return Part(_executor(workers).submit(function, *args), fallback)
-    except Exception:  # no pool could be started (e.g. no /dev/shm): judge it here
+    except (OSError, ImportError, RuntimeError):  # no pool (no /dev/shm, no sem_open, a
+        # broken or shut down pool): judge the part here
         log.debug("no worker process; judging here", exc_info=True)
         return Part(None, fallback)
 
