@@ -118,10 +118,17 @@ def redact(data: Any) -> Any:
     return _Redaction().value(data, "")
 
 
+# (pair, name, text) judged to hold no credential, kept across passes: the hosts of a fleet
+# report the same packages, kernel parameters and paths. Only clean texts are kept, so no
+# secret outlives the pass that met it; the set is emptied when it grows past its bound.
+_CLEAN: set[tuple[bool, str, str]] = set()
+_CLEAN_LIMIT = 200_000
+
+
 class _Redaction:
     """One redaction pass. The same (name, text) pair recurs across the items of a fact (an
     image, a label, a container name in every pod): each is judged once per pass, and the
-    texts seen are forgotten with the pass."""
+    texts with a secret in them are forgotten with the pass."""
 
     def __init__(self) -> None:
         self._texts: dict[tuple[bool, str, str], str] = {}
@@ -161,10 +168,18 @@ class _Redaction:
     def text(self, name: str, data: str, pair: bool = False) -> str:
         """`data` held under `name`; `pair`: the value of a {"name": name, "value": data}."""
         key = (pair, name, data)
+        if key in _CLEAN:
+            return data
         found = self._texts.get(key)
         if found is None:
-            found = self._texts[key] = redact_text(name, data) if pair else _named(name, data)
-        return data if found == data else found
+            found = redact_text(name, data) if pair else _named(name, data)
+            if found == data:
+                if len(_CLEAN) >= _CLEAN_LIMIT:
+                    _CLEAN.clear()
+                _CLEAN.add(key)
+                return data
+            self._texts[key] = found
+        return found
 
 
 def _named(name: str, data: str) -> str:

@@ -20,17 +20,19 @@ from typing import Any
 import pytest
 
 from auditor.collectors.host import parsers
-from auditor.collectors.host.script import build_script, split_output
+from auditor.collectors.host.script import build_script, shared_sources, split_output
 from auditor.collectors.host.sections import (
     DEFAULT_PATHS,
     SECTIONS,
     FactUnavailable,
     Section,
+    Shared,
     script_for,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "facts"
 BY_NAME = {section.name: section for section in SECTIONS}
+SHARED: tuple[Shared, ...] = tuple(dict.fromkeys(src for s in SECTIONS for src in s.shared))
 FIXTURE_FILES = sorted(FIXTURES.glob("host.*/*.json"))
 
 
@@ -242,8 +244,8 @@ def _write_violations(script: str) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("section", SECTIONS, ids=lambda s: s.name)
-def test_snippet_writes_nowhere(section: Section) -> None:
+@pytest.mark.parametrize("section", [*SECTIONS, *SHARED], ids=lambda s: s.name)
+def test_snippet_writes_nowhere(section: Section | Shared) -> None:
     assert _write_violations(section.script) == []
 
 
@@ -286,11 +288,17 @@ def test_snippets_are_wrapped_safely() -> None:
         script = section.script
         assert script.startswith("(\n") and script.endswith("\n:\n) </dev/null"), section.name
         assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in script
+    for shared in SHARED:  # its exit status is printed, so no closing `:`
+        assert shared.script.startswith("(\n") and shared.script.endswith("\n) </dev/null")
+        assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in shared.script
 
 
-@pytest.mark.parametrize("section", SECTIONS, ids=lambda s: s.name)
-def test_shellcheck_clean(section: Section) -> None:
-    head = "#!/bin/sh\nAUDITOR_PATHS=/etc/passwd\nexport AUDITOR_PATHS\n"
+@pytest.mark.parametrize("section", [*SECTIONS, *SHARED], ids=lambda s: s.name)
+def test_shellcheck_clean(section: Section | Shared) -> None:
+    head = (
+        "#!/bin/sh\nAUDITOR_PATHS=/etc/passwd\nAUDITOR_DPKG=\nAUDITOR_DPKG_RC=\n"
+        "export AUDITOR_PATHS AUDITOR_DPKG AUDITOR_DPKG_RC\n"
+    )
     body = f"{head}f() {{\n{section.script}\n}}\nf\n"
     result = subprocess.run(
         ["shellcheck", "-s", "sh", "-"], input=body, capture_output=True, text=True
@@ -303,7 +311,7 @@ def test_shellcheck_clean(section: Section) -> None:
 
 def _build(sections: tuple[Section, ...], nonce: str) -> str:
     """Like the runner: one function per section, all called from one `sh -s`, timed."""
-    lines = [script_for(DEFAULT_PATHS)]
+    lines = [script_for(DEFAULT_PATHS), "NL='\n'\n", *(f"{c}\n" for c in shared_sources(sections))]
     for s in sections:
         lines.append(f"__s_{s.name}() {{\n{s.script}\n}}\n")
     for s in sections:
@@ -369,6 +377,20 @@ def test_whole_script_runs_here_and_every_parser_accepts_it() -> None:
     assert [e["path"] for e in parsed["file_modes"]] == list(DEFAULT_PATHS)
     assert os.getpid() in {p["pid"] for p in parsed["processes"]}
     assert all(p["pid"] != os.getpid() or p["comm"] for p in parsed["processes"])
+    # the sections that read the shared package list see what dpkg itself says
+    listed = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Package} ${Version} ${Status}\n"],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    installed = {
+        line.split()[0]: line.split()[1] for line in listed if line.endswith(" ok installed")
+    }
+    assert parsed["packages"]["manager"] == "dpkg"
+    assert set(parsed["packages"]["packages"]) == set(installed)
+    assert parsed["packages"]["packages"]["dpkg"] == installed["dpkg"]
+    for item in parsed["runtimes"].values():
+        if item.get("package"):
+            assert item["package_version"] == installed[item["package"]]
     # speed: the whole script well under the 2 s budget of a full local audit
     timings = {name: t for name, (_, _, t) in run["sections"].items()}
     assert sum(timings.values()) < 1.5, timings
@@ -428,3 +450,64 @@ def test_runtime_section_runs_no_version_command_for_packaged_binaries(tmp_path:
     assert "docker" in packaged, "this machine's dockerd comes from Debian's docker.io package"
     assert found["docker"]["package_version"].startswith(found["docker"]["version"])
     assert not executed & set(packaged.values())
+
+
+def test_whole_script_reads_the_package_database_once(tmp_path: Path) -> None:
+    """dpkg-query reads the whole status database (~16 ms): the packages, updates, reboot and
+    runtimes sections share one run of it."""
+    readers = [s.name for s in SECTIONS if any(src.name == "dpkg" for src in s.shared)]
+    assert readers == ["packages", "updates", "runtimes", "reboot"]
+    trace = tmp_path / "trace"
+    script = build_script(SECTIONS, DEFAULT_PATHS, "n2")
+    done = subprocess.run(
+        ["strace", "-f", "-qq", "-e", "trace=execve", "-o", str(trace), "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    runs = [line for line in trace.read_text().splitlines() if "dpkg-query" in line]
+    assert len(runs) == 1, runs
+    outputs = split_output(done.stdout, "n2")[0]
+    assert BY_NAME["packages"].parse(outputs["packages"].stdout)["manager"] == "dpkg"
+    assert BY_NAME["updates"].parse(outputs["updates"].stdout)["manager"] == "apt"
+
+
+def test_fim_finds_aide_in_cron_files_with_one_grep(tmp_path: Path) -> None:
+    """The fim section greps every readable cron file at once. It runs in a private mount
+    namespace over an /etc of this test's own (a tmpfs), so the host's files are untouched."""
+    script = build_script([BY_NAME["fim"]], DEFAULT_PATHS, "n3")
+    setup = (
+        "mount -t tmpfs auditor-test /etc && mkdir /etc/cron.daily /etc/cron.d && "
+        "printf '/usr/bin/aide --check\\n' > '/etc/cron.daily/aide check' && "
+        "printf 'logrotate /etc/logrotate.conf\\n' > /etc/cron.daily/logrotate && "
+        "printf 'AIDE=1 run-it\\n' > /etc/cron.daily/zz-AIDE && "
+        "printf '0 5 * * * root aide --check\\n' > /etc/crontab && "
+        'exec sh -c "$1"'
+    )
+    done = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", setup, "sh", script],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    fim = parsers.parse_fim(split_output(done.stdout, "n3")[0]["fim"].stdout)["aide"]
+    assert fim["schedules"] == [
+        "/etc/cron.daily/aide check", "/etc/cron.daily/zz-AIDE", "/etc/crontab",
+    ]  # fmt: skip
+    assert fim["scheduled"] is True
+
+
+def test_file_modes_stats_in_one_process(tmp_path: Path) -> None:
+    """Existing paths share one stat; absent ones below a searchable directory, however deep
+    (/etc/kubernetes/pki/ca.crt on a host without Kubernetes), need none."""
+    deep = tmp_path / "absent" / "deeper" / "file"
+    paths = ["/etc/passwd", "/etc/group", str(deep), str(tmp_path / "absent")]
+    trace = tmp_path / "trace"
+    script = build_script([BY_NAME["file_modes"]], paths, "n4")
+    done = subprocess.run(
+        ["strace", "-f", "-qq", "-e", "trace=execve", "-o", str(trace), "sh", "-c", script],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    stats = [line for line in trace.read_text().splitlines() if 'execve("/usr/bin/stat"' in line]
+    assert len(stats) == 1, stats
+    entries = parsers.parse_file_modes(split_output(done.stdout, "n4")[0]["file_modes"].stdout)
+    assert [e["path"] for e in entries] == paths
+    assert [e["exists"] for e in entries] == [True, True, False, False]

@@ -67,3 +67,18 @@ def test_the_same_text_is_judged_by_how_it_is_named_and_the_input_is_never_chang
 def test_data_without_secrets_comes_back_as_it_is():
     data = {"pods": [{"image": "nginx:1.27", "env": ["MODE=prod"], "ports": [80]}]}
     assert redact(data) is data
+
+
+def test_texts_known_clean_from_earlier_passes_keep_no_secret():
+    """Clean texts are remembered across passes (a fleet repeats them); secrets are not, and a
+    text judged clean under one name is still judged again under a secret name."""
+    from auditor import redact as module
+
+    module._CLEAN.clear()
+    assert redact({"MODE": "s3cret"}) == {"MODE": "s3cret"}
+    assert (False, "MODE", "s3cret") in module._CLEAN
+    out = redact({"PASSWORD": "s3cret", "MODE": "s3cret"})
+    assert MARKER in out["PASSWORD"] and out["MODE"] == "s3cret"
+    assert MARKER in redact({"PASSWORD": "s3cret"})["PASSWORD"]  # a second pass: same answer
+    assert not any("PASSWORD" in key[1] for key in module._CLEAN)
+    module._CLEAN.clear()

@@ -65,6 +65,8 @@ class HostCollector:
         for section in wanted:
             name = f"host.{section.name}"
             source = f"{result.command} (section {section.name}): {_one_line(section.script)}"
+            for shared in section.shared:
+                source += f"; AUDITOR_{shared.name.upper()} from: {_one_line(shared.script)}"
             output = sections.get(section.name)
             if output is None:
                 reason = "the host script stopped before this section"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any, TypedDict
 
 from debian.debian_support import Version
@@ -590,7 +591,7 @@ def parse_packages(raw: str) -> dict[str, Any]:
                 continue
         seen.setdefault(parts[0], []).append(parts[1])
     for name, versions in seen.items():
-        packages[name] = max(versions, key=_natural_key)
+        packages[name] = versions[0] if len(versions) == 1 else max(versions, key=_natural_key)
     duplicates = {name: versions for name, versions in seen.items() if len(versions) > 1}
     return {"manager": manager, "packages": packages, "duplicates": duplicates}
 
@@ -630,6 +631,13 @@ def _dnf_lines(lines: list[str]) -> list[tuple[str, str]]:
                 name = name_arch.rsplit(".", 1)[0]
         result.append((name, version))
     return result
+
+
+@lru_cache(maxsize=8192)
+def _newer(version: str, than: str) -> bool:
+    """Whether Debian `version` sorts after `than`. The hosts of a fleet offer and hold the
+    same versions, and each comparison costs tens of microseconds, so answers are kept."""
+    return Version(version) > Version(than)
 
 
 def parse_updates(raw: str) -> dict[str, Any]:
@@ -681,9 +689,9 @@ def parse_updates(raw: str) -> dict[str, Any]:
             if len(parts) != 3:
                 continue
             name, installed, offered = parts
-            if Version(offered) <= Version(installed):
+            if not _newer(offered, installed):
                 continue
-            if name not in newest or Version(offered) > Version(newest[name][1]):
+            if name not in newest or _newer(offered, newest[name][1]):
                 newest[name] = (installed, offered)
         for name, (installed, offered) in sorted(newest.items()):
             pending.append(

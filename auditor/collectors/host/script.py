@@ -44,8 +44,9 @@ class SectionOutput:
 def build_script(
     sections: Sequence[Section], paths: Iterable[str], nonce: str, *, allow_dnf: bool = False
 ) -> str:
-    """The whole script: prelude, one function per section, then one call per section.
-    `allow_dnf` lets the updates section run `dnf -C`, which writes its own logs and locks."""
+    """The whole script: prelude, the sources sections share, one function per section, then
+    one call per section. `allow_dnf` lets the updates section run `dnf -C`, which writes its
+    own logs and locks."""
     quoted_paths = shlex.quote("\n".join(paths))
     lines = [
         f"M={shlex.quote(marker(nonce))}",
@@ -53,11 +54,26 @@ def build_script(
         f"AUDITOR_DNF={'yes' if allow_dnf else 'no'}",
         _PRELUDE,
     ]
+    lines.extend(shared_sources(sections))
     for section in sections:
         lines.append(f"__section_{section.name}() {{\n{section.script.rstrip()}\n}}")
     lines.extend(f"__auditor_run {section.name}" for section in sections)
     lines.append("printf '%s DONE\\n' \"$M\"")
     return "\n".join(lines) + "\n"
+
+
+def shared_sources(sections: Sequence[Section]) -> list[str]:
+    """The code that runs each source the sections share, once, into its variables. It needs
+    the prelude's `NL`. A source's output ends with its exit status on a line of its own;
+    no output at all means the source is absent on this host."""
+    code = []
+    for shared in dict.fromkeys(source for section in sections for source in section.shared):
+        var = f"AUDITOR_{shared.name.upper()}"
+        code.append(
+            f"{var}=$(\n{shared.script}\n)\n{var}_RC=\n"
+            f'if [ -n "${var}" ]; then {var}_RC=${{{var}##*"$NL"}}; {var}=${{{var}%"$NL"*}}; fi'
+        )
+    return code
 
 
 def new_nonce() -> str:

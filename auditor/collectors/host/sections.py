@@ -30,7 +30,17 @@ from typing import Any
 from auditor.collectors.host import parsers
 from auditor.collectors.host.parsers import FactUnavailable
 
-__all__ = ["DEFAULT_PATHS", "SECTIONS", "FactUnavailable", "Section", "script_for"]
+__all__ = ["DEFAULT_PATHS", "SECTIONS", "FactUnavailable", "Section", "Shared", "script_for"]
+
+
+@dataclass(frozen=True)
+class Shared:
+    """Evidence several sections read: run once, before any section, into the shell variable
+    `AUDITOR_<NAME>` (its output, empty when the source is absent) and `AUDITOR_<NAME>_RC`
+    (its exit status, empty when absent)."""
+
+    name: str
+    script: str
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,7 @@ class Section:
     parse: Callable[[str], Any]
     description: str
     needs_root: bool = False
+    shared: tuple[Shared, ...] = ()
 
 
 # Paths the file_modes section stats by default: runtime sockets, runtime and orchestrator
@@ -119,6 +130,20 @@ def _snippet(body: str) -> str:
     return "(\n" + _PREAMBLE + body.strip("\n") + "\n:\n) </dev/null"
 
 
+# The installed package list, read by the packages, updates, reboot and runtimes sections:
+# each dpkg-query reads the whole status database, so one run serves all four.
+DPKG = Shared(
+    "dpkg",
+    "(\n"
+    + _PREAMBLE
+    + r"""if command -v dpkg-query >/dev/null 2>&1 && [ -s /var/lib/dpkg/status ]; then
+  o=$(dpkg-query -W -f='${Package} ${Version} ${Architecture} ${Status}\n' 2>&1)
+  rc=$?
+  printf '%s\n%s' "$o" "$rc"
+fi
+) </dev/null""",
+)
+
 _OS = r"""
 for f in /etc/os-release /usr/lib/os-release; do
   if [ -r "$f" ]; then
@@ -127,9 +152,14 @@ for f in /etc/os-release /usr/lib/os-release; do
     break
   fi
 done
-printf 'kernel:%s\n' "$(uname -r)"
-printf 'arch:%s\n' "$(uname -m)"
-printf 'hostname:%s\n' "$(uname -n)"
+# uname prints node name, release and machine in this order, none of them holding a space
+set -f
+# shellcheck disable=SC2046
+set -- $(uname -n -r -m)
+set +f
+printf 'kernel:%s\n' "$2"
+printf 'arch:%s\n' "$3"
+printf 'hostname:%s\n' "$1"
 """
 
 # Include handling mirrors sshd: patterns are globbed (sorted), relative ones are relative to
@@ -217,7 +247,7 @@ else
   IFS='
 '
   # A process per path costs more than everything else here: one stat answers for every
-  # plain path that exists, and an absent path in a searchable directory needs none. Flags
+  # plain path that exists, and an absent path below a searchable directory needs none. Flags
   # (one character per path) remember each path's way, so a file that appears or vanishes
   # meanwhile cannot shift the batch's lines onto another path.
   flags=
@@ -229,10 +259,14 @@ else
     elif [ -e "$p" ]; then
       flags="${flags}b"
       set -- "$@" "$p"
-    elif [ -d "${d:-/}" ] && [ -x "${d:-/}" ]; then
-      flags="${flags}a"
     else
-      flags="${flags}1"
+      # up to the nearest ancestor that is there: a searchable directory means none below is
+      while [ -n "$d" ] && [ ! -e "$d" ] && [ ! -L "$d" ]; do d=${d%/*}; done
+      if [ -d "${d:-/}" ] && [ -x "${d:-/}" ]; then
+        flags="${flags}a"
+      else
+        flags="${flags}1"
+      fi
     fi
   done
   batch=
@@ -272,11 +306,10 @@ fi
 """
 
 _PACKAGES = r"""
-if command -v dpkg-query >/dev/null 2>&1 && [ -s /var/lib/dpkg/status ]; then
+if [ -n "$AUDITOR_DPKG_RC" ]; then
   echo "manager:dpkg"
-  o=$(dpkg-query -W -f='${Package} ${Version} ${Architecture} ${Status}\n' 2>&1)
-  printf '@rc %s\n' "$?"
-  printf '%s\n' "$o" | awk '{ print "D:" $0 }'
+  printf '@rc %s\n' "$AUDITOR_DPKG_RC"
+  printf '%s\n' "$AUDITOR_DPKG" | awk '{ print "D:" $0 }'
 elif command -v rpm >/dev/null 2>&1; then
   echo "manager:rpm"
   o=$(rpm -qa --qf '%{NAME} %|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE} %{ARCH}\n' 2>&1)
@@ -308,8 +341,8 @@ if command -v apt-get >/dev/null 2>&1 && [ -d /var/lib/apt/lists ]; then
   h=/usr/lib/apt/apt-helper
   if [ -x "$h" ]; then
     {
-      dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\n' 2>/dev/null |
-        awk '$1 == "ii" { print "I", $2, $3 }'
+      printf '%s\n' "$AUDITOR_DPKG" |
+        awk '$4 " " $5 " " $6 == "install ok installed" { print "I", $1, $2 }'
       for f in /var/lib/apt/lists/*security*_Packages*; do
         [ -e "$f" ] || continue
         printf 'L %s\n' "$f"
@@ -533,8 +566,19 @@ do
   comms=${rest#*|}
   printf 'N:%s\n' "$name"
   for b in $bins; do
-    p=$(command -v "$b" 2>/dev/null) || p=
-    if [ -n "$p" ] && [ -f "$p" ] && [ -x "$p" ]; then
+    # the first executable file of that name on PATH, as `command -v` but in this shell
+    p=
+    set -f
+    IFS=:
+    for d in $PATH; do
+      if [ -f "${d:-.}/$b" ] && [ -x "${d:-.}/$b" ]; then
+        p=${d:-.}/$b
+        break
+      fi
+    done
+    unset IFS
+    set +f
+    if [ -n "$p" ]; then
       printf 'B:%s %s\n' "$name" "$p"
       found="$found$name $p$nl"
       break
@@ -550,7 +594,7 @@ done
 # Go runtime to start: dockerd --version alone costs 80 ms); the others answer --version.
 # owners: one "PATH PACKAGE" line per packaged binary; K: lines give the packages' versions.
 owners=
-if [ -n "$found" ] && [ -d /var/lib/dpkg/info ] && command -v dpkg-query >/dev/null 2>&1; then
+if [ -n "$found" ] && [ -n "$AUDITOR_DPKG_RC" ] && [ -d /var/lib/dpkg/info ]; then
   set -f
   IFS=$nl
   set --
@@ -567,7 +611,10 @@ if [ -n "$found" ] && [ -d /var/lib/dpkg/info ] && command -v dpkg-query >/dev/n
   done
   IFS=' '
   set +f
-  [ $# -gt 0 ] && dpkg-query -W -f='K:${Package} ${Version}\n' "$@" 2>/dev/null
+  # a list file is named PACKAGE.list, or PACKAGE:ARCH.list for a Multi-Arch: same package
+  [ $# -gt 0 ] && printf '%s\n' "$AUDITOR_DPKG" | awk -v want="$*" '
+    BEGIN { n = split(want, w, " "); for (i = 1; i <= n; i++) k[w[i]] = 1 }
+    ($1 in k) || (($1 ":" $3) in k) { print "K:" $1 " " $2 }'
 elif [ -n "$found" ] && command -v rpm >/dev/null 2>&1; then
   q='%{NAME} %|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\n'
   IFS=$nl
@@ -661,6 +708,9 @@ fi
 """
 
 _FIM = r"""
+nl='
+'
+readable=
 p=$(command -v aide 2>/dev/null) && printf 'bin:%s\n' "$p"
 if [ ! -d /var/lib/aide ]; then
   echo "dbdir:absent"
@@ -681,14 +731,21 @@ for d in /etc/cron.d /etc/cron.hourly /etc/cron.daily /etc/cron.weekly /etc/cron
   fi
   for f in "$d"/*; do
     [ -f "$f" ] || continue
-    if [ ! -r "$f" ]; then
+    if [ -r "$f" ]; then
+      readable="$readable$f$nl"
+    else
       printf 'X:%s\n' "$f"
-    elif grep -qi aide "$f" 2>/dev/null; then
-      printf 'cron:%s\n' "$f"
     fi
   done
 done
-[ -r /etc/crontab ] && grep -qi aide /etc/crontab && echo "cron:/etc/crontab"
+[ -r /etc/crontab ] && readable="$readable/etc/crontab$nl"
+# one grep for them all: it names the files that mention aide, in the order given
+set -f
+IFS=$nl
+# shellcheck disable=SC2013,SC2086
+[ -n "$readable" ] && for f in $(grep -l -i -s -- aide $readable); do printf 'cron:%s\n' "$f"; done
+unset IFS
+set +f
 for f in /etc/systemd/system/*.wants/*aide*.timer; do
   [ -e "$f" ] && printf 'timer:%s\n' "$f"
 done
@@ -705,9 +762,9 @@ fi
 for f in /boot/vmlinuz-* /boot/vmlinux-*; do
   [ -e "$f" ] && printf 'boot:%s\n' "${f#/boot/vmlinu?-}"
 done
-if command -v dpkg-query >/dev/null 2>&1 && [ -s /var/lib/dpkg/status ]; then
-  dpkg-query -W -f='${Package} ${Status}\n' 'linux-image-[0-9]*' 2>/dev/null |
-    awk '$NF == "installed" && $(NF-1) == "ok" { print "deb:" $1 }'
+if [ -n "$AUDITOR_DPKG_RC" ]; then
+  printf '%s\n' "$AUDITOR_DPKG" |
+    awk '$1 ~ /^linux-image-[0-9]/ && $NF == "installed" && $(NF-1) == "ok" { print "deb:" $1 }'
 elif command -v rpm >/dev/null 2>&1; then
   rpm -q --qf '%{VERSION}-%{RELEASE}.%{ARCH}\n' kernel kernel-core kernel-uek 2>/dev/null |
     awk 'NF == 1 { print "rpm:" $0 }'
@@ -753,6 +810,7 @@ SECTIONS: tuple[Section, ...] = (
         _snippet(_PACKAGES),
         parsers.parse_packages,
         "installed packages and versions (dpkg or rpm)",
+        shared=(DPKG,),
     ),
     Section(
         "updates",
@@ -760,6 +818,7 @@ SECTIONS: tuple[Section, ...] = (
         parsers.parse_updates,
         "pending package updates from the local cache only, security flag, cache age",
         needs_root=True,
+        shared=(DPKG,),
     ),
     Section(
         "systemd",
@@ -812,6 +871,7 @@ SECTIONS: tuple[Section, ...] = (
         _snippet(_RUNTIMES),
         parsers.parse_runtimes,
         "container runtimes and orchestrator components: installed, version, running",
+        shared=(DPKG,),
     ),
     Section(
         "kernel_security",
@@ -837,6 +897,7 @@ SECTIONS: tuple[Section, ...] = (
         _snippet(_REBOOT),
         parsers.parse_reboot,
         "reboot-required flag, running kernel and installed kernels",
+        shared=(DPKG,),
     ),
 )
 
