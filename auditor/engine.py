@@ -188,15 +188,11 @@ class _Context:
         self.group = group
         self._scope: Scope | None = None
         self._ready: list[tuple[CompiledCheck, tuple[str, ...], str | None]] = []
-        self._subject_paths = set().union(*(check.subject_paths for check in group))
 
     def _new_scope(self) -> Scope:
-        paths: dict[str, set[tuple[str, ...]]] = defaultdict(set)
-        for check in self.group:
-            for name, read in check.fact_paths.items():
-                paths[name] |= read
+        expressions = [e for check in self.group for e in check.expressions]
         nested: dict[str, dict[str, Any]] = defaultdict(dict)
-        for name in paths:
+        for name in sorted(frozenset().union(*(e.facts for e in expressions))):
             fact = self.facts.get(name)
             if fact is not None and fact.error is None:
                 kind, _, short = name.partition(".")
@@ -207,7 +203,7 @@ class _Context:
             "vars": {k: v for k, v in self.variables.items() if k in wanted},
             "target": self.info,
         }
-        return Scope(variables, paths, self._subject_paths)
+        return Scope(variables, expressions)
 
     def judge(self, subject: Subject, data: Any) -> list[Result]:
         if self._scope is None:

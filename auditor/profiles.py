@@ -83,20 +83,6 @@ class CompiledCheck:
         return frozenset().union(*(e.facts for e in self.expressions))
 
     @property
-    def fact_paths(self) -> dict[str, set[tuple[str, ...]]]:
-        """Per fact its CEL reads, the paths into it that those reads need (() = all of it)."""
-        paths: dict[str, set[tuple[str, ...]]] = {}
-        for expression in self.expressions:
-            for fact, path in expression.fact_paths:
-                paths.setdefault(fact, set()).add(path)
-        return paths
-
-    @property
-    def subject_paths(self) -> set[tuple[str, ...]]:
-        """The paths into its subject that its CEL reads (() = all of it)."""
-        return {path for e in self.expressions for path in e.subject_paths}
-
-    @property
     def reads_variables(self) -> frozenset[str]:
         return frozenset().union(*(e.variables for e in self.expressions))
 

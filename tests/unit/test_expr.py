@@ -4,7 +4,13 @@ import json
 
 import pytest
 
-from auditor.expr import EvaluationError, ExpressionError, Scope, compile_expression
+from auditor.expr import (
+    EvaluationError,
+    ExpressionError,
+    Scope,
+    compile_expression,
+    fact_alias,
+)
 
 
 def evaluate(source, **variables):
@@ -63,14 +69,50 @@ def test_paths_read_into_a_fact_stop_at_lists_and_methods():
 
 def test_a_scope_converts_only_the_paths_read_and_keeps_absent_keys_absent():
     facts = {"host": {"sysctl": {"kernel.x": "1", "kernel.y": "0"}}}
-    paths = {"host.sysctl": [("kernel.x",), ("kernel.absent",)]}
-    scope = Scope({"facts": facts}, paths)
-    assert scope.evaluate(compile_expression("get(facts.host.sysctl, 'kernel.x', '0')")) == "1"
-    assert scope.evaluate(compile_expression("has(facts.host.sysctl.absent)")) is False
-    with pytest.raises(EvaluationError, match="no such key"):  # not read, so not converted
+    one = compile_expression("get(facts.host.sysctl, 'kernel.x', '0')")
+    absent = compile_expression("has(facts.host.sysctl.absent)")
+    scope = Scope({"facts": facts}, [one, absent])
+    assert scope.evaluate(one) == "1"
+    assert scope.evaluate(absent) is False
+    with pytest.raises(EvaluationError, match="no such key: 'kernel.y'"):  # not converted
         scope.evaluate(compile_expression("facts.host.sysctl['kernel.y']"))
     whole = compile_expression("size(facts.host.sysctl)")
-    assert Scope({"facts": facts}, {"host.sysctl": [()]}).evaluate(whole) == 2
+    assert Scope({"facts": facts}, [whole]).evaluate(whole) == 2
+
+
+def test_the_keys_after_a_fact_are_read_through_a_variable_of_their_own():
+    """Selecting a member copies it in the CEL library (0.4 ms for 800 packages, on every
+    iteration of a comprehension): the keys that follow a fact become part of its variable."""
+    expression = compile_expression(
+        "vars.denied.filter(p, p in facts.host.packages.packages) == []"
+        " && facts.host.sysctl['kernel.x'] == '1'"
+        " && has(facts.host.os.id) && facts.host.mounts[0].target == '/'"
+    )
+    assert expression.cel_source == (
+        "vars.denied.filter(p, p in facts__host__packages__packages) == []"
+        " && facts__host__sysctl___6b65726e656c2e78 == '1'"
+        " && has(facts__host__os.id) && facts__host__mounts[0].target == '/'"
+    )
+    assert set(expression.aliases) == {
+        ("host.packages", ("packages",)), ("host.sysctl", ("kernel.x",)),
+        ("host.os", ()), ("host.mounts", ()),
+    }  # fmt: skip
+    facts = {
+        "packages": {"manager": "dpkg", "packages": {"bash": "5.2"}},
+        "sysctl": {"kernel.x": "1", "kernel.y": "0"},
+        "os": {"id": "debian"},
+        "mounts": [{"target": "/"}],
+    }
+    variables = {"facts": {"host": facts}, "vars": {"denied": ["telnetd"]}}
+    assert Scope(variables, [expression]).evaluate(expression) is True
+    facts["packages"] = {"manager": None}  # the keys lead nowhere: an error naming the key
+    with pytest.raises(EvaluationError, match="no such key: 'packages'"):
+        Scope(variables, [expression]).evaluate(expression)
+    with pytest.raises(EvaluationError, match="no such key: 'packages'"):
+        Scope(variables).evaluate(expression)  # an expression the scope was not made for
+    assert fact_alias("k8s.pods", ["a__b", "c_d", "_e"]) == (
+        "facts__k8s__pods___615f5f62__c_d___5f65"
+    )
 
 
 def test_only_the_parts_of_a_subject_that_are_read_are_converted():
@@ -84,7 +126,7 @@ def test_only_the_parts_of_a_subject_that_are_read_are_converted():
         "spec": {"containers": [{"x": True}], "token": "t"},
         "secret": "s",
     }
-    scope = Scope({}, subject_paths=expression.subject_paths)
+    scope = Scope({}, [expression])
     scope.enter(subject)
     assert scope.evaluate(expression) is True
     assert scope.evaluate(compile_expression("has(subject.secret)")) is False  # not converted
