@@ -375,7 +375,8 @@ def parse_sshd_config(raw: str) -> dict[str, Any]:
 
 
 def parse_sysctl(raw: str) -> dict[str, str]:
-    """Every kernel parameter as a string, from `sysctl -a` (or /proc/sys without sysctl).
+    """Every kernel parameter as a string, from the files under /proc/sys (what `sysctl -a`
+    reads): the path becomes the dotted name, as sysctl(8) names it.
 
     Whitespace inside values is normalised to single spaces; parameters the user may not read
     (some need root) are absent, never guessed. Example::
@@ -383,28 +384,20 @@ def parse_sysctl(raw: str) -> dict[str, str]:
         {"kernel.randomize_va_space": "2", "net.ipv4.tcp_rmem": "4096 131072 6291456", ...}
     """
     if _marker(raw, "unavailable") is not None:
-        raise FactUnavailable("neither sysctl nor /proc/sys is available")
+        raise FactUnavailable("/proc/sys is not available")
     result: dict[str, str] = {}
     for tag, value in _tagged(raw):
-        if tag == "S":
-            key, sep, val = value.partition(" = ")
-            if not sep:
-                key, sep, val = value.partition("=")
-                if not sep:
-                    continue
-            key = key.strip()
-        elif tag == "P":
-            # "/proc/sys/net/ipv4/ip_forward:1"; dots inside a component become "/" (sysctl(8))
-            path, sep, val = value.partition(":")
-            if not sep or not path.startswith("/proc/sys/"):
-                continue
-            key = ".".join(c.replace(".", "/") for c in path[len("/proc/sys/") :].split("/"))
-        else:
+        if tag != "P":
             continue
+        # "/proc/sys/net/ipv4/ip_forward:1"; dots inside a component become "/" (sysctl(8))
+        path, sep, val = value.partition(":")
+        if not sep or not path.startswith("/proc/sys/"):
+            continue
+        key = ".".join(c.replace(".", "/") for c in path[len("/proc/sys/") :].split("/"))
         val = " ".join(val.split())
         result[key] = result[key] + "\n" + val if key in result else val
     if not result:
-        raise FactUnavailable("sysctl printed no parameters")
+        raise FactUnavailable("no kernel parameter could be read under /proc/sys")
     return result
 
 
