@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
+from functools import cache
 from typing import Any
 
 from auditor.collectors.host.script import build_script, new_nonce, split_output
@@ -95,6 +96,7 @@ class HostCollector:
         return facts
 
 
+@cache  # the sections' scripts: the same few texts for every host
 def _one_line(script: str) -> str:
     return re.sub(r"\s+", " ", script).strip()
 

@@ -67,11 +67,14 @@ def _all(raw: str, tag: str) -> list[str]:
 
 def _marker(raw: str, name: str) -> str | None:
     """The argument of an `@name arg` marker line ("" when it has none), or None when absent."""
+    mark = "@" + name
+    if mark not in raw:  # most output has none of a marker: no need to look at each line
+        return None
     for line in raw.splitlines():
-        if line == "@" + name:
+        if line == mark:
             return ""
-        if line.startswith("@" + name + " "):
-            return line[len(name) + 2 :]
+        if line.startswith(mark + " "):
+            return line[len(mark) + 1 :]
     return None
 
 
@@ -386,14 +389,16 @@ def parse_sysctl(raw: str) -> dict[str, str]:
     if _marker(raw, "unavailable") is not None:
         raise FactUnavailable("/proc/sys is not available")
     result: dict[str, str] = {}
-    for tag, value in _tagged(raw):
-        if tag != "P":
+    for line in raw.splitlines():
+        # "P:/proc/sys/net/ipv4/ip_forward:1"
+        if not line.startswith("P:/proc/sys/"):
             continue
-        # "/proc/sys/net/ipv4/ip_forward:1"; dots inside a component become "/" (sysctl(8))
-        path, sep, val = value.partition(":")
-        if not sep or not path.startswith("/proc/sys/"):
+        path, sep, val = line[12:].partition(":")
+        if not sep:
             continue
-        key = ".".join(c.replace(".", "/") for c in path[len("/proc/sys/") :].split("/"))
+        key = path.replace("/", ".")
+        if "." in path:  # a dot inside a component becomes "/" (sysctl(8)): eth0.100
+            key = ".".join(component.replace(".", "/") for component in path.split("/"))
         val = " ".join(val.split())
         result[key] = result[key] + "\n" + val if key in result else val
     if not result:
