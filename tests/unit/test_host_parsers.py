@@ -511,3 +511,20 @@ def test_file_modes_stats_in_one_process(tmp_path: Path) -> None:
     entries = parsers.parse_file_modes(split_output(done.stdout, "n4")[0]["file_modes"].stdout)
     assert [e["path"] for e in entries] == paths
     assert [e["exists"] for e in entries] == [True, True, False, False]
+
+
+def test_script_output_leaves_in_large_writes(tmp_path: Path) -> None:
+    """Sections print line by line; over SSH each write was a packet of its own. dd gathers
+    the output into 64 KiB writes, and nothing is lost or reordered on the way."""
+    trace = tmp_path / "trace"
+    script = build_script(SECTIONS, DEFAULT_PATHS, "n5")
+    done = subprocess.run(
+        ["strace", "-f", "-qq", "-e", "trace=execve,write", "-o", str(trace), "sh", "-c", script],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    outputs, complete = split_output(done.stdout, "n5")
+    assert complete and list(outputs) == [s.name for s in SECTIONS]
+    lines = trace.read_text().splitlines()
+    dd_pid = next(line.split()[0] for line in lines if 'execve("/usr/bin/dd"' in line)
+    writes = [line for line in lines if line.startswith(f"{dd_pid} write(1,")]
+    assert len(writes) <= len(done.stdout) // 65536 + 1, writes
