@@ -8,6 +8,7 @@ up without new test code.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -528,3 +529,33 @@ def test_script_output_leaves_in_large_writes(tmp_path: Path) -> None:
     dd_pid = next(line.split()[0] for line in lines if 'execve("/usr/bin/dd"' in line)
     writes = [line for line in lines if line.startswith(f"{dd_pid} write(1,")]
     assert len(writes) <= len(done.stdout) // 65536 + 1, writes
+
+
+def test_runtime_owners_are_found_when_no_package_is_named_like_the_runtime(
+    tmp_path: Path,
+) -> None:
+    """Owners are looked for first in the lists of packages named like the runtime; a binary
+    held by none of them (Docker's containerd.io ships runc) is looked for in every list."""
+    section = BY_NAME["runtimes"]
+    spec = '"runc|runc|runc|runc containerd"'
+    assert spec in section.script
+    unhinted = dataclasses.replace(
+        section, script=section.script.replace(spec, '"runc|runc|runc|no-such-package"')
+    )
+    found = {}
+    for case in (section, unhinted):
+        trace = tmp_path / f"trace-{len(found)}"
+        done = subprocess.run(
+            ["strace", "-f", "-v", "-qq", "-e", "trace=execve", "-o", str(trace), "sh", "-c",
+             build_script([case], DEFAULT_PATHS, "n6")],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        raw = split_output(done.stdout, "n6")[0]["runtimes"].stdout
+        lists = [line.count(".list") for line in trace.read_text().splitlines()]
+        reads_all = max(lists) > 50  # this machine has hundreds of packages
+        found[reads_all] = {
+            n: (r["package"], r["package_version"]) for n, r in parsers.parse_runtimes(raw).items()
+        }
+    assert set(found) == {False, True}  # the hinted run never read every list, the other did
+    assert found[False] == found[True]
+    assert found[True]["runc"][0] == "runc"
