@@ -1,4 +1,4 @@
-"""Pausing Python's cycle collector while a step makes many acyclic objects.
+"""Keeping Python's cycle collector off objects it would traverse in vain.
 
 Reading a snapshot or judging thousands of subjects makes millions of small objects with no
 reference cycles among them. Collections triggered meanwhile would traverse all of them,
@@ -23,3 +23,16 @@ def paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+@contextmanager
+def settled() -> Iterator[None]:
+    """Everything alive on entry (modules, the compiled profile: some 50,000 objects that
+    outlive the step anyway) is out of the collector's sight inside, so that collections
+    traverse only what the step makes: half the collector's time in a 50-host audit. On
+    exit the collector sees them again, and any cycle among them can still be collected."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

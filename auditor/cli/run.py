@@ -15,7 +15,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 import yaml
 
-from auditor import engine
+from auditor import cyclegc, engine
 from auditor.config import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
@@ -432,16 +432,17 @@ def _run(
                     bar[0].advance(bar[1])
 
             try:
-                finished = _in_background(
-                    lambda: engine.run(
-                        loaded,
-                        config.targets,
-                        concurrency=config.concurrency,
-                        workers=config.workers,
-                        on_target_done=done,
-                        on_connected=recorder.open_meanwhile,
+                with cyclegc.settled():
+                    finished = _in_background(
+                        lambda: engine.run(
+                            loaded,
+                            config.targets,
+                            concurrency=config.concurrency,
+                            workers=config.workers,
+                            on_target_done=done,
+                            on_connected=recorder.open_meanwhile,
+                        )
                     )
-                )
             except KeyboardInterrupt:
                 finished = None
         if finished is None:

@@ -7,11 +7,12 @@ from collections.abc import Collection, Mapping
 from functools import cache
 from typing import Any
 
+from auditor import cyclegc
 from auditor.collectors.host.script import build_script, new_nonce, split_output
 from auditor.collectors.host.sections import DEFAULT_PATHS, SECTIONS, FactUnavailable, Section
 from auditor.facts import FactSpec, failed_fact, new_fact, utc_now
 from auditor.model import Fact, Subject
-from auditor.targets.base import HostTarget
+from auditor.targets.base import CommandResult, HostTarget
 
 # Host facts whose items are subjects of their own (for_each), and how each item is named.
 _ITEMS: dict[str, Any] = {
@@ -61,39 +62,47 @@ class HostCollector:
         )
         started = utc_now()
         result = target.run_script(script, timeout=target.spec.command_timeout)
-        sections, complete = split_output(result.stdout, nonce)
-        facts: dict[str, Fact] = {}
-        for section in wanted:
-            name = f"host.{section.name}"
-            source = f"{result.command} (section {section.name}): {_one_line(section.script)}"
-            for shared in section.shared:
-                source += f"; AUDITOR_{shared.name.upper()} from: {_one_line(shared.script)}"
-            output = sections.get(section.name)
-            if output is None:
-                reason = "the host script stopped before this section"
-                if not complete:
-                    reason += f" (exit {result.exit_status}: {_first_line(result.stderr)})"
-                facts[name] = failed_fact(name, target.name, reason, source=source)
-                continue
-            try:
-                data = section.parse(output.stdout)
-            except FactUnavailable as exc:
-                facts[name] = failed_fact(name, target.name, str(exc), source=source)
-                continue
-            except Exception as exc:  # a parser bug is an error result, not a crash
-                reason = f"could not parse the output: {type(exc).__name__}: {exc}"
-                facts[name] = failed_fact(name, target.name, reason, source=source)
-                continue
-            facts[name] = new_fact(
-                name,
-                target.name,
-                data,
-                source=source,
-                status=output.exit_status,
-                stderr=output.stderr,
-                collected_at=started,
-            )
-        return facts
+        with cyclegc.paused():  # thousands of small acyclic objects per host
+            return _facts(wanted, result, nonce, target.name, started)
+
+
+def _facts(
+    wanted: list[Section], result: CommandResult, nonce: str, target: str, started: str
+) -> dict[str, Fact]:
+    """The facts of one host's script output, one per section wanted."""
+    sections, complete = split_output(result.stdout, nonce)
+    facts: dict[str, Fact] = {}
+    for section in wanted:
+        name = f"host.{section.name}"
+        source = f"{result.command} (section {section.name}): {_one_line(section.script)}"
+        for shared in section.shared:
+            source += f"; AUDITOR_{shared.name.upper()} from: {_one_line(shared.script)}"
+        output = sections.get(section.name)
+        if output is None:
+            reason = "the host script stopped before this section"
+            if not complete:
+                reason += f" (exit {result.exit_status}: {_first_line(result.stderr)})"
+            facts[name] = failed_fact(name, target, reason, source=source)
+            continue
+        try:
+            data = section.parse(output.stdout)
+        except FactUnavailable as exc:
+            facts[name] = failed_fact(name, target, str(exc), source=source)
+            continue
+        except Exception as exc:  # a parser bug is an error result, not a crash
+            reason = f"could not parse the output: {type(exc).__name__}: {exc}"
+            facts[name] = failed_fact(name, target, reason, source=source)
+            continue
+        facts[name] = new_fact(
+            name,
+            target,
+            data,
+            source=source,
+            status=output.exit_status,
+            stderr=output.stderr,
+            collected_at=started,
+        )
+    return facts
 
 
 @cache  # the sections' scripts: the same few texts for every host

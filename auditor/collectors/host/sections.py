@@ -580,7 +580,12 @@ do
     if [ -n "$p" ]; then
       printf 'B:%s %s\n' "$name" "$p"
       found="$found$name $p$nl"
-      for h in $hints; do lists="$lists/var/lib/dpkg/info/*$h*.list$nl"; done
+      for h in $hints; do
+        case "$nl$lists" in
+          *"$nl/var/lib/dpkg/info/*$h*.list$nl"*) ;;
+          *) lists="$lists/var/lib/dpkg/info/*$h*.list$nl" ;;
+        esac
+      done
       break
     fi
   done
