@@ -542,7 +542,7 @@ nl='
 _to=
 command -v timeout >/dev/null 2>&1 && _to="timeout 5"
 found=
-lists=
+hinted=
 for spec in \
   "docker|dockerd docker|dockerd|docker moby" \
   "containerd|containerd|containerd|containerd" \
@@ -580,12 +580,7 @@ do
     if [ -n "$p" ]; then
       printf 'B:%s %s\n' "$name" "$p"
       found="$found$name $p$nl"
-      for h in $hints; do
-        case "$nl$lists" in
-          *"$nl/var/lib/dpkg/info/*$h*.list$nl"*) ;;
-          *) lists="$lists/var/lib/dpkg/info/*$h*.list$nl" ;;
-        esac
-      done
+      hinted="$hinted $hints"
       break
     fi
   done
@@ -598,19 +593,23 @@ done
 # The version of a packaged binary is its package's (what security trackers match, and no
 # Go runtime to start: dockerd --version alone costs 80 ms); the others answer --version.
 # owners: one "PATH PACKAGE" line per packaged binary; K: lines give the packages' versions.
-# A binary's file list is looked for first among the packages named like its runtime
-# (docker.io, docker-ce, containerd.io ...); all of them (7 MB on a desktop-sized host) are
-# read only for a binary none of those holds.
+# A binary's file list is looked for first among the installed packages named like its
+# runtime (docker.io, docker-ce, containerd.io ...); all of them (7 MB on a desktop-sized
+# host) are read only for a binary none of those holds.
 owners=
 if [ -n "$found" ] && [ -n "$AUDITOR_DPKG_RC" ] && [ -d /var/lib/dpkg/info ]; then
+  lists=$(printf '%s\n' "$AUDITOR_DPKG" | awk -v hints="$hinted" '
+    BEGIN { n = split(hints, h, " ") }
+    { for (i = 1; i <= n; i++) if (index($1, h[i])) {
+        print "/var/lib/dpkg/info/" $1 ".list"; print "/var/lib/dpkg/info/" $1 ":" $3 ".list"
+        break
+    } }')
   set -f
   IFS=$nl
   set --
   for line in $found; do set -- "$@" -e "${line#* }"; done
-  set +f
   # shellcheck disable=SC2086
   listed=$(grep -s -H -x -F "$@" $lists)$nl
-  set -f
   set --
   for line in $found; do
     case "$nl$listed" in
