@@ -331,23 +331,23 @@ if command -v apt-get >/dev/null 2>&1 && [ -d /var/lib/apt/lists ]; then
   done
   printf 'lists:%s\n' "$n"
   # Security updates straight from the local lists: apt-get's solver would rebuild (and as
-  # root rewrite) its binary cache. Installed versions are joined with the versions the
-  # security archive offers; the parser compares Debian versions.
+  # root rewrite) its binary cache. One awk joins the installed packages (first, as dpkg
+  # lists them: no package name is "L" or ends in a colon) with the versions the security
+  # archive offers (grep keeps their Package and Version lines, a tenth of the lines, far
+  # faster than awk); the parser compares Debian versions.
   h=/usr/lib/apt/apt-helper
   if [ -x "$h" ]; then
     {
-      printf '%s\n' "$AUDITOR_DPKG" |
-        awk '$4 " " $5 " " $6 == "install ok installed" { print "I", $1, $2 }'
+      printf '%s\n' "$AUDITOR_DPKG"
       for f in /var/lib/apt/lists/*security*_Packages*; do
         [ -e "$f" ] || continue
         printf 'L %s\n' "$f"
-        # grep keeps the two fields wanted, a tenth of the lines, far faster than awk would
-        "$h" cat-file "$f" 2>/dev/null | grep -E '^(Package|Version): ' |
-          awk '$1 == "Package:" { p = $2 } $1 == "Version:" { print "V", p, $2 }'
+        "$h" cat-file "$f" 2>/dev/null | grep -E '^(Package|Version): '
       done
-    } | awk '$1 == "I" { v[$2] = $3; next }
-             $1 == "L" { print "S:" $2; next }
-             $1 == "V" && ($2 in v) && v[$2] != $3 { print "C:" $2 " " v[$2] " " $3 }'
+    } | awk '$1 == "L" { print "S:" $2; next }
+             $1 == "Package:" { p = $2; next }
+             $1 == "Version:" { if ((p in v) && v[p] != $2) print "C:" p " " v[p] " " $2; next }
+             $4 " " $5 " " $6 == "install ok installed" { v[$1] = $2 }'
   else
     echo "@no-apt-helper"
   fi
