@@ -142,8 +142,13 @@ class _Redaction:
                 pair_name = None
             copied: dict[str, Any] | None = None
             for key, item in data.items():
-                if pair_name is not None and key == "value" and isinstance(item, str):
-                    clean = self.text(pair_name, item, pair=True)
+                if type(item) is str:  # most values: judged here, without a call per value
+                    if pair_name is not None and key == "value":
+                        clean = self.text(pair_name, item, pair=True)
+                    elif (False, key, item) in _CLEAN:
+                        continue
+                    else:
+                        clean = self.text(str(key), item)
                 elif isinstance(item, dict | list | str):
                     clean = self.value(item, str(key))
                 else:
