@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditor.collectors.host import parsers
-from auditor.collectors.host.sections import SECTIONS, FactUnavailable, Section
+from auditor.collectors.host.sections import SECTIONS, FactUnavailable, Section, snippet
 
 # The upstream default data root; a dockerd without --data-root (or data-root) uses it.
 DEFAULT_DATA_ROOT = "/var/lib/docker"
@@ -39,8 +39,6 @@ STATIC_PATHS: dict[str, str] = {
     "/etc/sysconfig/docker": "defaults-file",
 }
 
-_PREAMBLE = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nLC_ALL=C\n"
-_PREAMBLE += "export PATH LC_ALL\n"
 
 # Read-only by construction: it greps /proc, stats and reads files, prints counts of the
 # credentials in Docker client configs (never a value). Lines are tagged:
@@ -149,12 +147,6 @@ done
 """
 
 
-def _snippet(body: str) -> str:
-    """Like the host sections: a subshell (nothing leaks), stdin from /dev/null, fixed PATH
-    and locale, status 0 once the body ran to its end."""
-    return "(\n" + _PREAMBLE + body.strip("\n") + "\n:\n) </dev/null"
-
-
 def parse_daemon_section(raw: str) -> dict[str, Any]:
     """The `docker_daemon` section's output, as data. Example::
 
@@ -252,7 +244,7 @@ def _merge_files(
 
 DAEMON_SECTION = Section(
     "docker_daemon",
-    _snippet(_DAEMON),
+    snippet(_DAEMON),
     parse_daemon_section,
     "dockerd processes and arguments, daemon.json files, Docker unit files, TLS and registry "
     "certificate files, Docker client configs (counts only)",

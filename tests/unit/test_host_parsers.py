@@ -29,6 +29,7 @@ from auditor.collectors.host.sections import (
     Section,
     Shared,
     script_for,
+    snippet,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "facts"
@@ -287,10 +288,10 @@ def test_dnf_runs_only_from_the_cache() -> None:
 def test_snippets_are_wrapped_safely() -> None:
     for section in SECTIONS:
         script = section.script
-        assert script.startswith("(\n") and script.endswith("\n:\n) </dev/null"), section.name
+        assert script.startswith("{\n") and script.endswith("\n:\n} </dev/null"), section.name
         assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in script
     for shared in SHARED:  # its exit status is printed, so no closing `:`
-        assert shared.script.startswith("(\n") and shared.script.endswith("\n) </dev/null")
+        assert shared.script.startswith("{\n") and shared.script.endswith("\n} </dev/null")
         assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in shared.script
 
 
@@ -311,14 +312,15 @@ def test_shellcheck_clean(section: Section | Shared) -> None:
 
 
 def _build(sections: tuple[Section, ...], nonce: str) -> str:
-    """Like the runner: one function per section, all called from one `sh -s`, timed."""
+    """Like the runner: one function per section, each called in a subshell of one `sh -s`,
+    timed."""
     lines = [script_for(DEFAULT_PATHS), "NL='\n'\n", *(f"{c}\n" for c in shared_sources(sections))]
     for s in sections:
         lines.append(f"__s_{s.name}() {{\n{s.script}\n}}\n")
     for s in sections:
         lines.append(
             f"printf '%s\\n' '@@{nonce} BEGIN {s.name}'\n"
-            f"__t=$(date +%s%N)\n__s_{s.name}\n__rc=$?\n"
+            f"__t=$(date +%s%N)\n(__s_{s.name})\n__rc=$?\n"
             f'printf \'@@{nonce} END {s.name} %s %s\\n\' "$__rc" "$(( $(date +%s%N) - __t ))"\n'
         )
     lines.append(f"printf '%s\\n' '@@{nonce} DONE'\n")
@@ -559,3 +561,34 @@ def test_runtime_owners_are_found_when_no_package_is_named_like_the_runtime(
     assert set(found) == {False, True}  # the hinted run never read every list, the other did
     assert found[False] == found[True]
     assert found[True]["runc"][0] == "runc"
+
+
+def test_nothing_a_section_sets_reaches_the_next() -> None:
+    """A section is a group, not a subshell: the runner's command substitution is its
+    subshell, so variables, IFS, `set -f` and functions stay inside it."""
+    setter = Section(
+        "setter",
+        snippet("leaked=yes\nIFS=x\nset -f\nhelper() { :; }\necho done"),
+        lambda raw: raw,
+        "sets things",
+    )
+    reader = Section(
+        "reader",
+        snippet(
+            'printf "leaked=%s\\n" "${leaked-unset}"\n'
+            'case "$IFS" in x) echo "ifs=x" ;; *) echo "ifs=default" ;; esac\n'
+            'case $- in *f*) echo "noglob=on" ;; *) echo "noglob=off" ;; esac\n'
+            "command -v helper >/dev/null && echo helper=defined || echo helper=absent"
+        ),
+        lambda raw: raw,
+        "reads them",
+    )
+    done = subprocess.run(
+        ["sh", "-s"], input=build_script([setter, reader], [], "n7"),
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    outputs = split_output(done.stdout, "n7")[0]
+    assert outputs["setter"].stdout == "done\n" and outputs["setter"].exit_status == 0
+    assert outputs["reader"].stdout.split() == [
+        "leaked=unset", "ifs=default", "noglob=off", "helper=absent",
+    ]  # fmt: skip

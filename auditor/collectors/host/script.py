@@ -22,6 +22,7 @@ NL='
 '
 __auditor_run() {
   printf '%s BEGIN %s\n' "$M" "$1"
+  # the section's subshell: what it sets stays there; its stderr is captured, its stdout is fd 3
   __auditor_out=$( { "__section_$1" 2>&1 1>&3 3>&-; printf '\n%s' "$?"; } )
   __auditor_rc=${__auditor_out##*"$NL"}
   __auditor_err=${__auditor_out%"$NL"*}
@@ -73,9 +74,9 @@ fi"""
 
 
 def shared_sources(sections: Sequence[Section]) -> list[str]:
-    """The code that runs each source the sections share, once, into its variables. It needs
-    the prelude's `NL`. A source's output ends with its exit status on a line of its own;
-    no output at all means the source is absent on this host."""
+    """The code that runs each source the sections share, once, into its variables (in the
+    subshell of a command substitution). It needs the prelude's `NL`. A source's output ends
+    with its exit status on a line of its own; no output at all: the source is absent here."""
     code = []
     for shared in dict.fromkeys(source for section in sections for source in section.shared):
         var = f"AUDITOR_{shared.name.upper()}"

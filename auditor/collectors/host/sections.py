@@ -5,11 +5,12 @@ The host runner wraps every `Section.script` in a shell function and runs all of
 and hands the stdout to `Section.parse`. Before the snippets it defines `AUDITOR_PATHS`, the
 newline-separated list of paths the `file_modes` section stats (see `DEFAULT_PATHS`).
 
-Every snippet is made safe by construction (`_snippet`):
+Every snippet is made safe by construction (`snippet`, and the runner in script.py):
 
-- it runs in a subshell, so its variables, `IFS`, `set -f` and helper functions never leak into
-  the next section, and with stdin from /dev/null, so no command can swallow the rest of the
-  script that `sh -s` is still reading from the same stdin;
+- it runs in a subshell of its own (the command substitution in which the runner captures its
+  stderr), so its variables, `IFS`, `set -f` and helper functions never leak into the next
+  section, and with stdin from /dev/null, so no command can swallow the rest of the script
+  that `sh -s` is still reading from the same stdin;
 - it sets a fixed `PATH` (a user's own `PATH` could put a look-alike `ps` first, and the sbin
   directories are missing from a non-login SSH session's `PATH`) and `LC_ALL=C`, so tool messages
   the parsers look at are not translated;
@@ -30,7 +31,9 @@ from typing import Any
 from auditor.collectors.host import parsers
 from auditor.collectors.host.parsers import FactUnavailable
 
-__all__ = ["DEFAULT_PATHS", "SECTIONS", "FactUnavailable", "Section", "Shared", "script_for"]
+__all__ = [
+    "DEFAULT_PATHS", "SECTIONS", "FactUnavailable", "Section", "Shared", "script_for", "snippet",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -123,25 +126,26 @@ _PREAMBLE = (
 )
 
 
-def _snippet(body: str) -> str:
-    """Wrap a section body: subshell (nothing leaks), stdin /dev/null, fixed PATH and locale."""
+def snippet(body: str) -> str:
+    """Wrap a section body: stdin /dev/null, fixed PATH and locale. It is a group, not a
+    subshell: the runner already runs each section in one, and a second cost a fork each."""
     # the closing `:` makes the status 0 once the body ran to its end (a last `[ -e x ] && ...`
     # would otherwise leave 1); a non-zero status then means the snippet was cut short
-    return "(\n" + _PREAMBLE + body.strip("\n") + "\n:\n) </dev/null"
+    return "{\n" + _PREAMBLE + body.strip("\n") + "\n:\n} </dev/null"
 
 
 # The installed package list, read by the packages, updates, reboot and runtimes sections:
 # each dpkg-query reads the whole status database, so one run serves all four.
 DPKG = Shared(
     "dpkg",
-    "(\n"
+    "{\n"
     + _PREAMBLE
     + r"""if command -v dpkg-query >/dev/null 2>&1 && [ -s /var/lib/dpkg/status ]; then
   o=$(dpkg-query -W -f='${Package} ${Version} ${Architecture} ${Status}\n' 2>&1)
   rc=$?
   printf '%s\n%s' "$o" "$rc"
 fi
-) </dev/null""",
+} </dev/null""",
 )
 
 _OS = r"""
@@ -793,46 +797,46 @@ fi
 SECTIONS: tuple[Section, ...] = (
     Section(
         "os",
-        _snippet(_OS),
+        snippet(_OS),
         parsers.parse_os,
         "distribution identity (/etc/os-release), kernel release, architecture, host name",
     ),
     Section(
         "sshd_config",
-        _snippet(_SSHD_CONFIG),
+        snippet(_SSHD_CONFIG),
         parsers.parse_sshd_config,
         "effective sshd settings (sshd -T, else the config files with their Includes)",
         needs_root=True,
     ),
     Section(
         "sysctl",
-        _snippet(_SYSCTL),
+        snippet(_SYSCTL),
         parsers.parse_sysctl,
         "every kernel parameter (/proc/sys, as sysctl -a reads it), values as strings",
         needs_root=True,
     ),
     Section(
         "mounts",
-        _snippet(_MOUNTS),
+        snippet(_MOUNTS),
         parsers.parse_mounts,
         "mounted filesystems with their options (/proc/self/mounts)",
     ),
     Section(
         "file_modes",
-        _snippet(_FILE_MODES),
+        snippet(_FILE_MODES),
         parsers.parse_file_modes,
         "type, mode and ownership of each configured path (AUDITOR_PATHS)",
     ),
     Section(
         "packages",
-        _snippet(_PACKAGES),
+        snippet(_PACKAGES),
         parsers.parse_packages,
         "installed packages and versions (dpkg or rpm)",
         shared=(DPKG,),
     ),
     Section(
         "updates",
-        _snippet(_UPDATES),
+        snippet(_UPDATES),
         parsers.parse_updates,
         "pending package updates from the local cache only, security flag, cache age",
         needs_root=True,
@@ -840,79 +844,79 @@ SECTIONS: tuple[Section, ...] = (
     ),
     Section(
         "systemd",
-        _snippet(_SYSTEMD),
+        snippet(_SYSTEMD),
         parsers.parse_systemd,
         "systemd service/socket/timer units: load, active, sub and enablement state",
     ),
     Section(
         "audit",
-        _snippet(_AUDIT),
+        snippet(_AUDIT),
         parsers.parse_audit,
         "audit subsystem state, loaded audit rules and the rules files",
         needs_root=True,
     ),
     Section(
         "accounts",
-        _snippet(_ACCOUNTS),
+        snippet(_ACCOUNTS),
         parsers.parse_accounts,
         "local users and groups (/etc/passwd, /etc/group), UID-0 accounts",
     ),
     Section(
         "shadow",
-        _snippet(_SHADOW),
+        snippet(_SHADOW),
         parsers.parse_shadow,
         "accounts with an empty, locked or set password (/etc/shadow, no hashes)",
         needs_root=True,
     ),
     Section(
         "sudoers",
-        _snippet(_SUDOERS),
+        snippet(_SUDOERS),
         parsers.parse_sudoers,
         "sudoers rule lines, NOPASSWD rules and include directives",
         needs_root=True,
     ),
     Section(
         "listening",
-        _snippet(_LISTENING),
+        snippet(_LISTENING),
         parsers.parse_listening,
         "listening TCP and UDP sockets with their owning process",
         needs_root=True,
     ),
     Section(
         "processes",
-        _snippet(_PROCESSES),
+        snippet(_PROCESSES),
         parsers.parse_processes,
         "running processes with user, command line and cgroup",
     ),
     Section(
         "runtimes",
-        _snippet(_RUNTIMES),
+        snippet(_RUNTIMES),
         parsers.parse_runtimes,
         "container runtimes and orchestrator components: installed, version, running",
         shared=(DPKG,),
     ),
     Section(
         "kernel_security",
-        _snippet(_KERNEL_SECURITY),
+        snippet(_KERNEL_SECURITY),
         parsers.parse_kernel_security,
         "AppArmor, SELinux, kernel lockdown and seccomp availability",
     ),
     Section(
         "hardware",
-        _snippet(_HARDWARE),
+        snippet(_HARDWARE),
         parsers.parse_hardware,
         "UEFI, Secure Boot, TPM and boot measurement log",
     ),
     Section(
         "fim",
-        _snippet(_FIM),
+        snippet(_FIM),
         parsers.parse_fim,
         "file integrity monitoring (AIDE): installed, database initialised, scheduled",
         needs_root=True,
     ),
     Section(
         "reboot",
-        _snippet(_REBOOT),
+        snippet(_REBOOT),
         parsers.parse_reboot,
         "reboot-required flag, running kernel and installed kernels",
         shared=(DPKG,),
