@@ -592,3 +592,48 @@ def test_nothing_a_section_sets_reaches_the_next() -> None:
     assert outputs["reader"].stdout.split() == [
         "leaked=unset", "ifs=default", "noglob=off", "helper=absent",
     ]  # fmt: skip
+
+
+def test_sysctl_reads_every_parameter_grep_reads() -> None:
+    """head replaced grep for its small reads: the same parameters, the same values (but the
+    few the kernel changes between two reads), empty values kept."""
+    section = BY_NAME["sysctl"]
+    done = subprocess.run(
+        ["sh", "-s"], input=build_script([section], [], "n8"), capture_output=True, text=True
+    )
+    ours = section.parse(split_output(done.stdout, "n8")[0]["sysctl"].stdout)
+    grep = subprocess.run(["grep", "-rs", "", "/proc/sys"], capture_output=True, text=True)
+    theirs = parsers.parse_sysctl("".join(f"P:{line}\n" for line in grep.stdout.splitlines()))
+    assert set(ours) == set(theirs)
+    same = [key for key in theirs if ours[key] == theirs[key]]
+    assert len(same) >= 0.99 * len(theirs)
+    assert {k for k, v in theirs.items() if v == ""} <= {k for k, v in ours.items() if v == ""}
+
+
+def test_sysctl_tells_file_names_from_values(tmp_path: Path) -> None:
+    """Run over a /proc/sys of this test's own (bind-mounted in a private mount namespace):
+    empty values, several lines, a dotted name, an empty file and a value that looks like
+    head's file-name line."""
+    tree = tmp_path / "sys"
+    (tree / "net" / "ipv4" / "conf" / "eth0.100").mkdir(parents=True)
+    (tree / "kernel").mkdir()
+    (tree / "kernel" / "empty_value").write_text("\n")
+    (tree / "kernel" / "no_value").write_text("")
+    (tree / "kernel" / "lines").write_text("one\n\ntwo\n")
+    (tree / "kernel" / "trap").write_text("==> /etc/passwd <==\n")
+    (tree / "net" / "ipv4" / "conf" / "eth0.100" / "forwarding").write_text("1\n")
+    (tree / "net" / "last_empty").write_text("\n")
+    section = BY_NAME["sysctl"]
+    setup = f'mount --bind {tree} /proc/sys && exec sh -c "$1"'
+    done = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", setup, "sh", build_script([section], [], "n9")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    parsed = section.parse(split_output(done.stdout, "n9")[0]["sysctl"].stdout)
+    assert parsed == {
+        "kernel.empty_value": "",
+        "kernel.lines": "one\n\ntwo",
+        "kernel.trap": "==> /etc/passwd <==",
+        "net.ipv4.conf.eth0/100.forwarding": "1",
+        "net.last_empty": "",
+    }

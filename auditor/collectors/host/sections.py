@@ -216,11 +216,20 @@ else
 fi
 """
 
-# What `sysctl -a` prints, read as it reads it but in a third less time: one grep over
-# /proc/sys, "path:value" per line (a parameter the user may not read is left out).
+# What `sysctl -a` prints, read as it reads it, as "P:path:value" lines (a parameter the user
+# may not read is left out). head, not grep: the kernel clears a buffer the size of each read
+# of a sysctl file, and grep reads 96 KiB at a time (256 MB cleared per host; twice head's CPU
+# with 25 hosts at once). head names each file in a "==> path <==" line and puts a blank line
+# before every name but the first, which awk tells from an empty value by what follows it.
+# Values are the kernel's or root's own, so none can pose as such a line to forge another.
 _SYSCTL = r"""
 if [ -d /proc/sys ]; then
-  grep -rs '' /proc/sys | awk '{ print "P:" $0 }'
+  find /proc/sys -type f -exec head -v -n 100000 {} + 2>/dev/null | awk '
+    pending { pending = 0; if ($0 !~ /^==> \/proc\/sys\/.* <==$/) print "P:" f ":" }
+    /^==> \/proc\/sys\/.* <==$/ { f = substr($0, 5, length($0) - 8); next }
+    $0 == "" { pending = 1; next }
+    { print "P:" f ":" $0 }
+    END { if (pending) print "P:" f ":" }'
 else
   echo "@unavailable"
 fi
