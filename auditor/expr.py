@@ -551,10 +551,15 @@ def _fits(value: Any, budget: int) -> bool:
         if isinstance(item, str):
             budget -= len(item) + 4
         elif isinstance(item, dict):
-            budget -= 2 + 4 * len(item) + sum(len(str(key)) for key in item)
+            budget -= 2 + 4 * len(item)
+            if budget < 0:  # a large map: no need to measure its keys
+                return False
+            budget -= sum(len(str(key)) for key in item)
             pending.extend(item.values())
         elif isinstance(item, list | tuple):
             budget -= 2 + 2 * len(item)
+            if budget < 0:
+                return False
             pending.extend(item)
         else:
             budget -= 8
