@@ -8,6 +8,7 @@ perf/RESULTS.md. Usage: python perf/host_perf.py [--repeat N]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -32,6 +33,15 @@ def timed(args: list[str], repeat: int) -> tuple[float, float]:
         if done.returncode not in (0, 1):
             raise SystemExit(f"auditor run failed ({done.returncode}): {done.stderr}")
     return statistics.median(times), min(times)
+
+
+def _box_cpu() -> tuple[float, float, float]:
+    """This machine's CPU seconds so far, all cores: busy (not idle, not waiting for I/O,
+    not stolen), stolen by the hypervisor for other guests, and in all."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle, iowait, steal = fields[3], fields[4], fields[7]
+    return (sum(fields) - idle - iowait - steal) / tick, steal / tick, sum(fields) / tick
 
 
 def main() -> None:
@@ -66,8 +76,10 @@ def main() -> None:
         lines += [f"  host{i:02d}: {{host: 127.0.0.1}}" for i in range(50)]
         inventory.write_text("\n".join(lines) + "\n")
         before = server.count_exec_channels()
+        box_before = _box_cpu()
         median, best = timed(["--inventory", str(inventory), "--concurrency", "25", *report],
                              max(1, repeat // 2))
+        busy, steal, total = (b - a for a, b in zip(box_before, _box_cpu(), strict=True))
         channels = (server.count_exec_channels() - before) / max(1, repeat // 2) / 50
         rows.append((f"50 ssh:// targets as {sshd.SUDO_USER} --sudo, --concurrency 25",
                      median, best,
@@ -76,6 +88,10 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name, med, low, channels, goal in rows:
         print(f"| {name} | {med:.2f} | {low:.2f} | {channels} | {goal} |")
+    # every "host" is this machine: what the 50-target runs cost it, and what other guests took
+    runs = max(1, repeat // 2)
+    print(f"\n50 targets, per run: the machine busy {busy / runs:.1f} CPU-s of "
+          f"{total / runs:.1f} (all cores), stolen by other guests {steal / runs:.1f} s")
 
 
 if __name__ == "__main__":
