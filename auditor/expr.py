@@ -418,9 +418,10 @@ class Scope:
         self._absent: dict[str, str] = {}  # alias -> the key its path misses
         converted = {key: value for key, value in variables.items() if key != "facts"}
         for fact, keys in dict.fromkeys(alias for e in known for alias in e.aliases):
-            value = self._alias_value(fact, keys)
+            alias = fact_alias(fact, keys)
+            value = self._alias_value(alias, fact, keys)
             if value is not _ABSENT:
-                converted[fact_alias(fact, keys)] = value
+                converted[alias] = value
         self._ready = {expression.cel_source for expression in known}
         self._context = cel.Context(variables={"now": _now(), **converted}, functions=FUNCTIONS)
         # Per subject, what is already known: checks of a group often share a `where` and
@@ -435,9 +436,9 @@ class Scope:
         self._observed.clear()
         self._context.add_variable("subject", _cut(subject, self._subject_plan))
 
-    def _alias_value(self, fact: str, keys: tuple[str, ...]) -> Any:
-        """What alias (fact, keys) holds, cut to what is read; _ABSENT when the fact is not
-        here or the keys lead nowhere, which makes reading it an error (`_describe`)."""
+    def _alias_value(self, alias: str, fact: str, keys: tuple[str, ...]) -> Any:
+        """What `alias` of (fact, keys) holds, cut to what is read; _ABSENT when the fact is
+        not here or the keys lead nowhere, which makes reading it an error (`_describe`)."""
         kind, _, name = fact.partition(".")
         data = self._variables.get("facts", {}).get(kind, {}).get(name, _ABSENT)
         if data is _ABSENT:  # not collected: the engine never judges with it
@@ -446,11 +447,11 @@ class Scope:
         for key in keys:  # as `_cut` would: a key outside the plan is not converted
             outside = plan is not None and key not in plan
             if outside or not isinstance(data, dict) or key not in data:
-                self._absent[fact_alias(fact, keys)] = key
+                self._absent[alias] = key
                 return _ABSENT
             data = data[key]
             plan = None if plan is None else plan[key]
-        self._defined.add(fact_alias(fact, keys))
+        self._defined.add(alias)
         return _cut(data, plan)
 
     def _prepare(self, expression: Expression) -> None:
@@ -458,7 +459,7 @@ class Scope:
         for fact, keys in expression.aliases:
             alias = fact_alias(fact, keys)
             if alias not in self._defined and alias not in self._absent:
-                value = self._alias_value(fact, keys)
+                value = self._alias_value(alias, fact, keys)
                 if value is not _ABSENT:
                     self._context.add_variable(alias, value)
         self._ready.add(expression.cel_source)
