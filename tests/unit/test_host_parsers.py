@@ -24,6 +24,7 @@ from auditor.collectors.host import parsers
 from auditor.collectors.host.script import build_script, shared_sources, split_output
 from auditor.collectors.host.sections import (
     DEFAULT_PATHS,
+    HELPERS,
     SECTIONS,
     FactUnavailable,
     Section,
@@ -308,13 +309,48 @@ def test_shellcheck_clean(section: Section | Shared) -> None:
     assert result.returncode == 0, result.stdout
 
 
+def test_helpers_are_shellcheck_clean() -> None:
+    body = f"#!/bin/sh\nNL='\n'\n{HELPERS}\n__tag T: \"$(uname)\"\n"
+    result = subprocess.run(
+        ["shellcheck", "-s", "sh", "-"], input=body, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_tag_prefixes_every_line_with_builtins_alone() -> None:
+    """`__tag` prints host text verbatim (no printf escapes, no globbing, spaces kept), drops
+    empty lines, prints nothing for no text, and leaves IFS and globbing as they were."""
+    text = "  lead and trail  \n\n100% \\n \\t %s %d\n*\n\n-n last"
+    script = (
+        f"NL='\n'\n{HELPERS}\n"
+        'cd /\n__tag T: "$1"\n__tag E: ""\n'
+        'case "$IFS" in " \t\n") echo ifs=default ;; *) echo ifs=changed ;; esac\n'
+        "case $- in *f*) echo noglob=on ;; *) echo noglob=off ;; esac\n"
+    )
+    done = subprocess.run(
+        ["sh", "-c", script, "sh", text], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split("\n") == [
+        "T:  lead and trail  ", "T:100% \\n \\t %s %d", "T:*", "T:-n last",
+        "ifs=default", "noglob=off", "",
+    ]  # fmt: skip
+    traced = subprocess.run(
+        ["strace", "-f", "-qq", "-e", "trace=execve,clone,clone3,fork,vfork", "sh", "-c",
+         f"NL='\n'\n{HELPERS}\n__tag T: \"$1\"", "sh", text],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    calls = [line for line in traced.stderr.splitlines() if "(" in line]
+    assert len(calls) == 1 and calls[0].startswith("execve("), calls  # sh itself, nothing else
+
+
 # ------------------------------------------------------------------------ live run (this host)
 
 
 def _build(sections: tuple[Section, ...], nonce: str) -> str:
     """Like the runner: one function per section, each called in a subshell of one `sh -s`,
     timed."""
-    lines = [script_for(DEFAULT_PATHS), "NL='\n'\n", *(f"{c}\n" for c in shared_sources(sections))]
+    lines = [script_for(DEFAULT_PATHS), "NL='\n'\n", HELPERS]
+    lines.extend(f"{c}\n" for c in shared_sources(sections))
     for s in sections:
         lines.append(f"__s_{s.name}() {{\n{s.script}\n}}\n")
     for s in sections:

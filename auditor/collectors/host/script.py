@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from auditor.collectors.host.sections import Section
+from auditor.collectors.host.sections import HELPERS, Section
 
 _PRELUDE = r"""LC_ALL=C
 export LC_ALL
@@ -53,6 +53,7 @@ def build_script(
         f"AUDITOR_PATHS={quoted_paths}",
         f"AUDITOR_DNF={'yes' if allow_dnf else 'no'}",
         _PRELUDE,
+        HELPERS,
     ]
     lines.extend(shared_sources(sections))
     for section in sections:

@@ -126,6 +126,26 @@ _PREAMBLE = (
 )
 
 
+# Shell functions every snippet may call. The runner (script.py) defines them once, before the
+# sections, after `NL` (a newline).
+HELPERS = r"""
+# __tag TAG TEXT: each line of TEXT with TAG before it, printed by builtins alone (a
+# `printf | awk` per command output cost the host a fork and an exec). Empty lines are left
+# out. TAG becomes part of printf's format: it is a snippet's literal tag, never host text.
+# It leaves IFS as it found it and globbing on.
+__tag() {
+  [ -n "$2" ] || return 0
+  __tag_ifs=$IFS
+  IFS=$NL
+  set -f
+  # shellcheck disable=SC2059,SC2086
+  printf "$1%s\n" $2
+  IFS=$__tag_ifs
+  set +f
+}
+"""
+
+
 def snippet(body: str) -> str:
     """Wrap a section body: stdin /dev/null, fixed PATH and locale. It is a group, not a
     subshell: the runner already runs each section in one, and a second cost a fork each."""
@@ -152,7 +172,7 @@ _OS = r"""
 for f in /etc/os-release /usr/lib/os-release; do
   if [ -r "$f" ]; then
     printf 'file:%s\n' "$f"
-    awk '{ print "osr:" $0 }' "$f"
+    while IFS= read -r l || [ -n "$l" ]; do printf 'osr:%s\n' "$l"; done < "$f"
     break
   fi
 done
@@ -176,10 +196,10 @@ else
   printf 'sshd:%s\n' "$sshd"
   if out=$("$sshd" -T 2>&1); then
     echo "T-rc:0"
-    printf '%s\n' "$out" | awk '{ print "T:" $0 }'
+    __tag T: "$out"
   else
     printf 'T-rc:%s\n' "$?"
-    printf '%s\n' "$out" | awk '{ print "T-err:" $0 }'
+    __tag T-err: "$out"
   fi
   _sshd_walk() {
     if [ "$2" -gt 16 ]; then printf 'D:%s\n' "$1"; return 0; fi
@@ -317,12 +337,12 @@ _PACKAGES = r"""
 if [ -n "$AUDITOR_DPKG_RC" ]; then
   echo "manager:dpkg"
   printf '@rc %s\n' "$AUDITOR_DPKG_RC"
-  printf '%s\n' "$AUDITOR_DPKG" | awk '{ print "D:" $0 }'
+  __tag D: "$AUDITOR_DPKG"
 elif command -v rpm >/dev/null 2>&1; then
   echo "manager:rpm"
   o=$(rpm -qa --qf '%{NAME} %|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE} %{ARCH}\n' 2>&1)
   printf '@rc %s\n' "$?"
-  printf '%s\n' "$o" | awk '{ print "R:" $0 }'
+  __tag R: "$o"
 else
   echo "manager:none"
 fi
@@ -335,9 +355,11 @@ _UPDATES = r"""
 if command -v apt-get >/dev/null 2>&1 && [ -d /var/lib/apt/lists ]; then
   echo "manager:apt"
   printf 'now:%s\n' "$(date +%s)"
+  set --
   for f in /var/lib/apt/lists /var/lib/apt/periodic/update-success-stamp; do
-    [ -e "$f" ] && printf 'mtime:%s %s\n' "$(stat -c %Y "$f" 2>/dev/null)" "$f"
+    [ -e "$f" ] && set -- "$@" "$f"
   done
+  [ $# -gt 0 ] && stat -c 'mtime:%Y %n' -- "$@" 2>/dev/null
   n=0
   for f in /var/lib/apt/lists/*_Packages*; do
     [ -e "$f" ] && n=$((n + 1))
@@ -369,10 +391,12 @@ elif command -v dnf >/dev/null 2>&1 || command -v yum >/dev/null 2>&1; then
   command -v dnf >/dev/null 2>&1 || m=yum
   printf 'manager:%s\n' "$m"
   printf 'now:%s\n' "$(date +%s)"
+  set --
   for f in /var/cache/dnf/*/repodata/repomd.xml /var/cache/yum/*/*/*/repomd.xml \
     /var/cache/libdnf5/*/repodata/repomd.xml; do
-    [ -e "$f" ] && printf 'mtime:%s %s\n' "$(stat -c %Y "$f" 2>/dev/null)" "$f"
+    [ -e "$f" ] && set -- "$@" "$f"
   done
+  [ $# -gt 0 ] && stat -c 'mtime:%Y %n' -- "$@" 2>/dev/null
   if [ "$AUDITOR_DNF" != yes ]; then
     echo "@dnf-not-allowed"
   elif [ "$(id -u)" != 0 ]; then
@@ -380,10 +404,10 @@ elif command -v dnf >/dev/null 2>&1 || command -v yum >/dev/null 2>&1; then
   else
     o=$("$m" -C -q check-update 2>&1)
     printf '@rc %s\n' "$?"
-    printf '%s\n' "$o" | awk '{ print "U:" $0 }'
+    __tag U: "$o"
     o=$("$m" -C -q --security check-update 2>&1)
     printf '@src %s\n' "$?"
-    printf '%s\n' "$o" | awk '{ print "Z:" $0 }'
+    __tag Z: "$o"
   fi
 else
   echo "manager:none"
@@ -398,10 +422,10 @@ elif [ ! -d /run/systemd/system ]; then
 else
   o=$(systemctl list-units --all --type=service,socket,timer --no-legend --plain --no-pager 2>&1)
   printf '@units-rc %s\n' "$?"
-  printf '%s\n' "$o" | awk '{ print "U:" $0 }'
+  __tag U: "$o"
   o=$(systemctl list-unit-files --type=service,socket,timer --no-legend --no-pager 2>&1)
   printf '@files-rc %s\n' "$?"
-  printf '%s\n' "$o" | awk '{ print "F:" $0 }'
+  __tag F: "$o"
 fi
 """
 
@@ -410,10 +434,10 @@ if command -v auditctl >/dev/null 2>&1; then
   echo "auditctl:present"
   o=$(auditctl -s 2>&1)
   printf '@s-rc %s\n' "$?"
-  printf '%s\n' "$o" | awk '{ print "S:" $0 }'
+  __tag S: "$o"
   o=$(auditctl -l 2>&1)
   printf '@l-rc %s\n' "$?"
-  printf '%s\n' "$o" | awk '{ print "L:" $0 }'
+  __tag L: "$o"
 else
   echo "auditctl:absent"
 fi
@@ -426,36 +450,30 @@ else
   if [ -d "$d" ] && { [ ! -r "$d" ] || [ ! -x "$d" ]; }; then
     printf 'X:%s\n' "$d"
   fi
+  set --
   for f in /etc/audit/rules.d/*.rules /etc/audit/audit.rules; do
     [ -e "$f" ] || continue
-    if [ -r "$f" ]; then
-      printf 'F:%s\n' "$f"
-      awk '{ print "R:" $0 }' "$f"
-    else
-      printf 'X:%s\n' "$f"
-    fi
+    if [ -r "$f" ]; then set -- "$@" "$f"; else printf 'X:%s\n' "$f"; fi
   done
+  # one awk for every readable rules file (an empty one prints no F: line)
+  [ $# -gt 0 ] && awk 'FNR == 1 { print "F:" FILENAME } { print "R:" $0 }' "$@"
 fi
 """
 
 # Only fields 1, 3, 4, 6 and 7 leave the host, plus a class for field 2 (never the field itself).
 _ACCOUNTS = r"""
-if [ -r /etc/passwd ]; then
-  awk -F: '{
+set --
+if [ -r /etc/passwd ]; then set -- /etc/passwd; else echo "X:/etc/passwd"; fi
+if [ -r /etc/group ]; then set -- "$@" /etc/group; else echo "X:/etc/group"; fi
+[ $# -gt 0 ] && awk -F: '
+  FILENAME == "/etc/group" { print "G:" $1 ":" $3 ":" $4; next }
+  {
     c = "hash"
     if ($2 == "x") c = "shadow"
     else if ($2 == "") c = "empty"
     else if ($2 ~ /^[!*]/) c = "locked"
     print "U:" $1 ":" c ":" $3 ":" $4 ":" $6 ":" $7
-  }' /etc/passwd
-else
-  echo "X:/etc/passwd"
-fi
-if [ -r /etc/group ]; then
-  awk -F: '{ print "G:" $1 ":" $3 ":" $4 }' /etc/group
-else
-  echo "X:/etc/group"
-fi
+  }' "$@"
 """
 
 # The hash never leaves awk: only the user name and its class are printed.
@@ -521,7 +539,7 @@ _LISTENING = r"""
 out=
 if command -v ss >/dev/null 2>&1 && out=$(ss -H -tulnp 2>/dev/null); then
   echo "source:ss"
-  [ -n "$out" ] && printf '%s\n' "$out" | awk '{ print "S:" $0 }'
+  __tag S: "$out"
 else
   echo "source:proc"
   for f in tcp tcp6 udp udp6; do
@@ -535,14 +553,14 @@ fi
 _PROCESSES = r"""
 printf 'self:%s\n' "$$"
 if command -v ps >/dev/null 2>&1 && o=$(ps -eo pid=,ppid=,uid=,user:64=,args= 2>/dev/null); then
-  printf '%s\n' "$o" | awk '{ print "A:" $0 }'
-  ps -eo pid=,comm= 2>/dev/null | awk '{ print "C:" $0 }'
+  __tag A: "$o"
+  __tag C: "$(ps -eo pid=,comm= 2>/dev/null)"
 else
   echo "@no-ps"
-  grep -s '' /proc/[0-9]*/comm | awk '{ print "c:" $0 }'
-  grep -s -e '^Uid:' -e '^PPid:' /proc/[0-9]*/status | awk '{ print "s:" $0 }'
+  __tag c: "$(grep -s '' /proc/[0-9]*/comm)"
+  __tag s: "$(grep -s -e '^Uid:' -e '^PPid:' /proc/[0-9]*/status)"
 fi
-grep -s '' /proc/[0-9]*/cgroup | awk '{ print "G:" $0 }'
+__tag G: "$(grep -s '' /proc/[0-9]*/cgroup)"
 """
 
 # Each entry: runtime name, the binaries that mean "installed", the process names (comm, at most
@@ -678,33 +696,42 @@ IFS=' '
 """
 
 _KERNEL_SECURITY = r"""
-if awk '$3 == "securityfs" { f = 1 } END { exit !f }' /proc/self/mounts 2>/dev/null; then
-  echo "securityfs:mounted"
-else
-  echo "securityfs:absent"
-fi
+# whether securityfs is mounted, and the Seccomp field of (awk's) status, in one awk
+awk 'FILENAME == "/proc/self/mounts" { if ($3 == "securityfs") f = 1; next }
+     /^Seccomp:/ { print "seccomp:" $2 }
+     END { print "securityfs:" (f ? "mounted" : "absent") }' /proc/self/mounts /proc/self/status
 [ -d /sys/module ] && echo "sysfs:present"
-if [ -r /sys/module/apparmor/parameters/enabled ]; then
-  printf 'aa-enabled:%s\n' "$(cat /sys/module/apparmor/parameters/enabled)"
+# the one-line files below are read by the shell: a `cat` each cost a fork and an exec
+f=/sys/module/apparmor/parameters/enabled
+if [ -r "$f" ]; then
+  v=
+  IFS= read -r v < "$f" || :
+  printf 'aa-enabled:%s\n' "$v"
 fi
 p=/sys/kernel/security/apparmor/profiles
 if [ -r "$p" ]; then
   echo "aa-profiles:readable"
-  awk '{ print "aa-mode:" $NF }' "$p" | sort | uniq -c | awk '{ print $2 " " $1 }'
+  awk '{ n[$NF]++ } END { for (m in n) print "aa-mode:" m " " n[m] }' "$p"
 elif [ -e "$p" ]; then
   echo "aa-profiles:unreadable"
 fi
-if [ -r /sys/fs/selinux/enforce ]; then
-  printf 'se-enforce:%s\n' "$(cat /sys/fs/selinux/enforce)"
+f=/sys/fs/selinux/enforce
+if [ -r "$f" ]; then
+  v=
+  IFS= read -r v < "$f" || :
+  printf 'se-enforce:%s\n' "$v"
 fi
 if [ -r /etc/selinux/config ]; then
   awk -F= '$1 == "SELINUX" { print "se-config:" $2 }' /etc/selinux/config
 fi
-f=/sys/kernel/security/lockdown
-[ -r "$f" ] && printf 'lockdown:%s\n' "$(cat "$f")"
-f=/sys/kernel/security/lsm
-[ -r "$f" ] && printf 'lsm:%s\n' "$(cat "$f")"
-awk '/^Seccomp:/ { print "seccomp:" $2 }' /proc/self/status
+for k in lockdown lsm; do
+  f=/sys/kernel/security/$k
+  if [ -r "$f" ]; then
+    v=
+    IFS= read -r v < "$f" || :
+    printf '%s:%s\n' "$k" "$v"
+  fi
+done
 """
 
 _HARDWARE = r"""
@@ -730,8 +757,12 @@ else
 fi
 if [ -e /sys/class/tpm/tpm0 ]; then
   echo "tpm:yes"
-  [ -r /sys/class/tpm/tpm0/tpm_version_major ] &&
-    printf 'tpm-major:%s\n' "$(cat /sys/class/tpm/tpm0/tpm_version_major)"
+  f=/sys/class/tpm/tpm0/tpm_version_major
+  if [ -r "$f" ]; then
+    v=
+    IFS= read -r v < "$f" || :
+    printf 'tpm-major:%s\n' "$v"
+  fi
 fi
 [ -e /dev/tpmrm0 ] && echo "tpmrm:yes"
 [ -e /sys/kernel/security/tpm0/binary_bios_measurements ] && echo "bios-log:yes"
@@ -783,7 +814,13 @@ done
 """
 
 _REBOOT = r"""
-printf 'running:%s\n' "$(uname -r)"
+if [ -r /proc/sys/kernel/osrelease ]; then
+  r=
+  IFS= read -r r < /proc/sys/kernel/osrelease || :
+else
+  r=$(uname -r)
+fi
+printf 'running:%s\n' "$r"
 if [ -e /var/run/reboot-required ]; then
   echo "flag:present"
   [ -r /var/run/reboot-required.pkgs ] && awk '{ print "pkg:" $0 }' /var/run/reboot-required.pkgs
