@@ -492,23 +492,91 @@ def test_runtime_section_runs_no_version_command_for_packaged_binaries(tmp_path:
 
 
 def test_whole_script_reads_the_package_database_once(tmp_path: Path) -> None:
-    """dpkg-query reads the whole status database (~16 ms): the packages, updates, reboot and
-    runtimes sections share one run of it."""
+    """The packages, updates, reboot and runtimes sections share one read of dpkg's status
+    file (grep's), and dpkg-query (twice the time) does not run."""
     readers = [s.name for s in SECTIONS if any(src.name == "dpkg" for src in s.shared)]
     assert readers == ["packages", "updates", "runtimes", "reboot"]
     trace = tmp_path / "trace"
     script = build_script(SECTIONS, DEFAULT_PATHS, "n2")
     done = subprocess.run(
-        ["strace", "-f", "-qq", "-e", "trace=execve", "-o", str(trace), "sh", "-c", script],
+        ["strace", "-f", "-qq", "-e", "trace=execve,openat", "-o", str(trace), "sh", "-c", script],
         capture_output=True,
         text=True,
         check=True,
     )
-    runs = [line for line in trace.read_text().splitlines() if "dpkg-query" in line]
-    assert len(runs) == 1, runs
+    lines = trace.read_text().splitlines()
+    assert not [line for line in lines if "execve(" in line and "dpkg-query" in line]
+    opened = [line for line in lines if 'openat(AT_FDCWD, "/var/lib/dpkg/status"' in line]
+    assert len(opened) == 1, opened
     outputs = split_output(done.stdout, "n2")[0]
     assert BY_NAME["packages"].parse(outputs["packages"].stdout)["manager"] == "dpkg"
     assert BY_NAME["updates"].parse(outputs["updates"].stdout)["manager"] == "apt"
+
+
+_STATUS = """Package: alpha
+Status: install ok installed
+Priority: optional
+Maintainer: A <a@example.org>
+Architecture: amd64
+Version: 1.0-1
+Description: first
+ Package: fake-from-description
+ Version: 9
+
+Package: beta
+Status: deinstall ok config-files
+Maintainer: B <b@example.org>
+Architecture: all
+Version: 2:3.4-5
+Description: removed, its configuration kept
+
+Package: gamma
+Status: purge ok not-installed
+Architecture: amd64
+
+Package: delta
+Version: 0.1
+Maintainer: D <d@example.org>
+Architecture: i386
+Multi-Arch: same
+Status: hold ok installed
+Description: last stanza, no blank line after it"""
+
+
+@pytest.mark.parametrize("journal", [False, True], ids=["status-file", "journal"])
+def test_package_list_is_what_dpkg_query_prints(tmp_path: Path, journal: bool) -> None:
+    """The shared package list equals dpkg-query's over a crafted database (mounted on
+    /var/lib/dpkg in a private mount namespace): field order, continuation lines that look
+    like fields, not-installed packages, a last stanza without a blank line. With an entry
+    in dpkg's journal, dpkg-query itself runs, as only it applies the journal."""
+    admin = tmp_path / "dpkg"
+    (admin / "updates").mkdir(parents=True)
+    (admin / "info").mkdir()
+    (admin / "status").write_text(_STATUS + "\n")  # dpkg wants the final newline
+    if journal:  # an interrupted upgrade of alpha
+        (admin / "updates" / "0001").write_text(
+            _STATUS.split("\n\n")[0].replace("Version: 1.0-1", "Version: 1.0-2") + "\n"
+        )
+    dump = 'printf "%s\\n@%s\\n" "$AUDITOR_DPKG" "$AUDITOR_DPKG_RC"'
+    script = f"NL='\n'\n{shared_sources(SECTIONS)[0]}\n{dump}\n"
+    query = "dpkg-query -W -f='${Package} ${Version} ${Architecture} ${Status}\\n'"
+    setup = f'mount --bind {admin} /var/lib/dpkg && sh -c "$1" && {query}'
+    trace = tmp_path / "trace"
+    done = subprocess.run(
+        ["unshare", "--mount", "strace", "-f", "-qq", "-e", "trace=execve", "-o", str(trace),
+         "sh", "-c", setup, "sh", script],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    ours, _, theirs = done.stdout.partition("@0\n")
+    assert ours == theirs
+    assert theirs.splitlines() == [
+        f"alpha {'1.0-2' if journal else '1.0-1'} amd64 install ok installed",
+        "beta 2:3.4-5 all deinstall ok config-files",
+        "delta 0.1 i386 hold ok installed",
+    ]
+    lines = trace.read_text().splitlines()
+    queries = [line for line in lines if 'execve("/usr/bin/dpkg-query' in line]
+    assert len(queries) == (2 if journal else 1)  # ours only with a journal; the test's own
 
 
 def test_fim_finds_aide_in_cron_files_with_one_grep(tmp_path: Path) -> None:
@@ -532,6 +600,71 @@ def test_fim_finds_aide_in_cron_files_with_one_grep(tmp_path: Path) -> None:
         "/etc/cron.daily/aide check", "/etc/cron.daily/zz-AIDE", "/etc/crontab",
     ]  # fmt: skip
     assert fim["scheduled"] is True
+
+
+def test_config_walks_follow_includes_line_for_line(tmp_path: Path) -> None:
+    """The sshd_config and sudoers walks read each file in one awk and split it in the shell:
+    every line comes out as it is (blank ones, one without a final newline, one that looks
+    like a tag), each included file where its Include stands. Run over crafted files mounted
+    in a private mount namespace."""
+    script = build_script([BY_NAME["sshd_config"], BY_NAME["sudoers"]], [], "n4")
+    sudoers = tmp_path / "sudoers"
+    sudoers.write_text(
+        "Defaults env_reset\nroot ALL=(ALL:ALL) ALL \\\n\nops ALL=(ALL) NOPASSWD: /bin/ls\n"
+        "@includedir /etc/sudoers.d\n#include extra\n"
+    )
+    setup = (
+        "mount -t tmpfs auditor-test /etc/ssh && mkdir /etc/ssh/conf.d && "
+        "printf '# top\\nPort 2222\\n\\n   \\nInclude conf.d/*.conf\\n"
+        "include /etc/ssh/extra.conf\\nPermitRootLogin no' > /etc/ssh/sshd_config && "
+        "printf 'PasswordAuthentication no\\n' > /etc/ssh/conf.d/a.conf && "
+        "printf 'Include /etc/ssh/conf.d/nested.inc\\nX11Forwarding no\\n' "
+        "> /etc/ssh/conf.d/b.conf && "
+        "printf 'L:fake line\\n' > /etc/ssh/conf.d/nested.inc && "
+        "printf 'Ciphers aes256-gcm@openssh.com\\n' > /etc/ssh/extra.conf && "
+        f"mount --bind {sudoers} /etc/sudoers && "
+        "mount -t tmpfs auditor-test /etc/sudoers.d && "
+        "printf 'ops2 ALL=(ALL) ALL\\n' > /etc/sudoers.d/10-ops && "
+        "printf 'skipped ALL=(ALL) ALL\\n' > /etc/sudoers.d/skip.me && "
+        "printf 'skipped ALL=(ALL) ALL\\n' > '/etc/sudoers.d/old~' && "
+        'exec sh -c "$1"'
+    )
+    done = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", setup, "sh", script],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    found = split_output(done.stdout, "n4")[0]
+    walked = [line for line in found["sshd_config"].stdout.splitlines() if line[:2] != "T:"]
+    assert walked[walked.index("F:/etc/ssh/sshd_config") :] == [
+        "F:/etc/ssh/sshd_config", "L:# top", "L:Port 2222", "L:", "L:   ",
+        "L:Include conf.d/*.conf",
+        "F:/etc/ssh/conf.d/a.conf", "L:PasswordAuthentication no", "E:/etc/ssh/conf.d/a.conf",
+        "F:/etc/ssh/conf.d/b.conf", "L:Include /etc/ssh/conf.d/nested.inc",
+        "F:/etc/ssh/conf.d/nested.inc", "L:L:fake line", "E:/etc/ssh/conf.d/nested.inc",
+        "L:X11Forwarding no", "E:/etc/ssh/conf.d/b.conf",
+        "L:include /etc/ssh/extra.conf",
+        "F:/etc/ssh/extra.conf", "L:Ciphers aes256-gcm@openssh.com", "E:/etc/ssh/extra.conf",
+        "L:PermitRootLogin no", "E:/etc/ssh/sshd_config",
+    ]  # fmt: skip
+    assert found["sudoers"].stdout.splitlines() == [
+        "F:/etc/sudoers", "L:Defaults env_reset", "L:root ALL=(ALL:ALL) ALL \\", "L:",
+        "L:ops ALL=(ALL) NOPASSWD: /bin/ls", "L:@includedir /etc/sudoers.d",
+        "F:/etc/sudoers.d/10-ops", "L:ops2 ALL=(ALL) ALL", "E:/etc/sudoers.d/10-ops",
+        "L:#include extra", "N:/etc/extra", "E:/etc/sudoers",
+    ]  # fmt: skip
+    rules = parsers.parse_sudoers(found["sudoers"].stdout)
+    assert [r["line"] for r in rules["nopasswd"]] == ["ops ALL=(ALL) NOPASSWD: /bin/ls"]
+
+
+def test_config_walks_read_no_file_a_byte_at_a_time() -> None:
+    """dash's `read` makes one read(2) per byte; the walks hand whole files to awk instead."""
+    script = build_script([BY_NAME["sshd_config"], BY_NAME["sudoers"]], [], "n5")
+    traced = subprocess.run(
+        ["strace", "-f", "-qq", "-e", "trace=read", "sh", "-s"],
+        input=script, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    single = [line for line in traced.stderr.splitlines() if re.search(r", 1\) += 1$", line)]
+    assert len(single) < 50, single[:5]
 
 
 def test_file_modes_stats_in_one_process(tmp_path: Path) -> None:
