@@ -6,11 +6,13 @@ run can be collected now and evaluated later, elsewhere (evidence bundles).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 ORGANISATION = "organisation"  # the pseudo-target that attestations are about
 
 TargetDone = Callable[[TargetRecord, list[Result]], None]
+Judged = tuple[TargetRecord, list[Result]]
 
 
 def plan(profile: LoadedProfile, kind: TargetKind) -> set[str]:
@@ -55,6 +58,15 @@ def collect(
     """Connect to one target and gather the facts the profile needs. Never raises: a target
     that cannot be audited comes back with `error` set. `on_connected` is called once the
     target is connected, before its facts are gathered."""
+    return gather(profile, spec, on_connected)()
+
+
+def gather(
+    profile: LoadedProfile, spec: TargetSpec, on_connected: Callable[[], None] | None = None
+) -> Callable[[], TargetRecord]:
+    """`collect` in two steps: read what the target gives while connected, now; read the
+    facts from it, in the function returned, once the connection is closed (the host
+    script's output is parsed then, so the next target can connect meanwhile)."""
     started = utc_now()
     kind = TargetKind.HOST
     try:
@@ -64,16 +76,29 @@ def collect(
         with target:
             if on_connected is not None:
                 on_connected()
-            facts = collector_for(kind).collect(target, plan(profile, kind), variables)
+            gathered = collector_for(kind).collect(target, plan(profile, kind), variables)
     except AuditorError as exc:
         reason = str(exc) + (f" ({exc.hint})" if exc.hint else "")
-        return TargetRecord(spec.display_name, spec.url, kind, started, utc_now(), error=reason)
+        failed = TargetRecord(spec.display_name, spec.url, kind, started, utc_now(), error=reason)
+        return lambda: failed
     except Exception as exc:  # one target never sinks a run; the reason is kept
         log.debug("internal error auditing %s", spec.display_name, exc_info=True)
         reason = f"internal error: {type(exc).__name__}: {exc}"
-        return TargetRecord(spec.display_name, spec.url, kind, started, utc_now(), error=reason)
-    ordered = tuple(facts[name] for name in sorted(facts))
-    return TargetRecord(spec.display_name, spec.url, kind, started, utc_now(), facts=ordered)
+        failed = TargetRecord(spec.display_name, spec.url, kind, started, utc_now(), error=reason)
+        return lambda: failed
+    finished = utc_now()
+
+    def record() -> TargetRecord:
+        try:
+            facts = gathered() if callable(gathered) else gathered
+        except Exception as exc:  # as above: the reason is kept
+            log.debug("internal error reading %s", spec.display_name, exc_info=True)
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            return TargetRecord(spec.display_name, spec.url, kind, started, finished, error=reason)
+        ordered = tuple(facts[name] for name in sorted(facts))
+        return TargetRecord(spec.display_name, spec.url, kind, started, finished, facts=ordered)
+
+    return record
 
 
 def evaluate(
@@ -320,6 +345,19 @@ def _result(
     )
 
 
+def _hand_over(
+    cpu: ThreadPoolExecutor,
+    judge: Callable[[Future[Callable[[], TargetRecord]], TargetSpec], Judged],
+    spec: TargetSpec,
+    judged: queue.SimpleQueue[Future[Judged]],
+    gathered: Future[Callable[[], TargetRecord]],
+) -> None:
+    """Queue a gathered target for judging; anything `gather` raised is raised by `judge`,
+    in the thread that waits for it."""
+    with contextlib.suppress(RuntimeError):  # raised once an interrupted run shut it down
+        judged.put(cpu.submit(judge, gathered, spec))
+
+
 def attestation_results(profile: LoadedProfile, kinds: set[TargetKind]) -> list[Result]:
     """One `manual` result per control whose remaining part needs a person's answer."""
     results = []
@@ -360,16 +398,27 @@ def run(
     started = utc_now()
     records: list[TargetRecord] = []
     results: list[Result] = []
+    judged: queue.SimpleQueue[Future[Judged]] = queue.SimpleQueue()
 
-    def audit(spec: TargetSpec) -> tuple[TargetRecord, list[Result]]:
-        record = collect(profile, spec, on_connected)
+    def judge(gathered: Future[Callable[[], TargetRecord]], spec: TargetSpec) -> Judged:
+        record = gathered.result()()
         variables = {**profile.variables, **spec.variables}
         return record, evaluate(profile, record, variables, workers)
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        futures = [pool.submit(audit, spec) for spec in specs]
-        for future in as_completed(futures):
-            record, target_results = future.result()
+    # `concurrency` threads hold the connections; ONE thread reads and judges what they
+    # gathered. A connection is released as soon as its target has answered, so the next
+    # one is not kept waiting for the GIL-bound parsing and judging, and those are not
+    # split across many threads that would take the GIL from the connections in turn.
+    with (
+        ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="target") as io,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge") as cpu,
+    ):
+        for spec in specs:
+            io.submit(gather, profile, spec, on_connected).add_done_callback(
+                partial(_hand_over, cpu, judge, spec, judged)
+            )
+        for _ in specs:  # the judge finishes targets in the order they were handed over
+            record, target_results = judged.get().result()
             records.append(record)
             results.extend(target_results)
             if on_target_done is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import cache
 from typing import Any, Protocol
 
@@ -28,13 +28,16 @@ _COLLECTORS: Mapping[TargetKind, str] = {
 
 class Collector(Protocol):
     """Gathers the named facts from a connected target. Never judges compliance; a fact it
-    cannot gather comes back with `error` set, never missing and never empty."""
+    cannot gather comes back with `error` set, never missing and never empty.
+
+    `collect` may hand back, instead of the facts, a function that makes them from what the
+    target gave (the host script's output): the engine calls it once the target is closed."""
 
     facts: Mapping[str, FactSpec]
 
     def collect(
         self, target: Any, names: Collection[str], variables: Mapping[str, Any]
-    ) -> dict[str, Fact]: ...
+    ) -> dict[str, Fact] | Callable[[], dict[str, Fact]]: ...
 
 
 @cache

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
-from functools import cache
+from collections.abc import Callable, Collection, Mapping
+from functools import cache, partial
 from typing import Any
 
 from auditor import cyclegc
@@ -50,11 +50,13 @@ class HostCollector:
 
     def collect(
         self, target: Any, names: Collection[str], variables: Mapping[str, Any]
-    ) -> dict[str, Fact]:
+    ) -> Callable[[], dict[str, Fact]]:
+        """Run the script now; parse its output in the function returned, which needs the
+        target no more."""
         assert isinstance(target, HostTarget)
         wanted = [s for s in SECTIONS if f"host.{s.name}" in names]
         if not wanted:
-            return {}
+            return dict
         paths = [*DEFAULT_PATHS, *variables.get("host_paths", [])]
         nonce = new_nonce()
         script = build_script(
@@ -62,14 +64,20 @@ class HostCollector:
         )
         started = utc_now()
         result = target.run_script(script, timeout=target.spec.command_timeout)
-        with cyclegc.paused():  # thousands of small acyclic objects per host
-            return _facts(wanted, result, nonce, target.name, started)
+        return partial(_facts, wanted, result, nonce, target.name, started)
 
 
 def _facts(
     wanted: list[Section], result: CommandResult, nonce: str, target: str, started: str
 ) -> dict[str, Fact]:
     """The facts of one host's script output, one per section wanted."""
+    with cyclegc.paused():  # thousands of small acyclic objects per host
+        return _parse(wanted, result, nonce, target, started)
+
+
+def _parse(
+    wanted: list[Section], result: CommandResult, nonce: str, target: str, started: str
+) -> dict[str, Fact]:
     sections, complete = split_output(result.stdout, nonce)
     facts: dict[str, Fact] = {}
     for section in wanted:
