@@ -17,11 +17,13 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
+import orjson
+
 from auditor import __version__, cyclegc
 from auditor.collectors import collector_for, fact_specs
 from auditor.config import TargetSpec
 from auditor.errors import AuditorError
-from auditor.expr import EvaluationError, Scope
+from auditor.expr import EvaluationError, Expression, Scope
 from auditor.facts import utc_now
 from auditor.model import (
     Fact,
@@ -228,7 +230,21 @@ class _Context:
             "vars": {k: v for k, v in self.variables.items() if k in wanted},
             "target": self.info,
         }
-        return Scope(variables, expressions)
+        return Scope(variables, expressions, shared=self._content_key(expressions, variables))
+
+    def _content_key(self, expressions: list[Expression], variables: dict[str, Any]) -> str:
+        """What the group's expressions read, named by the facts' hashes: targets with equal
+        keys get one converted CEL scope (see Scope)."""
+        reads_target = any("target" in e.uses for e in expressions)
+        facts = {
+            name: fact.sha256 if fact.error is None else "error"
+            for name in sorted(frozenset().union(*(e.facts for e in expressions)))
+            if (fact := self.facts.get(name)) is not None
+        }
+        read = {"facts": facts, "vars": variables["vars"]}
+        if reads_target:
+            read["target"] = self.info
+        return orjson.dumps(read, option=orjson.OPT_SORT_KEYS, default=str).decode()
 
     def judge(self, subject: Subject, data: Any) -> list[Result]:
         if self._scope is None:

@@ -18,7 +18,8 @@ import importlib.util
 import json
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, cached_property
@@ -249,6 +250,7 @@ class Expression:
     subject_paths: tuple[tuple[str, ...], ...] = ()  # the paths into `subject` it reads
     # The variables `cel_source` reads facts through: (fact, keys), see `fact_alias`.
     aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    uses: frozenset[str] = frozenset()  # which of VARIABLES other than facts it may read
 
     @cached_property
     def program(self) -> Any:
@@ -382,6 +384,7 @@ def compile_expression(source: str) -> Expression:
         fact_paths=fact_paths,
         subject_paths=subject_paths,
         aliases=aliases,
+        uses=frozenset(names & VARIABLES),  # a comprehension variable of the same name too
     )
 
 
@@ -393,7 +396,13 @@ class Scope:
     the facts and of each subject that they read are converted, and all their aliases go into
     the context at once: the CEL library rebuilds its whole environment, copying every
     variable, after each variable it is given. An expression not given is prepared when first
-    evaluated, with whole facts and subjects."""
+    evaluated, with whole facts and subjects.
+
+    `shared` names what the expressions read of `variables` (the engine's key: the hashes of
+    the facts, the profile variables, the target when read): scopes made for the same
+    expressions with an equal key share one CEL context, converted once per thread. Hosts
+    built from one image give the same packages, mounts and file modes, and converting them
+    is most of the cost of judging a host. A shared scope must `enter` each subject."""
 
     __slots__ = (
         "_context", "_variables", "_values", "_observed", "_subject_plan", "_fact_plans",
@@ -401,7 +410,11 @@ class Scope:
     )  # fmt: skip
 
     def __init__(
-        self, variables: Mapping[str, Any], expressions: Iterable[Expression] | None = None
+        self,
+        variables: Mapping[str, Any],
+        expressions: Iterable[Expression] | None = None,
+        *,
+        shared: Hashable | None = None,
     ) -> None:
         known = () if expressions is None else tuple(expressions)
         self._fact_plans: dict[str, _Plan] | None = None
@@ -416,14 +429,28 @@ class Scope:
         self._variables = dict(variables)  # whole: `observe` reads here, in Python
         self._defined: set[str] = set()  # the aliases in the context
         self._absent: dict[str, str] = {}  # alias -> the key its path misses
-        converted = {key: value for key, value in variables.items() if key != "facts"}
-        for fact, keys in dict.fromkeys(alias for e in known for alias in e.aliases):
-            alias = fact_alias(fact, keys)
-            value = self._alias_value(alias, fact, keys)
-            if value is not _ABSENT:
-                converted[alias] = value
         self._ready = {expression.cel_source for expression in known}
-        self._context = cel.Context(variables={"now": _now(), **converted}, functions=FUNCTIONS)
+        if any("now" in expression.uses for expression in known):
+            shared = None  # `now` is when the scope is made
+        key = None if shared is None else (shared, tuple(e.cel_source for e in known))
+        reused = None if key is None else _shared_contexts().pop(key, None)
+        if reused is not None:
+            self._context, defined, absent = reused
+            self._defined.update(defined)
+            self._absent.update(absent)
+        else:
+            converted = {key: value for key, value in variables.items() if key != "facts"}
+            for fact, keys in dict.fromkeys(alias for e in known for alias in e.aliases):
+                alias = fact_alias(fact, keys)
+                value = self._alias_value(alias, fact, keys)
+                if value is not _ABSENT:
+                    converted[alias] = value
+            self._context = cel.Context(variables={"now": _now(), **converted}, functions=FUNCTIONS)
+        if key is not None:  # (re)inserted last: the least recently used goes first
+            cache = _shared_contexts()
+            cache[key] = (self._context, frozenset(self._defined), dict(self._absent))
+            while len(cache) > SHARED_CONTEXTS:
+                del cache[next(iter(cache))]
         # Per subject, what is already known: checks of a group often share a `where` and
         # read the same member chains, so each is computed once per subject.
         self._values: dict[str, Any] = {}
@@ -600,6 +627,20 @@ def _walk(data: Any, path: Sequence[str | int]) -> Any:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+SHARED_CONTEXTS = 8  # per thread: the for_each groups of a profile's target kind, and more
+_threads = threading.local()
+
+
+def _shared_contexts() -> dict[Hashable, tuple[Any, frozenset[str], dict[str, str]]]:
+    """This thread's shared CEL contexts, least recently used first (a CEL context is
+    changed by every `enter`, so no two threads share one)."""
+    try:
+        cache: dict[Hashable, tuple[Any, frozenset[str], dict[str, str]]] = _threads.contexts
+    except AttributeError:
+        cache = _threads.contexts = {}
+    return cache
 
 
 def _first_line(text: str) -> str:

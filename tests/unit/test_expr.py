@@ -239,3 +239,68 @@ def test_get_writes_down_defaults():
     )
     assert evaluate("get(subject, 'x', 'd')", subject={"x": None}) == "d"
     assert evaluate("get(subject, 'x', 'd')", subject={"x": "no"}) == "no"
+
+
+# --- scopes shared between targets with the same content -------------------------------------
+
+
+class _CountingCel:
+    """The CEL module, counting the contexts made (each converts every variable it is given)."""
+
+    def __init__(self, real):
+        self.real, self.contexts = real, 0
+
+    def Context(self, *args, **kwargs):
+        self.contexts += 1
+        return self.real.Context(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+@pytest.fixture
+def counting_cel(monkeypatch):
+    from auditor import expr
+
+    counting = _CountingCel(expr.cel)
+    monkeypatch.setattr(expr, "cel", counting)
+    monkeypatch.setattr(expr, "_threads", type(expr._threads)())  # an empty cache
+    return counting
+
+
+def test_scopes_with_one_key_convert_once_and_judge_each_subject(counting_cel):
+    size = compile_expression("size(facts.host.packages.packages) == 2")
+    owner = compile_expression("subject.owner == 'root' && 'bash' in facts.host.packages.packages")
+    facts = {"host": {"packages": {"packages": {"bash": "5.2", "zsh": "5.9"}}}}
+    first = Scope({"facts": facts}, [size, owner], shared="same content")
+    first.enter({"owner": "root"})
+    assert first.evaluate(size) is True and first.evaluate(owner) is True
+    # the key names the content: a second scope with it is not converted again, even when
+    # handed other data (the engine's key is made of the facts' hashes)
+    second = Scope(
+        {"facts": {"host": {"packages": {"packages": {}}}}}, [size, owner], shared="same content"
+    )
+    second.enter({"owner": "nobody"})
+    assert second.evaluate(size) is True and second.evaluate(owner) is False
+    assert counting_cel.contexts == 1
+    Scope({"facts": facts}, [size, owner], shared="other content")
+    Scope({"facts": facts}, [size], shared="same content")  # other expressions
+    assert counting_cel.contexts == 3
+
+
+def test_scopes_reading_now_are_never_shared(counting_cel):
+    recent = compile_expression("timestamp(subject.at) > now - duration('1h')")
+    for _ in range(2):
+        Scope({}, [recent], shared="same content")
+    assert counting_cel.contexts == 2
+
+
+def test_shared_contexts_are_bounded(counting_cel):
+    from auditor import expr
+
+    one = compile_expression("subject.x == 1")
+    for n in range(expr.SHARED_CONTEXTS + 3):
+        Scope({}, [one], shared=n)
+    assert len(expr._shared_contexts()) == expr.SHARED_CONTEXTS
+    Scope({}, [one], shared=0)  # the oldest was let go
+    assert counting_cel.contexts == expr.SHARED_CONTEXTS + 4

@@ -1,0 +1,45 @@
+"""The engine judging many targets: what one target's facts decide never leaks to another's."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from auditor import engine
+from auditor.config import TargetSpec
+from auditor.facts import new_fact
+from auditor.model import Status, TargetRecord
+from auditor.profiles import load_profile
+
+
+def _verdicts(profile, record: TargetRecord) -> dict[tuple[str, str], tuple[Status, str]]:
+    results = engine.evaluate(profile, record, profile.variables, 0)
+    return {(r.check_id, r.subject.name): (r.status, r.message) for r in results}
+
+
+def test_targets_share_a_converted_scope_only_when_their_facts_are_equal() -> None:
+    """Hosts with the same facts share one converted CEL scope (expr.Scope, keyed by the
+    facts' hashes); a host whose package list differs is judged on its own packages, and
+    each host's own name is the subject's."""
+    profile = load_profile()
+    first = engine.collect(profile, TargetSpec(url="local://"))
+    twin = replace(first, name="twin")
+    packages = next(f for f in first.facts if f.name == "host.packages")
+    listed = {**packages.data["packages"], "telnetd": "0.17-44"}
+    changed = new_fact(
+        "host.packages", "other", {**packages.data, "packages": listed}, source=packages.source
+    )
+    other = replace(
+        first,
+        name="other",
+        facts=tuple(changed if f.name == "host.packages" else f for f in first.facts),
+    )
+    mine, twins, others = (_verdicts(profile, r) for r in (first, twin, other))
+    rename = {
+        (check, "twin" if name == "local://" else name): v for (check, name), v in mine.items()
+    }
+    assert twins == rename
+    key = ("host.pkg.no-server-software", "other")
+    assert others[key][0] is Status.FAIL and "telnetd" in others[key][1]
+    assert "telnetd" not in mine[("host.pkg.no-server-software", "local://")][1]
+    # and judging the first host again, after the other, gives its own verdicts back
+    assert _verdicts(profile, first) == mine
