@@ -384,7 +384,7 @@ def compile_expression(source: str) -> Expression:
         fact_paths=fact_paths,
         subject_paths=subject_paths,
         aliases=aliases,
-        uses=frozenset(names & VARIABLES),  # a comprehension variable of the same name too
+        uses=frozenset(names & VARIABLES),  # also when only a comprehension variable is so named
     )
 
 
@@ -432,8 +432,8 @@ class Scope:
         self._ready = {expression.cel_source for expression in known}
         if any("now" in expression.uses for expression in known):
             shared = None  # `now` is when the scope is made
-        key = None if shared is None else (shared, tuple(e.cel_source for e in known))
-        reused = None if key is None else _shared_contexts().pop(key, None)
+        name = None if shared is None else (shared, tuple(e.cel_source for e in known))
+        reused = None if name is None else _shared_contexts().pop(name, None)
         if reused is not None:
             self._context, defined, absent = reused
             self._defined.update(defined)
@@ -446,9 +446,9 @@ class Scope:
                 if value is not _ABSENT:
                     converted[alias] = value
             self._context = cel.Context(variables={"now": _now(), **converted}, functions=FUNCTIONS)
-        if key is not None:  # (re)inserted last: the least recently used goes first
+        if name is not None:  # (re)inserted last: the least recently used goes first
             cache = _shared_contexts()
-            cache[key] = (self._context, frozenset(self._defined), dict(self._absent))
+            cache[name] = (self._context, frozenset(self._defined), dict(self._absent))
             while len(cache) > SHARED_CONTEXTS:
                 del cache[next(iter(cache))]
         # Per subject, what is already known: checks of a group often share a `where` and

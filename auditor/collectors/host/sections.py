@@ -15,8 +15,8 @@ Every snippet is made safe by construction (`snippet`, and the runner in script.
   directories are missing from a non-login SSH session's `PATH`) and `LC_ALL=C`, so tool messages
   the parsers look at are not translated;
 - it only reads: no redirection into files other than /dev/null, no package-cache refresh
-  (`apt-get -s`, `dnf -C`), and tests/unit/test_host_parsers.py greps every snippet for writing
-  commands.
+  (apt's lists are read as they are, `dnf -C`), and tests/unit/test_host_parsers.py greps every
+  snippet for writing commands.
 
 Snippets prefix every line they print (`S:`, `F:`, `@rc` ...) so the parsers never have to guess
 which command a line came from; text read from the host is untrusted and is only ever parsed.
@@ -378,9 +378,9 @@ else
 fi
 """
 
-# apt-get -s as root rewrites /var/cache/apt/*.bin when they are stale: run it as nobody
-# (setpriv drops every privilege), or, without setpriv, with the binary caches switched off.
-# dnf as a non-root user creates a private cache under /var/tmp, so it only runs as root.
+# Pending apt updates are read from the local package lists, never through apt-get, whose
+# solver rewrites its binary caches as root. dnf as a non-root user creates a private cache
+# under /var/tmp, so it only runs as root, and only from its cache (-C).
 _UPDATES = r"""
 if command -v apt-get >/dev/null 2>&1 && [ -d /var/lib/apt/lists ]; then
   echo "manager:apt"
