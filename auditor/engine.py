@@ -79,28 +79,32 @@ def gather(
             if on_connected is not None:
                 on_connected()
             gathered = collector_for(kind).collect(target, plan(profile, kind), variables)
-    except AuditorError as exc:
-        reason = str(exc) + (f" ({exc.hint})" if exc.hint else "")
-        failed = TargetRecord(spec.display_name, spec.url, kind, started, utc_now(), error=reason)
-        return lambda: failed
-    except Exception as exc:  # one target never sinks a run; the reason is kept
-        log.debug("internal error auditing %s", spec.display_name, exc_info=True)
-        reason = f"internal error: {type(exc).__name__}: {exc}"
-        failed = TargetRecord(spec.display_name, spec.url, kind, started, utc_now(), error=reason)
+    except Exception as exc:  # one target never sinks a run: its reason is kept and shown
+        failed = TargetRecord(
+            spec.display_name, spec.url, kind, started, utc_now(), error=_reason(exc, spec)
+        )
         return lambda: failed
     finished = utc_now()
 
     def record() -> TargetRecord:
         try:
             facts = gathered() if callable(gathered) else gathered
-        except Exception as exc:  # as above: the reason is kept
-            log.debug("internal error reading %s", spec.display_name, exc_info=True)
-            reason = f"internal error: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # as above
+            reason = _reason(exc, spec)
             return TargetRecord(spec.display_name, spec.url, kind, started, finished, error=reason)
         ordered = tuple(facts[name] for name in sorted(facts))
         return TargetRecord(spec.display_name, spec.url, kind, started, finished, facts=ordered)
 
     return record
+
+
+def _reason(exc: Exception, spec: TargetSpec) -> str:
+    """Why a target could not be audited: an AuditorError says it itself; anything else is
+    an internal error, its traceback logged for --debug."""
+    if isinstance(exc, AuditorError):
+        return str(exc) + (f" ({exc.hint})" if exc.hint else "")
+    log.debug("internal error auditing %s", spec.display_name, exc_info=exc)
+    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def evaluate(

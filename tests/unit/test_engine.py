@@ -43,3 +43,19 @@ def test_targets_share_a_converted_scope_only_when_their_facts_are_equal() -> No
     assert "telnetd" not in mine[("host.pkg.no-server-software", "local://")][1]
     # and judging the first host again, after the other, gives its own verdicts back
     assert _verdicts(profile, first) == mine
+
+
+def test_output_that_cannot_be_read_makes_the_target_an_error(monkeypatch) -> None:
+    """The host output is parsed after the connection is closed; a failure there is the
+    target's error, named, and every check of it an error result, never a pass."""
+    from auditor.collectors import host
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(host, "_parse", broken)
+    profile = load_profile()
+    record = engine.collect(profile, TargetSpec(url="local://"))
+    assert record.error == "internal error: RuntimeError: boom" and record.facts == ()
+    results = engine.evaluate(profile, record, profile.variables, 0)
+    assert results and {r.status for r in results} == {Status.ERROR}

@@ -579,10 +579,21 @@ def test_package_list_is_what_dpkg_query_prints(tmp_path: Path, journal: bool) -
     assert len(queries) == (2 if journal else 1)  # ours only with a journal; the test's own
 
 
+def _in_private_mounts(setup: str, sections: list[Section], nonce: str) -> dict[str, Any]:
+    """Run `setup` (mounts over the host's files, then `exec sh -c "$1"`) and the script of
+    `sections` in a private mount namespace: the host's own files stay untouched. Returns
+    the sections' outputs."""
+    script = build_script(sections, [], nonce)
+    done = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", setup, "sh", script],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return split_output(done.stdout, nonce)[0]
+
+
 def test_fim_finds_aide_in_cron_files_with_one_grep(tmp_path: Path) -> None:
     """The fim section greps every readable cron file at once. It runs in a private mount
     namespace over an /etc of this test's own (a tmpfs), so the host's files are untouched."""
-    script = build_script([BY_NAME["fim"]], DEFAULT_PATHS, "n3")
     setup = (
         "mount -t tmpfs auditor-test /etc && mkdir /etc/cron.daily /etc/cron.d && "
         "printf '/usr/bin/aide --check\\n' > '/etc/cron.daily/aide check' && "
@@ -591,11 +602,8 @@ def test_fim_finds_aide_in_cron_files_with_one_grep(tmp_path: Path) -> None:
         "printf '0 5 * * * root aide --check\\n' > /etc/crontab && "
         'exec sh -c "$1"'
     )
-    done = subprocess.run(
-        ["unshare", "--mount", "sh", "-c", setup, "sh", script],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    fim = parsers.parse_fim(split_output(done.stdout, "n3")[0]["fim"].stdout)["aide"]
+    found = _in_private_mounts(setup, [BY_NAME["fim"]], "n3")
+    fim = parsers.parse_fim(found["fim"].stdout)["aide"]
     assert fim["schedules"] == [
         "/etc/cron.daily/aide check", "/etc/cron.daily/zz-AIDE", "/etc/crontab",
     ]  # fmt: skip
@@ -607,7 +615,6 @@ def test_config_walks_follow_includes_line_for_line(tmp_path: Path) -> None:
     every line comes out as it is (blank ones, one without a final newline, one that looks
     like a tag), each included file where its Include stands. Run over crafted files mounted
     in a private mount namespace."""
-    script = build_script([BY_NAME["sshd_config"], BY_NAME["sudoers"]], [], "n4")
     sudoers = tmp_path / "sudoers"
     sudoers.write_text(
         "Defaults env_reset\nroot ALL=(ALL:ALL) ALL \\\n\nops ALL=(ALL) NOPASSWD: /bin/ls\n"
@@ -629,11 +636,7 @@ def test_config_walks_follow_includes_line_for_line(tmp_path: Path) -> None:
         "printf 'skipped ALL=(ALL) ALL\\n' > '/etc/sudoers.d/old~' && "
         'exec sh -c "$1"'
     )
-    done = subprocess.run(
-        ["unshare", "--mount", "sh", "-c", setup, "sh", script],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    found = split_output(done.stdout, "n4")[0]
+    found = _in_private_mounts(setup, [BY_NAME["sshd_config"], BY_NAME["sudoers"]], "n4")
     walked = [line for line in found["sshd_config"].stdout.splitlines() if line[:2] != "T:"]
     assert walked[walked.index("F:/etc/ssh/sshd_config") :] == [
         "F:/etc/ssh/sshd_config", "L:# top", "L:Port 2222", "L:", "L:   ",
@@ -794,11 +797,7 @@ def test_sysctl_tells_file_names_from_values(tmp_path: Path) -> None:
     (tree / "net" / "last_empty").write_text("\n")
     section = BY_NAME["sysctl"]
     setup = f'mount --bind {tree} /proc/sys && exec sh -c "$1"'
-    done = subprocess.run(
-        ["unshare", "--mount", "sh", "-c", setup, "sh", build_script([section], [], "n9")],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    parsed = section.parse(split_output(done.stdout, "n9")[0]["sysctl"].stdout)
+    parsed = section.parse(_in_private_mounts(setup, [section], "n9")["sysctl"].stdout)
     assert parsed == {
         "kernel.empty_value": "",
         "kernel.lines": "one\n\ntwo",
