@@ -53,41 +53,37 @@ def grade(value: float | None) -> str | None:
 
 
 class _Pair:
-    """Counts of one check on one target."""
+    """Counts of one check on one target, and what they score, reckoned once (a pair is in
+    five groupings)."""
 
-    __slots__ = ("counts", "weight")
+    __slots__ = ("counts", "weight", "ratio", "share", "named")
 
     def __init__(self, weight: int) -> None:
         self.weight = weight
         self.counts: Counter[Status] = Counter()
 
-    @property
-    def ratio(self) -> float | None:
-        passed = self.counts[Status.PASS]
-        denominator = passed + self.counts[Status.FAIL] + self.counts[Status.ERROR]
-        return passed / denominator if denominator else None
-
-    @property
-    def evaluated_share(self) -> float | None:
-        total = sum(self.counts.values())
-        if not total:
-            return None
-        unevaluated = self.counts[Status.ERROR] + self.counts[Status.MANUAL]
-        return (total - unevaluated) / total
+    def reckon(self) -> None:
+        counts = self.counts
+        passed = counts[Status.PASS]
+        errored = counts[Status.ERROR]
+        denominator = passed + counts[Status.FAIL] + errored
+        self.ratio = passed / denominator if denominator else None
+        total = sum(counts.values())
+        unevaluated = errored + counts[Status.MANUAL]
+        self.share = (total - unevaluated) / total if total else None
+        self.named = {str(status): count for status, count in counts.items()}
 
 
 def score_pairs(pairs: Iterable[_Pair]) -> Score:
     weighted = covered = weight_sum = coverage_weight = 0.0
     counts: Counter[str] = Counter()
     for pair in pairs:
-        counts.update({str(k): v for k, v in pair.counts.items()})
-        share = pair.evaluated_share
-        if share is not None:
-            covered += pair.weight * share
+        counts.update(pair.named)
+        if pair.share is not None:
+            covered += pair.weight * pair.share
             coverage_weight += pair.weight
-        ratio = pair.ratio
-        if ratio is not None:
-            weighted += pair.weight * ratio
+        if pair.ratio is not None:
+            weighted += pair.weight * pair.ratio
             weight_sum += pair.weight
     value = round(100 * weighted / weight_sum, 1) if weight_sum else None
     coverage = round(100 * covered / coverage_weight, 1) if coverage_weight else None
@@ -107,6 +103,8 @@ def score(results: Iterable[Result], section_of: Mapping[str, str]) -> ScoreCard
             meta[key] = (result.control_id, section_of.get(result.control_id, ""))
         pair.counts[result.status] += 1
         by_severity[str(result.severity)][str(result.status)] += 1
+    for pair in pairs.values():
+        pair.reckon()
 
     def grouped(key_of: Callable[[tuple[str, str]], str]) -> dict[str, Score]:
         groups: dict[str, list[_Pair]] = defaultdict(list)
