@@ -32,6 +32,7 @@ def build(run: Run, profile: LoadedProfile) -> dict[str, Any]:
         for fact in record.facts:
             if fact.error is None:
                 evidence.setdefault(fact.sha256, fact.data)
+    about = catalog(profile)
     return {
         "schema": SCHEMA,
         "run": {
@@ -41,22 +42,34 @@ def build(run: Run, profile: LoadedProfile) -> dict[str, Any]:
             "started_at": run.started_at,
             "finished_at": run.finished_at,
             "complete": run.complete,
-            "profile": {
-                "id": profile.id,
-                "title": profile.title,
-                "version": profile.version,
-                "overlays": list(profile.overlays),
-                "disabled_checks": list(profile.disabled),
-            },
+            "profile": about["profile"],
         },
         "score": _scorecard(card),
+        "formula": about["formula"],
+        "sections": about["sections"],
+        "controls": about["controls"],
+        "coverage_matrix": about["coverage_matrix"],
+        "targets": [_target(record) for record in run.targets],
+        "results": [_result(result) for result in run.results],
+        "evidence": evidence,
+    }
+
+
+def catalog(profile: LoadedProfile) -> dict[str, Any]:
+    """What a document says of its profile: the same for every run of it (the store keeps it
+    once)."""
+    return {
+        "profile": {
+            "id": profile.id,
+            "title": profile.title,
+            "version": profile.version,
+            "overlays": list(profile.overlays),
+            "disabled_checks": list(profile.disabled),
+        },
         "formula": FORMULA.strip(),
         "sections": [{"id": s.id, "title": s.title} for s in profile.sections],
         "controls": [_control(entry) for entry in profile.controls],
         "coverage_matrix": matrix(profile),
-        "targets": [_target(record) for record in run.targets],
-        "results": [_result(result) for result in run.results],
-        "evidence": evidence,
     }
 
 

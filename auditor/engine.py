@@ -54,18 +54,13 @@ def plan(profile: LoadedProfile, kind: TargetKind) -> set[str]:
     return needed
 
 
-def collect(
-    profile: LoadedProfile, spec: TargetSpec, on_connected: Callable[[], None] | None = None
-) -> TargetRecord:
+def collect(profile: LoadedProfile, spec: TargetSpec) -> TargetRecord:
     """Connect to one target and gather the facts the profile needs. Never raises: a target
-    that cannot be audited comes back with `error` set. `on_connected` is called once the
-    target is connected, before its facts are gathered."""
-    return gather(profile, spec, on_connected)()
+    that cannot be audited comes back with `error` set."""
+    return gather(profile, spec)()
 
 
-def gather(
-    profile: LoadedProfile, spec: TargetSpec, on_connected: Callable[[], None] | None = None
-) -> Callable[[], TargetRecord]:
+def gather(profile: LoadedProfile, spec: TargetSpec) -> Callable[[], TargetRecord]:
     """`collect` in two steps: read what the target gives while connected, now; read the
     facts from it, in the function returned, once the connection is closed (the host
     script's output is parsed then, so the next target can connect meanwhile)."""
@@ -76,8 +71,6 @@ def gather(
         kind = target.kind
         variables = {**profile.variables, **spec.variables}
         with target:
-            if on_connected is not None:
-                on_connected()
             gathered = collector_for(kind).collect(target, plan(profile, kind), variables)
     except Exception as exc:  # one target never sinks a run: its reason is kept and shown
         failed = TargetRecord(
@@ -410,11 +403,9 @@ def run(
     concurrency: int = 8,
     workers: int | None = None,
     on_target_done: TargetDone | None = None,
-    on_connected: Callable[[], None] | None = None,
 ) -> Run:
-    """Audit every target, `concurrency` at a time; `on_target_done` sees each as it ends,
-    `on_connected` is called as each is connected. `workers`: the processes a large group of
-    subjects is shared with (see `evaluate`)."""
+    """Audit every target, `concurrency` at a time; `on_target_done` sees each as it ends.
+    `workers`: the processes a large group of subjects is shared with (see `evaluate`)."""
     started = utc_now()
     records: list[TargetRecord] = []
     results: list[Result] = []
@@ -434,7 +425,7 @@ def run(
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge") as cpu,
     ):
         for spec in specs:
-            io.submit(gather, profile, spec, on_connected).add_done_callback(
+            io.submit(gather, profile, spec).add_done_callback(
                 partial(_hand_over, cpu, judge, spec, judged)
             )
         for _ in specs:  # the judge finishes targets in the order they were handed over

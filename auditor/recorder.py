@@ -1,10 +1,11 @@
 """A run's life around the engine: waivers and attestations, the store, history, exports.
 
 `auditor run` and `auditor evaluate` hand each finished target to `Recorder.target_done`,
-which answers attested controls, applies waivers and commits the target to the store at
-once. At the end `complete` (or, after Ctrl-C / SIGTERM, `interrupted`) closes the run in
-the store and gives the results document, with `history` and the waiver report; `export`
-then writes metrics and tells the webhook about a regression.
+which answers attested controls, applies waivers and hands the target at once to the
+store's writer process (store_writer.py), which commits it. At the end `complete` (or,
+after Ctrl-C / SIGTERM, `interrupted`) closes the run in the store and gives the results
+document, with `history` and the waiver report; `export` then writes metrics and tells the
+webhook about a regression.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from auditor import __version__, document, engine
 from auditor.attestations import AttestationSet, load_attestations
@@ -25,10 +26,8 @@ from auditor.errors import AuditorError
 from auditor.facts import utc_now
 from auditor.model import Result, Run, TargetRecord
 from auditor.profiles import LoadedProfile
+from auditor.store_writer import StoreWriter, WriterError
 from auditor.waivers import DEFAULT_WARNING_DAYS, WaiverSet, load_waivers
-
-if TYPE_CHECKING:  # the store (SQLAlchemy) is imported only by runs that use it
-    from auditor.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -79,78 +78,49 @@ class Recorder:
         self.store_error: AuditorError | None = None
         self.done: dict[str, tuple[TargetRecord, list[Result]]] = {}
         self._lock = threading.Lock()
-        self._starting = threading.Lock()  # apart from _lock: a use of the store may hold that
         self._closed = False
-        self._store: Store | None = None
-        self._opening: threading.Thread | None = None
-        if not options.store:
-            return
-        if options.db is None and not os.environ.get("AUDITOR_DB"):
-            # The default store may fail with a warning, so it opens while the first targets
-            # are audited (importing SQLAlchemy alone takes a third of a second), from when
-            # one is connected (`open_meanwhile`): an SSH handshake is this process's own CPU
-            # work, and the store would only slow it. Every use of the store waits for it:
-            # the run is marked begun, and incomplete, before any target is saved, as when it
-            # opens first.
-            self._opening = threading.Thread(
-                target=self._begin_meanwhile, args=(source,), name="auditor-store", daemon=True
-            )
-        else:  # a store the user named must open before anything is audited
+        self.writer: StoreWriter | None = None
+        if options.store:
             self._begin(source)
-
-    def open_meanwhile(self) -> None:
-        """Start opening the default store in its thread, if that has not begun."""
-        with self._starting:
-            if self._opening is not None and self._opening.ident is None:
-                self._opening.start()
-
-    @property
-    def store(self) -> Store | None:
-        if self._opening is not None:
-            self.open_meanwhile()
-            self._opening.join()
-        return self._store
-
-    def _begin_meanwhile(self, source: str) -> None:
-        """_begin in its thread: whatever goes wrong is kept and reported like a store error
-        after the reports, never lost with the thread."""
-        try:
-            self._begin(source)
-        except Exception as exc:
-            log.debug("opening the store failed", exc_info=True)  # the traceback for --debug
-            self.store_error = AuditorError(f"the run could not be stored: {exc}")
 
     def _begin(self, source: str) -> None:
-        store = self._open_store(self.options.db)
-        if store is None:
+        """Start the store's writer process and the run in the store. A store the user named
+        must open before anything is audited; the default store opens while the first
+        targets are, and may fail with a warning (a read-only home, a container)."""
+        named = self.options.db or os.environ.get("AUDITOR_DB")
+        self.writer = StoreWriter(named, debug=log.isEnabledFor(logging.DEBUG))
+        catalog = document.catalog(self.profile)
+        details = {
+            "run_id": self.run_id,
+            "started_at": self.started_at,
+            "source": source,
+            "extra": self._extra(),
+        }
+        if not named:
+            self.writer.send("begin_run", catalog, self.names, **details)
             return
         try:
-            store.begin_run(
-                self.profile,
-                self.names,
-                run_id=self.run_id,
-                started_at=self.started_at,
-                source=source,
-                extra=self._extra(),
-            )
-        except AuditorError as exc:
-            if self._opening is None:
-                raise
-            self.store_error = exc  # reported after the reports, like any later store error
-        self._store = store
+            self.writer.ask("begin_run", catalog, self.names, **details)
+        except AuditorError:
+            self.close()
+            raise
 
-    def _open_store(self, url: str | None) -> Store | None:
-        """The store; a default store that cannot be opened (a read-only home, a container)
-        costs a warning, not the audit. A store the user named must open."""
-        from auditor.store import open_store
-
+    def stored(self) -> bool:
+        """Whether the run is stored (waits for the store to open). A default store that
+        could not be opened becomes a warning here; a failure after it opened is raised by
+        the writer's next answer."""
+        if self.writer is None:
+            return False
         try:
-            return open_store(url)
-        except AuditorError as exc:
-            if url is not None or os.environ.get("AUDITOR_DB"):
-                raise
+            self.writer.opened()
+        except WriterError as exc:
+            if not exc.opening:
+                return True
             self.notes.append(f"this run is not stored: {exc} (set --db, or --no-store)")
-            return None
+            self.close()
+            self.writer = None
+            return False
+        return True
 
     # --- during the run ----------------------------------------------------------------
 
@@ -164,17 +134,14 @@ class Recorder:
         return out
 
     def target_done(self, record: TargetRecord, results: list[Result]) -> None:
-        """Keep one finished target: processed, and committed to the store at once."""
+        """Keep one finished target: processed, and handed to the store's writer at once."""
         with self._lock:
             if self._closed:
                 return
             processed = self.process(results)
             self.done[record.name] = (record, processed)
-            if self.store is not None and self.store_error is None:
-                try:
-                    self.store.save_target(self.run_id, record, processed)
-                except AuditorError as exc:  # the store failed: keep auditing, raise at the end
-                    self.store_error = exc
+            if self.writer is not None:
+                self.writer.send("save_target", self.run_id, record, processed)
 
     # --- at the end ------------------------------------------------------------------------
 
@@ -212,12 +179,15 @@ class Recorder:
         extra = self._extra()
         doc = document.build(run, self.profile)
         doc.update(extra)
-        if self.store is not None and self.store_error is None:
+        if self.stored():
+            assert self.writer is not None
             try:
-                self.store.save_results(self.run_id, org)
-                self.store.finish_run(self.run_id, complete, extra=extra, scores=doc["score"])
-                doc["history"] = self.store.history(self.names, before=self.run_id)
-            except AuditorError as exc:
+                self.writer.send("save_results", self.run_id, org)
+                self.writer.send(
+                    "finish_run", self.run_id, complete, extra=extra, scores=doc["score"]
+                )
+                doc["history"] = self.writer.ask("history", self.names, before=self.run_id)
+            except AuditorError as exc:  # the store failed: the run itself stands
                 self.store_error = exc
         return doc
 
@@ -268,11 +238,13 @@ class Recorder:
         return problems
 
     def _previous(self) -> dict[str, Any] | None:
-        if self.store is None:
+        if not self.stored():
             raise AuditorError("--webhook compares with the previous run: it needs the store")
-        previous = self.store.previous_run(self.run_id)
-        return self.store.load_document(previous, history=0) if previous else None
+        assert self.writer is not None
+        previous = self.writer.ask("previous_run", self.run_id)
+        return self.writer.ask("load_document", previous, history=0) if previous else None
 
     def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
+        """Stop the store's writer once it has written everything."""
+        if self.writer is not None:
+            self.writer.close()

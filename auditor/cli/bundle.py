@@ -202,7 +202,6 @@ def evaluate(
         source="evaluate",
         extra={"bundle": bundle.summary()},
     )
-    recorder.open_meanwhile()  # nothing to connect to: the store opens while judging
     try:
         for record, target_vars in targets:
             results = engine.evaluate(loaded, record, {**loaded.variables, **target_vars})

@@ -440,7 +440,6 @@ def _run(
                             concurrency=config.concurrency,
                             workers=config.workers,
                             on_target_done=done,
-                            on_connected=recorder.open_meanwhile,
                         )
                     )
             except KeyboardInterrupt:
@@ -464,8 +463,8 @@ def finish_reports(
         click.echo(f"auditor: warning: {line}", err=True)
     if recorder.store_error is not None:
         raise recorder.store_error
-    if recorder.store is not None and not quiet:
-        click.echo(f"stored run {recorder.run_id} in {recorder.store.url}", err=True)
+    if recorder.writer is not None and not quiet:
+        click.echo(f"stored run {recorder.run_id} in {recorder.writer.opened()}", err=True)
 
 
 def write_reports(doc: dict[str, Any], requests: list[ReportRequest], *, quiet: bool) -> None:
@@ -490,7 +489,7 @@ def _interrupted(
         doc = recorder.interrupted()
         kept = len(doc["targets"])
         write_reports(doc, requests, quiet=True)
-        stored = f" in run {recorder.run_id}" if recorder.store is not None else ""
+        stored = f" in run {recorder.run_id}" if recorder.stored() else ""
         click.echo(
             f"auditor: interrupted: kept {kept} of {len(recorder.names)} target(s){stored} "
             "(marked incomplete)",

@@ -42,8 +42,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from auditor import __version__, document
 from auditor.errors import AuditorError
 from auditor.facts import canonical_json, utc_now
-from auditor.model import Fact, Result, Run, Severity, Status, Subject, TargetRecord
-from auditor.profiles import LoadedProfile
+from auditor.model import Fact, Result, Severity, Status, Subject, TargetRecord
 from auditor.redact import data_home
 from auditor.scoring import ScoreCard, score
 from auditor.store import migrate
@@ -197,7 +196,7 @@ class Store:
 
     def begin_run(
         self,
-        profile: LoadedProfile,
+        catalog: Mapping[str, Any],
         target_names: Sequence[str],
         *,
         run_id: str | None = None,
@@ -205,20 +204,10 @@ class Store:
         source: str = "run",
         extra: Mapping[str, Any] | None = None,
     ) -> str:
-        """Create the run, marked incomplete until finish_run; returns its id."""
+        """Create the run, marked incomplete until finish_run; returns its id. `catalog` is
+        document.catalog of the run's profile."""
         run_id = run_id or str(uuid.uuid4())
         started_at = started_at or utc_now()
-        skeleton = document.build(
-            Run(run_id, __version__, profile.id, profile.version, started_at, started_at, (), ()),
-            profile,
-        )
-        catalog = {
-            "profile": skeleton["run"]["profile"],
-            "formula": skeleton["formula"],
-            "sections": skeleton["sections"],
-            "controls": skeleton["controls"],
-            "coverage_matrix": skeleton["coverage_matrix"],
-        }
         with self._transaction() as conn:
             catalog_sha = _put_blobs(conn, "catalog", [catalog])[0]
             conn.execute(
@@ -228,8 +217,8 @@ class Store:
                     finished_at=None,
                     complete=False,
                     tool_version=__version__,
-                    profile_id=profile.id,
-                    profile_version=profile.version,
+                    profile_id=catalog["profile"]["id"],
+                    profile_version=catalog["profile"]["version"],
                     catalog_sha=catalog_sha,
                     target_names=list(target_names),
                     target_key=target_key(target_names),

@@ -55,7 +55,7 @@ def db_url(request, tmp_path) -> Iterator[str]:
 def store_run(store, profile, records, *, complete=True):
     """Record a run the way `auditor run` does; returns (run id, live document)."""
     names = [record.name for record in records]
-    run_id = store.begin_run(profile, names)
+    run_id = store.begin_run(document.catalog(profile), names)
     results = []
     for record in records:
         target_results = engine.evaluate(profile, record, profile.variables)
@@ -98,7 +98,7 @@ def test_unchanged_evidence_is_stored_once_and_history_follows(db_url, profile, 
 def test_a_run_that_never_finished_is_readable_and_incomplete(db_url, profile, local_record):
     other = replace(local_record, name="second", url="local://")
     with open_store(db_url) as store:
-        run_id = store.begin_run(profile, [local_record.name, other.name])
+        run_id = store.begin_run(document.catalog(profile), [local_record.name, other.name])
         store.save_target(
             run_id, local_record, engine.evaluate(profile, local_record, profile.variables)
         )

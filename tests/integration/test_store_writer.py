@@ -1,0 +1,180 @@
+"""The store's writer process (auditor/store_writer.py) against a real SQLite store: runs are
+written by another process, failures there reach the run, and a killed auditor loses
+nothing it handed over."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import auditor.store
+from auditor.facts import new_fact, utc_now
+from auditor.model import Result, Severity, Status, Subject, TargetKind, TargetRecord
+from auditor.profiles import load_profile
+from auditor.recorder import Recorder, RecordOptions
+from auditor.store import StoreError, open_store
+
+
+@pytest.fixture(scope="module")
+def profile():
+    return load_profile()
+
+
+def record(name: str) -> TargetRecord:
+    now = utc_now()
+    fact = new_fact("host.os", name, {"id": "debian", "name": name}, source="cat /etc/os-release")
+    return TargetRecord(name, f"ssh://{name}", TargetKind.HOST, now, now, facts=(fact,))
+
+
+def results(name: str) -> list[Result]:
+    return [
+        Result(
+            check_id="host.os.container-optimized",
+            control_id="4.5.1",
+            title="The host runs a container-specific operating system",
+            severity=Severity.LOW,
+            target=name,
+            subject=Subject(kind="host", name=name),
+            status=Status.FAIL,
+            message=f"{name} runs debian",
+        )
+    ]
+
+
+def stored_targets(url: str, run_id: str) -> tuple[list[str], bool]:
+    """The names of the targets the store holds for a run, and whether it is complete."""
+    with open_store(url) as store:
+        doc = store.load_document(run_id, history=0)
+    return [t["name"] for t in doc["targets"]], doc["run"]["complete"]
+
+
+def test_a_run_is_written_by_another_process(profile, tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    writers = tmp_path / "writers"
+    real_save = auditor.store.Store.save_target
+
+    def noted(self, run_id, target, target_results):  # runs in the writer (forked: inherited)
+        with writers.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        real_save(self, run_id, target, target_results)
+
+    monkeypatch.setattr(auditor.store.Store, "save_target", noted)
+    recorder = Recorder(profile, ["a", "b"], RecordOptions(db=url))
+    assert recorder.writer is not None and recorder.writer.start_method == "fork"
+    for name in ("a", "b"):
+        recorder.target_done(record(name), results(name))
+    doc = recorder.complete(_finished(recorder))
+    recorder.close()
+    assert recorder.store_error is None and doc["history"] == []
+    pids = set(writers.read_text().split())
+    assert len(pids) == 1 and str(os.getpid()) not in pids
+    assert stored_targets(url, recorder.run_id) == (["a", "b"], True)
+
+
+def test_with_other_threads_running_the_writer_is_spawned(profile, tmp_path):
+    """A forked child of a threaded process could inherit a held lock: spawn instead."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        recorder = Recorder(profile, ["a"], RecordOptions(db=url))
+    finally:
+        release.set()
+        other.join()
+    assert recorder.writer is not None and recorder.writer.start_method == "spawn"
+    recorder.target_done(record("a"), results("a"))
+    recorder.complete(_finished(recorder))
+    recorder.close()
+    assert recorder.store_error is None
+    assert stored_targets(url, recorder.run_id) == (["a"], True)
+
+
+def test_a_failed_write_is_raised_at_the_end_and_nothing_after_it_is_written(
+    profile, tmp_path, monkeypatch
+):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    real_save = auditor.store.Store.save_target
+
+    def full_on_b(self, run_id, target, target_results):
+        if target.name == "b":
+            raise StoreError("cannot write to the database: disk full")
+        real_save(self, run_id, target, target_results)
+
+    monkeypatch.setattr(auditor.store.Store, "save_target", full_on_b)
+    recorder = Recorder(profile, ["a", "b", "c"], RecordOptions(db=url))
+    for name in ("a", "b", "c"):
+        recorder.target_done(record(name), results(name))
+    doc = recorder.complete(_finished(recorder))
+    recorder.close()
+    assert str(recorder.store_error) == "cannot write to the database: disk full"
+    assert [t["name"] for t in doc["targets"]] == ["a", "b", "c"]  # the report has them all
+    assert stored_targets(url, recorder.run_id) == (["a"], False)  # never marked complete
+
+
+def test_a_writer_that_dies_is_an_error_not_a_hang(profile, tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    recorder = Recorder(profile, ["a", "b"], RecordOptions(db=url))
+    assert recorder.writer is not None
+    recorder.target_done(record("a"), results("a"))
+    os.kill(recorder.writer.pid, signal.SIGKILL)
+    recorder.target_done(record("b"), results("b"))
+    started = time.monotonic()
+    recorder.complete(_finished(recorder))
+    recorder.close()
+    assert time.monotonic() - started < 10
+    assert recorder.store_error is not None
+    assert "the store writer process stopped (exit code -9)" in str(recorder.store_error)
+
+
+def test_a_killed_auditor_loses_nothing_it_handed_to_the_writer(tmp_path):
+    """The parent dies at once after handing over three targets (os._exit, as SIGKILL would
+    leave it): the writer still commits all three, then leaves; the run stays incomplete."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from test_store_writer import record, results
+        from auditor.profiles import load_profile
+        from auditor.recorder import Recorder, RecordOptions
+
+        recorder = Recorder(load_profile(), ["a", "b", "c"], RecordOptions(db={url!r}))
+        for name in ("a", "b", "c"):
+            recorder.target_done(record(name), results(name))
+        print(recorder.run_id, recorder.writer.pid, flush=True)
+        os._exit(9)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 9, done.stderr
+    run_id, pid = done.stdout.split()
+    deadline = time.monotonic() + 30
+    while _alive(int(pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(int(pid)), "the writer outlived its work"
+    assert stored_targets(url, run_id) == (["a", "b", "c"], False)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _finished(recorder: Recorder):
+    from auditor.model import Run
+
+    now = utc_now()
+    return Run(recorder.run_id, "0", "p", "1", now, now, (), ())
