@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from auditor.collectors.host import parsers
+from auditor.collectors.host.parsers import VOLATILE_SYSCTLS
 from auditor.collectors.host.script import build_script, shared_sources, split_output
 from auditor.collectors.host.sections import (
     DEFAULT_PATHS,
@@ -32,6 +33,7 @@ from auditor.collectors.host.sections import (
     script_for,
     snippet,
 )
+from auditor.facts import sha256_of
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "facts"
 BY_NAME = {section.name: section for section in SECTIONS}
@@ -433,6 +435,18 @@ def test_whole_script_runs_here_and_every_parser_accepts_it() -> None:
     # speed: the whole script well under the 2 s budget of a full local audit
     timings = {name: t for name, (_, _, t) in run["sections"].items()}
     assert sum(timings.values()) < 1.5, timings
+
+
+def test_kernel_parameters_read_twice_are_the_same_fact() -> None:
+    """The kernel's counters change between two reads (a fork moves ns_last_pid, uuid is new
+    each time); the fact leaves them out, so an unchanged host gives the same evidence."""
+    sections = (BY_NAME["sysctl"],)
+    first, second = (_check_live(_run_live([], sections), sections)["sysctl"] for _ in "ab")
+    assert first == second and sha256_of(first) == sha256_of(second)
+    assert "kernel.randomize_va_space" in first
+    assert not VOLATILE_SYSCTLS & set(first)
+    raw = _run_live([], sections)["sections"]["sysctl"][0]
+    assert "P:/proc/sys/kernel/random/uuid:" in raw  # the probe reads them; the parser drops
 
 
 def test_whole_script_as_unprivileged_user() -> None:

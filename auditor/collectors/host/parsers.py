@@ -377,9 +377,38 @@ def parse_sshd_config(raw: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------- sysctl
 
 
+# Files under /proc/sys that are counters the kernel keeps, not settings: they change from
+# one read to the next (uuid is new on every read), so keeping them would make the fact, and
+# the evidence stored, differ between two audits of a host that did not change.
+VOLATILE_SYSCTLS = frozenset(
+    {
+        "fs.aio-nr",
+        "fs.dentry-state",
+        "fs.file-nr",
+        "fs.inode-nr",
+        "fs.inode-state",
+        "fs.quota.allocated_dquots",
+        "fs.quota.cache_hits",
+        "fs.quota.drops",
+        "fs.quota.free_dquots",
+        "fs.quota.lookups",
+        "fs.quota.reads",
+        "fs.quota.syncs",
+        "fs.quota.writes",
+        "kernel.hung_task_detect_count",
+        "kernel.ns_last_pid",
+        "kernel.pty.nr",
+        "kernel.random.entropy_avail",
+        "kernel.random.uuid",
+        "net.netfilter.nf_conntrack_count",
+    }
+)
+
+
 def parse_sysctl(raw: str) -> dict[str, str]:
     """Every kernel parameter as a string, from the files under /proc/sys (what `sysctl -a`
-    reads): the path becomes the dotted name, as sysctl(8) names it.
+    reads): the path becomes the dotted name, as sysctl(8) names it. The kernel's counters
+    (VOLATILE_SYSCTLS) are left out.
 
     Whitespace inside values is normalised to single spaces; parameters the user may not read
     (some need root) are absent, never guessed. Example::
@@ -399,6 +428,8 @@ def parse_sysctl(raw: str) -> dict[str, str]:
         key = path.replace("/", ".")
         if "." in path:  # a dot inside a component becomes "/" (sysctl(8)): eth0.100
             key = ".".join(component.replace(".", "/") for component in path.split("/"))
+        if key in VOLATILE_SYSCTLS:
+            continue
         val = " ".join(val.split())
         result[key] = result[key] + "\n" + val if key in result else val
     if not result:

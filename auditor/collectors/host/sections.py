@@ -895,7 +895,7 @@ SECTIONS: tuple[Section, ...] = (
         "sysctl",
         snippet(_SYSCTL),
         parsers.parse_sysctl,
-        "every kernel parameter (/proc/sys, as sysctl -a reads it), values as strings",
+        "every kernel parameter (/proc/sys, as sysctl -a reads it) but counters, as strings",
         needs_root=True,
     ),
     Section(
