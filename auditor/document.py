@@ -50,7 +50,7 @@ def build(run: Run, profile: LoadedProfile) -> dict[str, Any]:
         "controls": about["controls"],
         "coverage_matrix": about["coverage_matrix"],
         "targets": [_target(record) for record in run.targets],
-        "results": [_result(result) for result in run.results],
+        "results": [result_dict(result) for result in run.results],
         "evidence": evidence,
     }
 
@@ -125,7 +125,8 @@ def _target(record: TargetRecord) -> dict[str, Any]:
     }
 
 
-def _result(result: Result) -> dict[str, Any]:
+def result_dict(result: Result) -> dict[str, Any]:
+    """A result as the document (and the store) hold it."""
     subject = result.subject
     return {
         "check_id": result.check_id,

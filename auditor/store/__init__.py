@@ -243,7 +243,8 @@ class Store:
             position = names.index(record.name) if record.name in names else len(names)
             _put_evidence(conn, evidence)
             (facts_sha,) = _put_blobs(conn, "facts", [manifest], children=[sorted(evidence)])
-            (results_sha,) = _put_blobs(conn, "results", [[_result_row(r) for r in results]])
+            rows = [document.result_dict(r) for r in results]
+            (results_sha,) = _put_blobs(conn, "results", [rows])
             conn.execute(
                 run_targets.insert().values(
                     run_id=run_id,
@@ -263,7 +264,7 @@ class Store:
     def save_results(self, run_id: str, results: Sequence[Result]) -> None:
         """Store the results that belong to no target (attested manual controls)."""
         with self._transaction() as conn:
-            sha = _put_blobs(conn, "results", [[_result_row(r) for r in results]])[0]
+            sha = _put_blobs(conn, "results", [[document.result_dict(r) for r in results]])[0]
             conn.execute(update(runs).where(runs.c.id == run_id).values(results_sha=sha))
 
     def finish_run(
@@ -730,21 +731,6 @@ def _target_doc(row: Any, manifest: list[dict[str, Any]]) -> dict[str, Any]:
         "error": row.error,
         "facts": facts,
     }
-
-
-def _result_row(result: Result) -> dict[str, Any]:
-    row = {name: getattr(result, name) for name in _RESULT_FIELDS}
-    subject = result.subject
-    row["subject"] = {
-        "kind": subject.kind,
-        "name": subject.name,
-        "id": subject.id,
-        "location": subject.location,
-    }
-    row["severity"] = str(result.severity)
-    row["status"] = str(result.status)
-    row["evidence"] = list(result.evidence)
-    return row
 
 
 def _result(row: Mapping[str, Any]) -> Result:
