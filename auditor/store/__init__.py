@@ -235,6 +235,7 @@ class Store:
         stamps = sorted({fact.collected_at for fact in facts})
         collected: list[str] = stamps if len(stamps) <= 1 else [fact.collected_at for fact in facts]
         evidence = {f.sha256: f.data for f in facts if f.error is None}
+        rows = [document.result_dict(r) for r in results]
         with self._transaction() as conn:
             planned = conn.execute(select(runs.c.target_names).where(runs.c.id == run_id)).first()
             if planned is None:
@@ -243,7 +244,6 @@ class Store:
             position = names.index(record.name) if record.name in names else len(names)
             _put_evidence(conn, evidence)
             (facts_sha,) = _put_blobs(conn, "facts", [manifest], children=[sorted(evidence)])
-            rows = [document.result_dict(r) for r in results]
             (results_sha,) = _put_blobs(conn, "results", [rows])
             conn.execute(
                 run_targets.insert().values(
