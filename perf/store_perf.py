@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from auditor import engine
+from auditor import document, engine
 from auditor.facts import new_fact, utc_now
 from auditor.model import Result, Severity, Status, Subject, TargetKind, TargetRecord
 from auditor.profiles import load_profile
@@ -124,7 +124,7 @@ def store_run(url: str, profile, targets: list[TargetRecord]) -> float:
     scores = asdict(score(every, {e.control.id: e.section.id for e in profile.controls}))
     with open_store(url) as store:
         started = time.perf_counter()
-        run_id = store.begin_run(profile, [record.name for record in targets])
+        run_id = store.begin_run(document.catalog(profile), [record.name for record in targets])
         for record, results in evaluated:
             store.save_target(run_id, record, results)
         store.save_results(run_id, organisation)
