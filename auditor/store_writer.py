@@ -1,6 +1,6 @@
 """The evidence store in a process of its own, so that storing a run never slows its audit.
 
-Encoding, compressing and writing one target's facts and results takes ~15 ms of CPU, and
+Encoding, compressing and writing one target's facts and results takes ~10 ms of CPU, and
 importing SQLAlchemy a third of a second. In the auditing process all of that holds the GIL
 the connections and the judge need; in a child process it runs on another core. The child
 runs at a lower priority (`NICE`): it takes what the audit leaves of the machine. It is
@@ -17,6 +17,7 @@ is killed: it stops only when its pipe is closed, after the last call.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
 import os
@@ -61,6 +62,9 @@ class StoreWriter:
         )
         self._process.start()
         self.start_method = context.get_start_method()
+        # Before multiprocessing's own exit hook, which would wait for the child forever
+        # while this end of its pipe is open.
+        atexit.register(self.close)
         requests_in.close()  # the child's ends: the pipe then breaks when the child is gone
         replies_out.close()
         self._lock = threading.Lock()
@@ -93,13 +97,14 @@ class StoreWriter:
 
     def close(self) -> None:
         """Let the child finish what it was handed, then stop it."""
+        atexit.unregister(self.close)
         with self._lock:
             if not self._requests.closed:
                 self._requests.close()  # the child's end of file: it stops after the last call
             self._process.join(CLOSE_TIMEOUT)
-            if self._process.is_alive():
+            if self._process.is_alive():  # it ignores SIGTERM (see _serve)
                 log.warning("the store writer did not stop within %gs; ending it", CLOSE_TIMEOUT)
-                self._process.terminate()
+                self._process.kill()
                 self._process.join()
             self._replies.close()
 

@@ -134,9 +134,14 @@ def test_a_writer_that_dies_is_an_error_not_a_hang(profile, tmp_path):
     assert "the store writer process stopped (exit code -9)" in str(recorder.store_error)
 
 
-def test_a_killed_auditor_loses_nothing_it_handed_to_the_writer(tmp_path):
-    """The parent dies at once after handing over three targets (os._exit, as SIGKILL would
-    leave it): the writer still commits all three, then leaves; the run stays incomplete."""
+@pytest.mark.parametrize(
+    ("leaving", "code"), [("os._exit(9)", 9), ("sys.exit(0)", 0)], ids=["killed", "no-close"]
+)
+def test_an_auditor_that_leaves_loses_nothing_it_handed_to_the_writer(tmp_path, leaving, code):
+    """The parent leaves after handing over three targets, without closing the writer:
+    killed (os._exit, as SIGKILL would leave it), or a normal exit that forgot to. The writer
+    still commits all three, then stops (the exit does not wait for it forever); the run
+    stays incomplete."""
     url = f"sqlite:///{tmp_path / 'store.db'}"
     script = textwrap.dedent(
         f"""
@@ -150,13 +155,13 @@ def test_a_killed_auditor_loses_nothing_it_handed_to_the_writer(tmp_path):
         for name in ("a", "b", "c"):
             recorder.target_done(record(name), results(name))
         print(recorder.run_id, recorder.writer.pid, flush=True)
-        os._exit(9)
+        {leaving}
         """
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
     )
-    assert done.returncode == 9, done.stderr
+    assert done.returncode == code, done.stderr
     run_id, pid = done.stdout.split()
     deadline = time.monotonic() + 30
     while _alive(int(pid)) and time.monotonic() < deadline:
