@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -58,6 +58,19 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class CleanData(NamedTuple):
+    """Fact data with credentials redacted, and the sha256 of its canonical JSON: what
+    `clean_data` makes, and the only data a Fact is made of."""
+
+    data: Any
+    sha256: str
+
+
+def clean_data(data: Any) -> CleanData:
+    clean = redact(data)
+    return CleanData(clean, sha256_of(clean))
+
+
 def new_fact(
     name: str,
     target: str,
@@ -70,16 +83,39 @@ def new_fact(
     collected_at: str | None = None,
 ) -> Fact:
     """A fact with credentials redacted before anything else can see it."""
-    clean = redact(data)
+    return fact_of(
+        name,
+        target,
+        clean_data(data),
+        source=source,
+        status=status,
+        stderr=stderr,
+        error=error,
+        collected_at=collected_at,
+    )
+
+
+def fact_of(
+    name: str,
+    target: str,
+    clean: CleanData,
+    *,
+    source: str,
+    status: int | None = None,
+    stderr: str = "",
+    error: str | None = None,
+    collected_at: str | None = None,
+) -> Fact:
+    """new_fact of data already cleaned (one CleanData may serve many targets' facts)."""
     return Fact(
         name=name,
         target=target,
-        data=clean,
+        data=clean.data,
         source=source,
         status=status,
         stderr=redact(stderr),
         collected_at=collected_at or utc_now(),
-        sha256=sha256_of(clean),
+        sha256=clean.sha256,
         error=error,
     )
 

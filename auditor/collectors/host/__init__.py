@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Mapping
-from functools import cache, partial
+from functools import cache, lru_cache, partial
 from typing import Any
 
 from auditor import cyclegc
 from auditor.collectors.host.script import build_script, new_nonce, split_output
 from auditor.collectors.host.sections import DEFAULT_PATHS, SECTIONS, FactUnavailable, Section
-from auditor.facts import FactSpec, failed_fact, new_fact, utc_now
+from auditor.facts import CleanData, FactSpec, clean_data, fact_of, failed_fact, utc_now
 from auditor.model import Fact, Subject
 from auditor.targets.base import CommandResult, HostTarget
+
+# Section outputs kept parsed: a host's ~20 sections, with room for a fleet's variants.
+PARSED_OUTPUTS = 128
 
 # Host facts whose items are subjects of their own (for_each), and how each item is named.
 _ITEMS: dict[str, Any] = {
@@ -93,7 +96,7 @@ def _parse(
             facts[name] = failed_fact(name, target, reason, source=source)
             continue
         try:
-            data = section.parse(output.stdout)
+            data = _parsed(section, output.stdout)
         except FactUnavailable as exc:
             facts[name] = failed_fact(name, target, str(exc), source=source)
             continue
@@ -101,7 +104,7 @@ def _parse(
             reason = f"could not parse the output: {type(exc).__name__}: {exc}"
             facts[name] = failed_fact(name, target, reason, source=source)
             continue
-        facts[name] = new_fact(
+        facts[name] = fact_of(
             name,
             target,
             data,
@@ -111,6 +114,14 @@ def _parse(
             collected_at=started,
         )
     return facts
+
+
+@lru_cache(maxsize=PARSED_OUTPUTS)
+def _parsed(section: Section, stdout: str) -> CleanData:
+    """A section's output parsed, redacted and hashed. Hosts built from one image print the
+    same text for many sections (packages, sshd_config, accounts, audit rules): each text is
+    parsed once, and its facts on every such host share the data (no one changes a fact)."""
+    return clean_data(section.parse(stdout))
 
 
 @cache  # the sections' scripts: the same few texts for every host
