@@ -118,6 +118,11 @@ def redact(data: Any) -> Any:
     return _Redaction().value(data, "")
 
 
+# Maps whose keys name things, not fields: in {"packages": {"passwd": "1:4.13+dfsg1-1"}} the
+# key is a package and the value its version, not a password. Their values are judged by
+# their shape alone (a token, a private key), as text under no name.
+_NAMES_AS_KEYS = frozenset({"packages", "duplicates"})
+
 # (pair, name, text) judged to hold no credential, kept across passes: the hosts of a fleet
 # report the same packages, kernel parameters and paths. Only clean texts are kept, so no
 # secret outlives the pass that met it; the set is emptied when it grows past its bound.
@@ -140,17 +145,19 @@ class _Redaction:
             pair_name = data.get("name")
             if not isinstance(pair_name, str):
                 pair_name = None
+            names_are_data = name in _NAMES_AS_KEYS
             copied: dict[str, Any] | None = None
             for key, item in data.items():
+                field = "" if names_are_data else str(key)
                 if type(item) is str:  # most values: judged here, without a call per value
                     if pair_name is not None and key == "value":
                         clean = self.text(pair_name, item, pair=True)
-                    elif (False, key, item) in _CLEAN:
+                    elif (False, field, item) in _CLEAN:
                         continue
                     else:
-                        clean = self.text(str(key), item)
+                        clean = self.text(field, item)
                 elif isinstance(item, dict | list | str):
-                    clean = self.value(item, str(key))
+                    clean = self.value(item, field)
                 else:
                     continue
                 if clean is not item:

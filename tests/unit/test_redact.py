@@ -82,3 +82,24 @@ def test_texts_known_clean_from_earlier_passes_keep_no_secret():
     assert MARKER in redact({"PASSWORD": "s3cret"})["PASSWORD"]  # a second pass: same answer
     assert not any("PASSWORD" in key[1] for key in module._CLEAN)
     module._CLEAN.clear()
+
+
+def test_package_names_are_not_secret_names_but_a_secret_shaped_version_still_is():
+    """passwd, base-passwd and pass are packages: their versions are evidence (the security
+    update checks compare them), not passwords."""
+    data = {
+        "manager": "dpkg",
+        "packages": {
+            "passwd": "1:4.13+dfsg1-1+deb12u1",
+            "base-passwd": "3.6.1",
+            "pass": "1.7.4-6",
+            "odd": "AKIAIOSFODNN7EXAMPLE",
+        },
+        "duplicates": {"base-passwd": ["3.6.1", "3.6.0"]},
+    }
+    out = redact(data)
+    assert out["packages"]["passwd"] == "1:4.13+dfsg1-1+deb12u1"
+    assert out["packages"]["base-passwd"] == "3.6.1" and out["packages"]["pass"] == "1.7.4-6"
+    assert out["duplicates"] == {"base-passwd": ["3.6.1", "3.6.0"]}
+    assert MARKER in out["packages"]["odd"]
+    assert MARKER in redact({"config": {"passwd": "hunter2"}})["config"]["passwd"]
