@@ -58,18 +58,17 @@ class StoreWriter:
             target=_serve,
             args=(url, requests_in, replies_out, debug, (self._requests, self._replies)),
             name="auditor-store",
-            daemon=False,  # it must outlive a killed parent long enough to write what it has
         )
         self._process.start()
         self.start_method = context.get_start_method()
-        # Before multiprocessing's own exit hook, which would wait for the child forever
-        # while this end of its pipe is open.
-        atexit.register(self.close)
         requests_in.close()  # the child's ends: the pipe then breaks when the child is gone
         replies_out.close()
         self._lock = threading.Lock()
         self._failure: WriterError | None = None
         self._url: str | None = None
+        # Before multiprocessing's own exit hook, which would wait for the child forever
+        # while this end of its pipe is open.
+        atexit.register(self.close)
 
     @property
     def pid(self) -> int | None:
