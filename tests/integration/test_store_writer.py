@@ -16,7 +16,7 @@ import pytest
 
 import auditor.store
 from auditor.facts import new_fact, utc_now
-from auditor.model import Result, Severity, Status, Subject, TargetKind, TargetRecord
+from auditor.model import Result, Run, Severity, Status, Subject, TargetKind, TargetRecord
 from auditor.profiles import load_profile
 from auditor.recorder import Recorder, RecordOptions
 from auditor.store import StoreError, open_store
@@ -178,8 +178,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _finished(recorder: Recorder):
-    from auditor.model import Run
-
+def _finished(recorder: Recorder) -> Run:
     now = utc_now()
     return Run(recorder.run_id, "0", "p", "1", now, now, (), ())
