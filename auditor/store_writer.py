@@ -8,7 +8,9 @@ forked when the auditing process has no other thread yet (the usual case: cheap,
 to import again), else spawned.
 
 `StoreWriter(url)` starts the child, which opens the store (auditor.store.open_store).
-`send` hands it a call of a Store method and returns at once; `ask` waits for one's answer.
+`send` hands it a call of a Store method and returns at once (a thread writes the calls to
+the child's pipe, which is full while the child is still opening); `ask` waits for one's
+answer.
 The child makes the calls in the order they were sent. Once one fails, it makes no more, and
 every later `ask` raises that failure (`WriterError`, saying whether the store could not
 be opened at all). Whatever the child was handed it writes, even when the auditing process
@@ -21,6 +23,7 @@ import atexit
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 from multiprocessing.connection import Connection, wait
@@ -30,6 +33,8 @@ from typing import Any
 from auditor.errors import AuditorError
 
 log = logging.getLogger(__name__)
+
+Request = tuple[str, tuple[Any, ...], dict[str, Any], bool]  # method, args, kwargs, answer?
 
 NICE = 10  # the writer's priority below the audit's
 CLOSE_TIMEOUT = 60.0  # seconds to finish the last writes once the pipe is closed
@@ -66,6 +71,12 @@ class StoreWriter:
         self._lock = threading.Lock()
         self._failure: WriterError | None = None
         self._url: str | None = None
+        # Calls go through a queue to a thread that writes them to the pipe: a call does not
+        # wait while the pipe is full, as it is while the child imports SQLAlchemy.
+        self._outbox: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
+        self._feeder = threading.Thread(target=self._feed, name="auditor-store-feeder")
+        self._feeder.daemon = True
+        self._feeder.start()
         # Before multiprocessing's own exit hook, which would wait for the child forever
         # while this end of its pipe is open.
         atexit.register(self.close)
@@ -84,22 +95,22 @@ class StoreWriter:
 
     def send(self, method: str, *args: Any, **kwargs: Any) -> None:
         """Have the child call Store.`method`; a failure is raised by a later `ask`."""
-        with self._lock:
-            self._post(method, args, kwargs, answer=False)
+        if self._failure is None:  # else nothing more is written; `ask` says why
+            self._outbox.put((method, args, kwargs, False))
 
     def ask(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Store.`method`(...) called in the child, after everything sent before it."""
         with self._lock:
             self._opened()
-            self._post(method, args, kwargs, answer=True)
+            self._outbox.put((method, args, kwargs, True))
             return self._answer()
 
     def close(self) -> None:
         """Let the child finish what it was handed, then stop it."""
         atexit.unregister(self.close)
         with self._lock:
-            if not self._requests.closed:
-                self._requests.close()  # the child's end of file: it stops after the last call
+            self._outbox.put(None)  # the feeder closes the pipe: the child stops after it
+            self._feeder.join(CLOSE_TIMEOUT)
             self._process.join(CLOSE_TIMEOUT)
             if self._process.is_alive():  # it ignores SIGTERM (see _serve)
                 log.warning("the store writer did not stop within %gs; ending it", CLOSE_TIMEOUT)
@@ -107,19 +118,18 @@ class StoreWriter:
                 self._process.join()
             self._replies.close()
 
-    def _post(
-        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], answer: bool
-    ) -> None:
-        if self._failure is not None:  # nothing more is written; `ask` says why
-            if answer:
-                raise self._failure
-            return
-        try:
-            self._requests.send((method, args, kwargs, answer))
-        except (OSError, ValueError) as exc:  # a broken pipe: the child is gone
-            self._failure = self._gone(exc)
-            if answer:
-                raise self._failure from exc
+    def _feed(self) -> None:
+        """The feeder thread: write each call to the pipe, in order, until close. Once the
+        pipe breaks (the child is gone) calls are dropped: `ask` finds the child gone."""
+        broken = False
+        while (request := self._outbox.get()) is not None:
+            if broken:
+                continue
+            try:
+                self._requests.send(request)
+            except (OSError, ValueError):
+                broken = True
+        self._requests.close()
 
     def _opened(self) -> None:
         """Read the child's first word, which says whether the store opened."""

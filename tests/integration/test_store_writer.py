@@ -78,6 +78,33 @@ def test_a_run_is_written_by_another_process(profile, tmp_path, monkeypatch):
     assert stored_targets(url, recorder.run_id) == (["a", "b"], True)
 
 
+def test_the_audit_never_waits_for_the_store_to_open(profile, tmp_path, monkeypatch):
+    """The default store opens while the targets are audited: handing it the run and its
+    targets returns at once, even while the writer is still opening the store (2 s here,
+    more than a pipe's worth of targets)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    monkeypatch.delenv("AUDITOR_DB", raising=False)
+    real_open = auditor.store.open_store
+
+    def slow(url):  # runs in the writer (forked: inherited)
+        time.sleep(2)
+        return real_open(url)
+
+    monkeypatch.setattr(auditor.store, "open_store", slow)
+    names = [f"host{i}" for i in range(20)]
+    started = time.monotonic()
+    recorder = Recorder(profile, names, RecordOptions())
+    for name in names:
+        recorder.target_done(record(name), results(name) * 200)
+    handed = time.monotonic() - started
+    recorder.complete(_finished(recorder))
+    recorder.close()
+    assert handed < 1.5, handed
+    assert recorder.store_error is None
+    url = f"sqlite:///{tmp_path / 'auditor' / 'auditor.db'}"
+    assert stored_targets(url, recorder.run_id) == (names, True)
+
+
 def test_with_other_threads_running_the_writer_is_spawned(profile, tmp_path):
     """A forked child of a threaded process could inherit a held lock: spawn instead."""
     url = f"sqlite:///{tmp_path / 'store.db'}"
