@@ -10,11 +10,10 @@ to import again), else spawned.
 `StoreWriter(url)` starts the child, which opens the store (auditor.store.open_store).
 `send` hands it a call of a Store method and returns at once (a thread writes the calls to
 the child's pipe, which is full while the child is still opening); `ask` waits for one's
-answer.
-The child makes the calls in the order they were sent. Once one fails, it makes no more, and
-every later `ask` raises that failure (`WriterError`, saying whether the store could not
-be opened at all). Whatever the child was handed it writes, even when the auditing process
-is killed: it stops only when its pipe is closed, after the last call.
+answer. The child makes the calls in the order they were sent. Once one fails, it makes no
+more, and every later `ask` raises that failure (`WriterError`, saying whether the store
+could not be opened at all). Whatever the child was handed it writes, even when the
+auditing process is killed: it stops only when its pipe is closed, after the last call.
 """
 
 from __future__ import annotations
