@@ -8,21 +8,21 @@ forked when the auditing process has no other thread yet (the usual case: cheap,
 to import again), else spawned.
 
 `StoreWriter(url)` starts the child, which opens the store (auditor.store.open_store).
-`send` hands it a call of a Store method and returns at once (a thread writes the calls to
-the child's pipe, which is full while the child is still opening); `ask` waits for one's
-answer. The child makes the calls in the order they were sent. Once one fails, it makes no
-more, and every later `ask` raises that failure (`WriterError`, saying whether the store
-could not be opened at all). Whatever the child was handed it writes, even when the
-auditing process is killed: it stops only when its pipe is closed, after the last call.
+`send` hands it a call of a Store method and returns once the call is in the child's pipe
+(1 MiB: at once, unless the child is that far behind); `ask` waits for one's answer. The
+child makes the calls in the order they were sent. Once one fails, it makes no more, and
+every later `ask` raises that failure (`WriterError`, saying whether the store could not be
+opened at all). Whatever the child was handed it writes, even when the auditing process is
+killed: it stops only when its pipe is closed, after the last call.
 """
 
 from __future__ import annotations
 
 import atexit
+import fcntl
 import logging
 import multiprocessing
 import os
-import queue
 import signal
 import threading
 from multiprocessing.connection import Connection, wait
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 Request = tuple[str, tuple[Any, ...], dict[str, Any], bool]  # method, args, kwargs, answer?
 
 NICE = 10  # the writer's priority below the audit's
+PIPE_SIZE = 1 << 20  # bytes of calls in flight: Linux's default limit for any user
 CLOSE_TIMEOUT = 60.0  # seconds to finish the last writes once the pipe is closed
 
 
@@ -57,6 +58,7 @@ class StoreWriter:
         else:
             context = multiprocessing.get_context("spawn")
         requests_in, self._requests = context.Pipe(duplex=False)
+        _widen(self._requests)
         self._replies, replies_out = context.Pipe(duplex=False)
         self._process = context.Process(
             target=_serve,
@@ -70,12 +72,6 @@ class StoreWriter:
         self._lock = threading.Lock()
         self._failure: WriterError | None = None
         self._url: str | None = None
-        # Calls go through a queue to a thread that writes them to the pipe: a call does not
-        # wait while the pipe is full, as it is while the child imports SQLAlchemy.
-        self._outbox: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
-        self._feeder = threading.Thread(target=self._feed, name="auditor-store-feeder")
-        self._feeder.daemon = True
-        self._feeder.start()
         # Before multiprocessing's own exit hook, which would wait for the child forever
         # while this end of its pipe is open.
         atexit.register(self.close)
@@ -93,23 +89,25 @@ class StoreWriter:
             return self._url
 
     def send(self, method: str, *args: Any, **kwargs: Any) -> None:
-        """Have the child call Store.`method`; a failure is raised by a later `ask`."""
-        if self._failure is None:  # else nothing more is written; `ask` says why
-            self._outbox.put((method, args, kwargs, False))
+        """Have the child call Store.`method`; a failure is raised by a later `ask`. Returns
+        once the call is in the pipe (which outlives this process), at once unless the pipe
+        is full."""
+        with self._lock:
+            self._post((method, args, kwargs, False))
 
     def ask(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Store.`method`(...) called in the child, after everything sent before it."""
         with self._lock:
             self._opened()
-            self._outbox.put((method, args, kwargs, True))
+            self._post((method, args, kwargs, True))
             return self._answer()
 
     def close(self) -> None:
         """Let the child finish what it was handed, then stop it."""
         atexit.unregister(self.close)
         with self._lock:
-            self._outbox.put(None)  # the feeder closes the pipe: the child stops after it
-            self._feeder.join(CLOSE_TIMEOUT)
+            if not self._requests.closed:
+                self._requests.close()  # the child's end of file: it stops after the last call
             self._process.join(CLOSE_TIMEOUT)
             if self._process.is_alive():  # it ignores SIGTERM (see _serve)
                 log.warning("the store writer did not stop within %gs; ending it", CLOSE_TIMEOUT)
@@ -117,18 +115,17 @@ class StoreWriter:
                 self._process.join()
             self._replies.close()
 
-    def _feed(self) -> None:
-        """The feeder thread: write each call to the pipe, in order, until close. Once the
-        pipe breaks (the child is gone) calls are dropped: `ask` finds the child gone."""
-        broken = False
-        while (request := self._outbox.get()) is not None:
-            if broken:
-                continue
-            try:
-                self._requests.send(request)
-            except (OSError, ValueError):
-                broken = True
-        self._requests.close()
+    def _post(self, request: Request) -> None:
+        if self._failure is not None:  # nothing more is written; `ask` says why
+            if request[3]:
+                raise self._failure
+            return
+        try:
+            self._requests.send(request)
+        except (OSError, ValueError) as exc:  # a broken pipe: the child is gone
+            self._failure = self._gone(exc)
+            if request[3]:
+                raise self._failure from exc
 
     def _opened(self) -> None:
         """Read the child's first word, which says whether the store opened."""
@@ -156,6 +153,16 @@ class StoreWriter:
         self._process.join(1)
         code = self._process.exitcode
         return WriterError(f"the store writer process stopped (exit code {code}): {exc}")
+
+
+def _widen(pipe: Connection) -> None:
+    """Give the pipe PIPE_SIZE bytes (Linux), so that the run's catalog and its first targets
+    do not wait for the child, which reads nothing while it opens the store: 64 KiB, the
+    default, holds less than the catalog alone."""
+    try:
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except (AttributeError, OSError):  # not Linux, or above this user's limit
+        log.debug("the store writer's pipe keeps its default size")
 
 
 def _serve(
