@@ -20,7 +20,7 @@ packages=(
     docker.io
     postgresql
     poppler-utils chromium
-    busybox-static
+    busybox-static debootstrap
     iproute2 procps strace shellcheck
 )
 
