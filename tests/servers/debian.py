@@ -12,6 +12,7 @@ daemon's userland proxy publishes: the auditor only ever connects to 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -251,10 +252,8 @@ def _wait_for_banner(port: int, timeout: float) -> None:
 def stop_hosts(client: docker.DockerClient, hosts: Iterable[SshHost]) -> None:
     """Remove the hosts' containers (and their root filesystems)."""
     for host in hosts:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             client.containers.get(host.container_id).remove(force=True)
-        except docker.errors.NotFound:
-            pass
 
 
 def known_hosts_lines(client: docker.DockerClient, hosts: Iterable[SshHost]) -> list[str]:
