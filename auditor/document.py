@@ -7,7 +7,9 @@ sha256 under `evidence`; facts and results refer to it by hash.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,38 @@ def catalog(profile: LoadedProfile) -> dict[str, Any]:
         "controls": [_control(entry) for entry in profile.controls],
         "coverage_matrix": matrix(profile),
     }
+
+
+def profile_digest(profile: LoadedProfile) -> str:
+    """sha256 of what judges a run: the profile's catalog (every check's text, assertion and
+    severity, after overlays) and its variables in force. Equal digests, equal judgement."""
+    canonical = orjson.dumps(
+        {"catalog": catalog(profile), "variables": profile.variables},
+        default=str,
+        option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+    )
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def judged_with(
+    profile: LoadedProfile, target_variables: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """How a run was judged: the profile, its digest, its overlays and the variables in force;
+    for each target whose variables differ (inventory `vars`), the ones that differ."""
+    overrides = {
+        name: {k: v for k, v in variables.items() if profile.variables.get(k, _UNSET) != v}
+        for name, variables in target_variables.items()
+    }
+    return {
+        "profile": {"id": profile.id, "version": profile.version},
+        "digest": f"sha256:{profile_digest(profile)}",
+        "overlays": list(profile.overlays),
+        "variables": dict(profile.variables),
+        "target_variables": {name: o for name, o in overrides.items() if o},
+    }
+
+
+_UNSET = object()
 
 
 def _score(value: Score) -> dict[str, Any]:

@@ -9,17 +9,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
 import orjson
 
-from auditor import __version__, cyclegc
+from auditor import cyclegc
 from auditor.collectors import collector_for, fact_specs
 from auditor.config import TargetSpec
 from auditor.errors import AuditorError
@@ -28,7 +27,6 @@ from auditor.facts import utc_now
 from auditor.model import (
     Fact,
     Result,
-    Run,
     Status,
     Subject,
     TargetKind,
@@ -42,8 +40,19 @@ log = logging.getLogger(__name__)
 
 ORGANISATION = "organisation"  # the pseudo-target that attestations are about
 
-TargetDone = Callable[[TargetRecord, list[Result]], None]
-Judged = tuple[TargetRecord, list[Result]]
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One target, judged: its record, its results, and the variables that judged it (the
+    profile's, with the target's own overrides applied)."""
+
+    record: TargetRecord
+    results: list[Result]
+    variables: Mapping[str, Any]
+
+
+TargetDone = Callable[[Judged], None]
 
 
 def plan(profile: LoadedProfile, kind: TargetKind) -> set[str]:
@@ -399,22 +408,20 @@ def attestation_results(profile: LoadedProfile, kinds: set[TargetKind]) -> list[
 def run(
     profile: LoadedProfile,
     specs: Sequence[TargetSpec],
+    on_target_done: TargetDone,
     *,
     concurrency: int = 8,
     workers: int | None = None,
-    on_target_done: TargetDone | None = None,
-) -> Run:
-    """Audit every target, `concurrency` at a time; `on_target_done` sees each as it ends.
-    `workers`: the processes a large group of subjects is shared with (see `evaluate`)."""
-    started = utc_now()
-    records: list[TargetRecord] = []
-    results: list[Result] = []
+) -> None:
+    """Audit every target, `concurrency` at a time, handing each to `on_target_done` as it is
+    judged (the only way results leave the engine). `workers`: the processes a large group
+    of subjects is shared with (see `evaluate`)."""
     judged: queue.SimpleQueue[Future[Judged]] = queue.SimpleQueue()
 
     def judge(gathered: Future[Callable[[], TargetRecord]], spec: TargetSpec) -> Judged:
         record = gathered.result()()
         variables = {**profile.variables, **spec.variables}
-        return record, evaluate(profile, record, variables, workers)
+        return Judged(record, evaluate(profile, record, variables, workers), variables)
 
     # `concurrency` threads hold the connections; ONE thread reads and judges what they
     # gathered. A connection is released as soon as its target has answered, so the next
@@ -429,22 +436,4 @@ def run(
                 partial(_hand_over, cpu, judge, spec, judged)
             )
         for _ in specs:  # the judge finishes targets in the order they were handed over
-            record, target_results = judged.get().result()
-            records.append(record)
-            results.extend(target_results)
-            if on_target_done is not None:
-                on_target_done(record, target_results)
-    order = {spec.display_name: index for index, spec in enumerate(specs)}
-    records.sort(key=lambda r: order.get(r.name, len(order)))
-    results.sort(key=lambda r: order.get(r.target, len(order)))
-    results.extend(attestation_results(profile, {r.kind for r in records}))
-    return Run(
-        id=str(uuid.uuid4()),
-        tool_version=__version__,
-        profile_id=profile.id,
-        profile_version=profile.version,
-        started_at=started,
-        finished_at=utc_now(),
-        targets=tuple(records),
-        results=tuple(results),
-    )
+            on_target_done(judged.get().result())

@@ -77,6 +77,7 @@ class Recorder:
         self.run_id = str(uuid.uuid4())
         self.store_error: AuditorError | None = None
         self.done: dict[str, tuple[TargetRecord, list[Result]]] = {}
+        self.variables: dict[str, Mapping[str, Any]] = {}  # per target: what judged it
         self._lock = threading.Lock()
         self._closed = False
         self.writer: StoreWriter | None = None
@@ -133,37 +134,38 @@ class Recorder:
             out = self.waivers.apply(out)
         return out
 
-    def target_done(self, record: TargetRecord, results: list[Result]) -> None:
+    def target_done(self, judged: engine.Judged) -> None:
         """Keep one finished target: processed, and handed to the store's writer at once."""
+        record = judged.record
         with self._lock:
             if self._closed:
                 return
-            processed = self.process(results)
+            processed = self.process(judged.results)
             self.done[record.name] = (record, processed)
+            self.variables[record.name] = judged.variables
             if self.writer is not None:
                 self.writer.send("save_target", self.run_id, record, processed)
 
     # --- at the end ------------------------------------------------------------------------
 
-    def complete(self, run: Run) -> dict[str, Any]:
+    def complete(self) -> dict[str, Any]:
         """Close a finished run; returns its results document."""
-        return self._close(
-            [r for r in run.results if r.target == engine.ORGANISATION], complete=True
-        )
+        return self._close(complete=True)
 
     def interrupted(self) -> dict[str, Any]:
         """Close a run cut short (Ctrl-C, SIGTERM): what finished is kept, marked incomplete."""
-        with self._lock:
-            self._closed = True
-            kinds = {record.kind for record, _ in self.done.values()}
-        return self._close(engine.attestation_results(self.profile, kinds), complete=False)
+        return self._close(complete=False)
 
-    def _close(self, organisation: list[Result], *, complete: bool) -> dict[str, Any]:
+    def _close(self, *, complete: bool) -> dict[str, Any]:
+        """The run's document; attested controls are answered here, once, for the kinds of
+        target that finished."""
         with self._lock:
             self._closed = True
             order = {name: index for index, name in enumerate(self.names)}
             finished = sorted(self.done.values(), key=lambda d: order.get(d[0].name, len(order)))
-        org = self.process(organisation)
+            variables = dict(self.variables)
+        kinds = {record.kind for record, _ in finished}
+        org = self.process(engine.attestation_results(self.profile, kinds))
         results = [r for _, target_results in finished for r in target_results] + org
         run = Run(
             id=self.run_id,
@@ -176,7 +178,7 @@ class Recorder:
             results=tuple(results),
             complete=complete,
         )
-        extra = self._extra()
+        extra = {**self._extra(), "judged_with": document.judged_with(self.profile, variables)}
         doc = document.build(run, self.profile)
         doc.update(extra)
         if self.stored():

@@ -16,26 +16,24 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from auditor import engine
+from auditor import engine, runner
 from auditor.cli.run import (
     DEFAULT_REPORTS,
-    _exit_status,
-    _in_background,
     _parse_var,
-    finish_reports,
     prepared_profile,
     profile_options,
     record_options,
     record_options_from,
     report_options,
+    say,
     target_options,
     target_specs,
 )
 from auditor.config import Gates
 from auditor.facts import utc_now
-from auditor.model import Run, Severity
-from auditor.recorder import Recorder
+from auditor.model import Severity
 from auditor.reporters import ReportRequest
+from auditor.runner import CollectedTargets, RunPlan
 
 if TYPE_CHECKING:  # cryptography is imported when a bundle command runs, not at start-up
     from auditor.bundle import Bundle
@@ -126,7 +124,7 @@ def collect(
             return list(pool.map(lambda spec: engine.collect(loaded, spec), specs))
 
     try:
-        records = _in_background(gather)
+        records = runner.in_background(gather)
     except KeyboardInterrupt:
         click.echo("auditor: interrupted: no bundle written", err=True)
         sys.stderr.flush()
@@ -194,35 +192,14 @@ def evaluate(
             f"evaluated with {loaded.id} {loaded.version}",
             err=True,
         )
-    targets = bundle.records()
-    recorder = Recorder(
-        loaded,
-        [record.name for record, _ in targets],
-        record_options_from(record_flags),
-        source="evaluate",
+    plan = RunPlan(
+        reports=requests,
+        record=record_options_from(record_flags),
+        gates=Gates(fail_under, Severity(fail_on) if fail_on else None, min_coverage),
+        quiet=quiet,
         extra={"bundle": bundle.summary()},
     )
-    try:
-        for record, target_vars in targets:
-            results = engine.evaluate(loaded, record, {**loaded.variables, **target_vars})
-            recorder.target_done(record, results)
-        organisation = engine.attestation_results(loaded, {record.kind for record, _ in targets})
-        finished = Run(
-            id=recorder.run_id,
-            tool_version=bundle.manifest["tool_version"],
-            profile_id=loaded.id,
-            profile_version=loaded.version,
-            started_at=recorder.started_at,
-            finished_at=utc_now(),
-            targets=tuple(record for record, _ in targets),
-            results=tuple(organisation),
-        )
-        doc = recorder.complete(finished)
-        finish_reports(recorder, doc, requests, quiet=quiet)
-    finally:
-        recorder.close()
-    gates = Gates(fail_under, Severity(fail_on) if fail_on else None, min_coverage)
-    return int(_exit_status(doc, gates))
+    return int(runner.execute(loaded, CollectedTargets(bundle.records()), plan, say))
 
 
 @click.command()

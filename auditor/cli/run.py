@@ -2,37 +2,32 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
 import yaml
 
-from auditor import cyclegc, engine
+from auditor import runner
 from auditor.config import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
     Gates,
-    RunConfig,
     TargetSpec,
 )
 from auditor.errors import ExitStatus, InputError
 from auditor.inventory import load_inventory
-from auditor.model import Result, Severity, Status, TargetRecord
+from auditor.model import Severity
 from auditor.profiles import DEFAULT_PROFILE, LoadedProfile, load_profile
-from auditor.recorder import Recorder, RecordOptions
-from auditor.reporters import ReportRequest, write
+from auditor.recorder import RecordOptions
+from auditor.reporters import ReportRequest
+from auditor.runner import LiveTargets, RunPlan
 from auditor.targets import scheme_of
 from auditor.waivers import DEFAULT_WARNING_DAYS
 
-T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_REPORTS = ("json:auditor-results.json", "html:auditor-report.html")
@@ -398,197 +393,20 @@ def run(
     )
     if kubeconfig is not None:
         specs = [s if s.kubeconfig else replace(s, kubeconfig=str(kubeconfig)) for s in specs]
-    config = RunConfig(
-        targets=tuple(specs),
-        profile=profile,
-        overlays=overlays,
-        concurrency=concurrency,
-        workers=workers,
+    loaded = prepared_profile(profile, overlays, dict(_parse_var(v) for v in variables))
+    plan = RunPlan(
+        reports=requests,
+        record=record_options_from(record_flags),
         gates=Gates(fail_under, Severity(fail_on) if fail_on else None, min_coverage),
-        variables=dict(_parse_var(v) for v in variables),
+        quiet=quiet,
         progress=not quiet and sys.stderr.isatty(),
     )
-    return _run(config, requests, quiet=quiet, record=record_options_from(record_flags))
+    source = LiveTargets(specs, concurrency=concurrency, workers=workers)
+    return runner.execute(loaded, source, plan, say)
 
 
-def _run(
-    config: RunConfig,
-    requests: list[ReportRequest],
-    *,
-    quiet: bool,
-    record: RecordOptions | None = None,
-) -> ExitStatus:
-    loaded = prepared_profile(config.profile, config.overlays, config.variables)
-    names = [spec.display_name for spec in config.targets]
-    recorder = Recorder(loaded, names, record or RecordOptions())
-    try:
-        progress = _progress(len(config.targets)) if config.progress else nullcontext(None)
-        finished = None
-        with progress as bar, _signals_as_interrupt() as caught:
-
-            def done(target: TargetRecord, results: list[Result]) -> None:
-                recorder.target_done(target, results)
-                if bar is not None:
-                    bar[0].advance(bar[1])
-
-            try:
-                with cyclegc.settled():
-                    finished = _in_background(
-                        lambda: engine.run(
-                            loaded,
-                            config.targets,
-                            concurrency=config.concurrency,
-                            workers=config.workers,
-                            on_target_done=done,
-                        )
-                    )
-            except KeyboardInterrupt:
-                finished = None
-        if finished is None:
-            _interrupted(recorder, requests, quiet=quiet, signum=caught.get("signal"))
-        doc = recorder.complete(finished)
-        finish_reports(recorder, doc, requests, quiet=quiet)
-        return _exit_status(doc, config.gates)
-    finally:
-        recorder.close()
+def say(line: str) -> None:
+    """One line for the operator, on stderr."""
+    click.echo(line, err=True)
 
 
-def finish_reports(
-    recorder: Recorder, doc: dict[str, Any], requests: list[ReportRequest], *, quiet: bool
-) -> None:
-    """Reports, warnings, metrics and the webhook of a finished run; a store error is raised
-    after the reports are written (the audit itself is not lost)."""
-    write_reports(doc, requests, quiet=quiet)
-    for line in recorder.warnings() + recorder.export(doc):
-        click.echo(f"auditor: warning: {line}", err=True)
-    if recorder.store_error is not None:
-        raise recorder.store_error
-    if recorder.writer is not None and not quiet:
-        click.echo(f"stored run {recorder.run_id} in {recorder.writer.opened()}", err=True)
-
-
-def write_reports(doc: dict[str, Any], requests: list[ReportRequest], *, quiet: bool) -> None:
-    to_stdout = any(r.path == "-" for r in requests)
-    for request in requests:
-        write(request, doc)
-    if not quiet and not to_stdout:
-        write(ReportRequest("terminal", "-"), doc)
-        for request in requests:
-            click.echo(f"wrote {request.format} report: {request.path}", err=True)
-
-
-def _interrupted(
-    recorder: Recorder, requests: list[ReportRequest], *, quiet: bool, signum: int | None
-) -> NoReturn:
-    """Keep what finished, write the reports of the incomplete run, and leave at once.
-
-    os._exit: targets still in flight run in worker threads that Python cannot stop, and a
-    normal exit would wait for every one of them (and the queued ones) to finish.
-    """
-    try:
-        doc = recorder.interrupted()
-        kept = len(doc["targets"])
-        write_reports(doc, requests, quiet=True)
-        stored = f" in run {recorder.run_id}" if recorder.stored() else ""
-        click.echo(
-            f"auditor: interrupted: kept {kept} of {len(recorder.names)} target(s){stored} "
-            "(marked incomplete)",
-            err=True,
-        )
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(128 + (signum or signal.SIGINT))
-
-
-@contextmanager
-def _signals_as_interrupt() -> Iterator[dict[str, int]]:
-    """SIGTERM (and SIGINT, as ever) raise KeyboardInterrupt in the main thread, once; yields
-    a dict that holds the signal number once one came."""
-    caught: dict[str, int] = {}
-    if threading.current_thread() is not threading.main_thread():
-        yield caught
-        return
-
-    def interrupt(signum: int, _frame: Any) -> None:
-        if "signal" in caught:  # one interruption is enough: finish keeping what we have
-            return
-        caught["signal"] = signum
-        raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield caught
-    finally:
-        if "signal" not in caught:  # after a signal, later ones stay ignored until exit
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
-def _in_background(work: Callable[[], T]) -> T:
-    """Run `work` in a daemon thread while this (main) thread waits, so that a signal is
-    handled at once instead of after the engine's thread pool has drained."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = work()
-        except BaseException as exc:  # handed to the main thread below
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="auditor-engine", daemon=True)
-    thread.start()
-    while thread.is_alive():
-        thread.join(0.2)
-    if "error" in box:
-        raise box["error"]
-    result: T = box["value"]
-    return result
-
-
-def _progress(total: int) -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    class _Bar:
-        def __enter__(self) -> tuple[Progress, Any]:
-            self.progress = Progress(
-                "auditing",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self.progress.__enter__()
-            return self.progress, self.progress.add_task("targets", total=total)
-
-        def __exit__(self, *exc: object) -> None:
-            self.progress.__exit__(None, None, None)
-
-    return _Bar()
-
-
-def _exit_status(doc: dict[str, Any], gates: Gates) -> ExitStatus:
-    """3 when no target could be audited, 1 when a gate failed, else 0."""
-    if doc["targets"] and all(t["error"] for t in doc["targets"]):
-        for target in doc["targets"]:
-            click.echo(f"auditor: {target['name']}: {target['error']}", err=True)
-        return ExitStatus.NO_TARGET
-    overall = doc["score"]["overall"]
-    failed: list[str] = []
-    if gates.fail_under is not None and (overall["value"] or 0) < gates.fail_under:
-        failed.append(f"score {overall['value']} is below {gates.fail_under:g}")
-    if gates.min_coverage is not None and (overall["coverage"] or 0) < gates.min_coverage:
-        failed.append(f"coverage {overall['coverage']}% is below {gates.min_coverage:g}%")
-    if gates.fail_on is not None:
-        worst = [
-            r
-            for r in doc["results"]
-            if r["status"] == Status.FAIL and Severity(r["severity"]).rank >= gates.fail_on.rank
-        ]
-        if worst:
-            failed.append(f"{len(worst)} failing result(s) of severity {gates.fail_on} or worse")
-    for reason in failed:
-        click.echo(f"auditor: gate failed: {reason}", err=True)
-    return ExitStatus.GATE_FAILED if failed else ExitStatus.OK

@@ -34,6 +34,7 @@ from auditor import document, engine
 from auditor.config import TargetSpec
 from auditor.model import TargetKind
 from auditor.profiles import load_profile
+from auditor.recorder import Recorder, RecordOptions
 from auditor.reporters import FORMATS, ReportRequest, reporter_for, write
 from auditor.targets import SCHEMES
 
@@ -138,8 +139,9 @@ def specs(sshd_server, docker_url, tmp_path_factory):
 @pytest.fixture(scope="module")
 def run_document(specs):
     profile = load_profile()
-    finished = engine.run(profile, specs, concurrency=4)
-    doc = document.build(finished, profile)
+    recorder = Recorder(profile, [s.display_name for s in specs], RecordOptions(store=False))
+    engine.run(profile, specs, recorder.target_done, concurrency=4)
+    doc = recorder.complete()
     doc["history"] = [
         {"run_id": f"earlier-{i}", "finished_at": f"2026-11-{10 + i:02d}T06:00:00Z",
          "score": score, "coverage": coverage, "grade": None}

@@ -15,8 +15,9 @@ import time
 import pytest
 
 import auditor.store
+from auditor.engine import Judged
 from auditor.facts import new_fact, utc_now
-from auditor.model import Result, Run, Severity, Status, Subject, TargetKind, TargetRecord
+from auditor.model import Result, Severity, Status, Subject, TargetKind, TargetRecord
 from auditor.profiles import load_profile
 from auditor.recorder import Recorder, RecordOptions
 from auditor.store import StoreError, open_store
@@ -48,6 +49,11 @@ def results(name: str) -> list[Result]:
     ]
 
 
+def judged(name: str, copies: int = 1) -> Judged:
+    """A target as the engine hands it over: its record, results and variables."""
+    return Judged(record(name), results(name) * copies, {})
+
+
 def stored_targets(url: str, run_id: str) -> tuple[list[str], bool]:
     """The names of the targets the store holds for a run, and whether it is complete."""
     with open_store(url) as store:
@@ -69,8 +75,8 @@ def test_a_run_is_written_by_another_process(profile, tmp_path, monkeypatch):
     recorder = Recorder(profile, ["a", "b"], RecordOptions(db=url))
     assert recorder.writer is not None and recorder.writer.start_method == "fork"
     for name in ("a", "b"):
-        recorder.target_done(record(name), results(name))
-    doc = recorder.complete(_finished(recorder))
+        recorder.target_done(judged(name))
+    doc = recorder.complete()
     recorder.close()
     assert recorder.store_error is None and doc["history"] == []
     pids = set(writers.read_text().split())
@@ -95,9 +101,9 @@ def test_the_audit_never_waits_for_the_store_to_open(profile, tmp_path, monkeypa
     started = time.monotonic()
     recorder = Recorder(profile, names, RecordOptions())
     for name in names:
-        recorder.target_done(record(name), results(name) * 200)
+        recorder.target_done(judged(name, copies=200))
     handed = time.monotonic() - started
-    recorder.complete(_finished(recorder))
+    recorder.complete()
     recorder.close()
     assert handed < 1.5, handed
     assert recorder.store_error is None
@@ -117,8 +123,8 @@ def test_with_other_threads_running_the_writer_is_spawned(profile, tmp_path):
         release.set()
         other.join()
     assert recorder.writer is not None and recorder.writer.start_method == "spawn"
-    recorder.target_done(record("a"), results("a"))
-    recorder.complete(_finished(recorder))
+    recorder.target_done(judged("a"))
+    recorder.complete()
     recorder.close()
     assert recorder.store_error is None
     assert stored_targets(url, recorder.run_id) == (["a"], True)
@@ -138,8 +144,8 @@ def test_a_failed_write_is_raised_at_the_end_and_nothing_after_it_is_written(
     monkeypatch.setattr(auditor.store.Store, "save_target", full_on_b)
     recorder = Recorder(profile, ["a", "b", "c"], RecordOptions(db=url))
     for name in ("a", "b", "c"):
-        recorder.target_done(record(name), results(name))
-    doc = recorder.complete(_finished(recorder))
+        recorder.target_done(judged(name))
+    doc = recorder.complete()
     recorder.close()
     assert str(recorder.store_error) == "cannot write to the database: disk full"
     assert [t["name"] for t in doc["targets"]] == ["a", "b", "c"]  # the report has them all
@@ -150,11 +156,11 @@ def test_a_writer_that_dies_is_an_error_not_a_hang(profile, tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     recorder = Recorder(profile, ["a", "b"], RecordOptions(db=url))
     assert recorder.writer is not None
-    recorder.target_done(record("a"), results("a"))
+    recorder.target_done(judged("a"))
     os.kill(recorder.writer.pid, signal.SIGKILL)
-    recorder.target_done(record("b"), results("b"))
+    recorder.target_done(judged("b"))
     started = time.monotonic()
-    recorder.complete(_finished(recorder))
+    recorder.complete()
     recorder.close()
     assert time.monotonic() - started < 10
     assert recorder.store_error is not None
@@ -174,13 +180,13 @@ def test_an_auditor_that_leaves_loses_nothing_it_handed_to_the_writer(tmp_path, 
         f"""
         import os, sys
         sys.path.insert(0, {os.path.dirname(__file__)!r})
-        from test_store_writer import record, results
+        from test_store_writer import judged
         from auditor.profiles import load_profile
         from auditor.recorder import Recorder, RecordOptions
 
         recorder = Recorder(load_profile(), ["a", "b", "c"], RecordOptions(db={url!r}))
         for name in ("a", "b", "c"):
-            recorder.target_done(record(name), results(name))
+            recorder.target_done(judged(name))
         print(recorder.run_id, recorder.writer.pid, flush=True)
         {leaving}
         """
@@ -203,8 +209,3 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
-
-
-def _finished(recorder: Recorder) -> Run:
-    now = utc_now()
-    return Run(recorder.run_id, "0", "p", "1", now, now, (), ())
