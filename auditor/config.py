@@ -5,14 +5,45 @@ Precedence: command-line flags > environment (AUDITOR_*) > inventory / config fi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from auditor.model import Severity
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_COMMAND_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How the user gives one connection setting: its command-line flag and its inventory key.
+
+    Declared once, on the TargetSpec field it sets; the CLI's options (`cli/run.py`) and the
+    inventory's schema (`inventory.py`) are made from these declarations.
+    """
+
+    flags: tuple[str, ...]  # click declarations, e.g. ("-u", "--user"); () = inventory only
+    help: str
+    inventory_key: str | None  # the key in an inventory's defaults, groups and hosts
+    inventory_type: Any  # what the inventory accepts (a pydantic annotation)
+    kind: str = "text"  # text | path | paths | switch | seconds
+
+    @property
+    def is_path(self) -> bool:
+        return self.kind in ("path", "paths")
+
+
+def _setting(default: Any, *flags: str, help: str, key: str | None, kind: str = "text",
+             accepts: Any = None) -> Any:
+    inventory_type = accepts if accepts is not None else {
+        "text": str, "path": str, "paths": str | list[str], "switch": bool,
+        "seconds": Annotated[float, Field(gt=0)],
+    }[kind]
+    declared = Setting(flags, help, key, inventory_type | None, kind)
+    return field(default=default, metadata={"setting": declared})
 
 
 @dataclass(frozen=True)
@@ -25,25 +56,85 @@ class TargetSpec:
 
     url: str
     name: str = ""
-    user: str | None = None
-    port: int | None = None
-    identity_files: tuple[str, ...] = ()
-    sudo: bool = False
-    known_hosts: str | None = None
-    accept_new_host_keys: bool = False
-    ssh_config: str | None = None
-    tls_ca: str | None = None  # Docker over TCP: CA bundle that signed the daemon's certificate
-    tls_cert: str | None = None  # client certificate and key for Docker over TCP
-    tls_key: str | None = None
-    kubeconfig: str | None = None  # Kubernetes: kubeconfig file (default KUBECONFIG, ~/.kube)
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    command_timeout: float = DEFAULT_COMMAND_TIMEOUT
+    user: str | None = _setting(
+        None, "-u", "--user", key="user",
+        help="SSH user (default: URL, ~/.ssh/config, then $USER).",
+    )
+    port: int | None = _setting(
+        None, key="port", help="SSH port (default: URL, ~/.ssh/config, then 22).",
+        accepts=Annotated[int, Field(ge=1, le=65535)],
+    )
+    identity_files: tuple[str, ...] = _setting(
+        (), "--identity", key="key", kind="paths",
+        help="SSH private key file. Repeatable. Default: ssh-agent and ~/.ssh keys.",
+    )
+    sudo: bool = _setting(
+        False, "--sudo", key="sudo", kind="switch",
+        help="Run the host script through `sudo -n` (never prompts).",
+    )
+    known_hosts: str | None = _setting(
+        None, "--known-hosts", key="known_hosts", kind="path",
+        help="known_hosts file (default ~/.ssh/known_hosts).",
+    )
+    accept_new_host_keys: bool = _setting(
+        False, "--accept-new-host-keys", key="accept_new_host_keys", kind="switch",
+        help="Trust unknown SSH host keys on first use (a changed key is still refused).",
+    )
+    ssh_config: str | None = _setting(
+        None, "--ssh-config", key="ssh_config", kind="path",
+        help="SSH client config (default ~/.ssh/config).",
+    )
+    tls_ca: str | None = _setting(
+        None, "--tls-ca", key="tls_ca", kind="path",
+        help="CA bundle that signed a tcp:// Docker daemon's certificate (verification is on).",
+    )
+    tls_cert: str | None = _setting(
+        None, "--tls-cert", key="tls_cert", kind="path",
+        help="Client certificate for Docker TLS.",
+    )
+    tls_key: str | None = _setting(
+        None, "--tls-key", key="tls_key", kind="path", help="Client key for Docker TLS."
+    )
+    kubeconfig: str | None = _setting(
+        None, "--kubeconfig", key="kubeconfig", kind="path",
+        help="kubeconfig for k8s:// targets (default: $KUBECONFIG, then ~/.kube/config).",
+    )
+    connect_timeout: float = _setting(
+        DEFAULT_CONNECT_TIMEOUT, "--connect-timeout", key="connect_timeout", kind="seconds",
+        help="Seconds to connect to a target.",
+    )
+    command_timeout: float = _setting(
+        DEFAULT_COMMAND_TIMEOUT, "--command-timeout", key="command_timeout", kind="seconds",
+        help="Seconds for the host script.",
+    )
     variables: dict[str, Any] = field(default_factory=dict)
     source: str | None = None  # inventory file and line, for error messages
 
     @property
     def display_name(self) -> str:
         return self.name or self.url
+
+
+def connection_settings() -> list[tuple[str, Setting, Any]]:
+    """(TargetSpec field name, its Setting, its default) for every connection setting."""
+    return [
+        (f.name, f.metadata["setting"], f.default)
+        for f in fields(TargetSpec)
+        if "setting" in f.metadata
+    ]
+
+
+def setting_value(setting: Setting, value: Any) -> Any:
+    """A value from a flag or an inventory key, as TargetSpec holds it (paths expanded to
+    strings; a single key file as a one-item tuple)."""
+    if value is None:
+        return None
+    if setting.kind == "paths":
+        items = [value] if isinstance(value, str | Path) else list(value)
+        return tuple(str(Path(item).expanduser()) for item in items)
+    if setting.kind == "path":
+        return str(Path(value).expanduser())
+    return value
 
 
 @dataclass(frozen=True)

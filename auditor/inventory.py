@@ -20,43 +20,44 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from auditor.config import TargetSpec
+from auditor.config import TargetSpec, connection_settings, setting_value
 from auditor.errors import InputError, InventoryError
 from auditor.targets import scheme_of
 from auditor.yamlsrc import load_yaml
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    user: str | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
-    key: str | list[str] | None = None
-    sudo: bool | None = None
-    known_hosts: str | None = None
-    ssh_config: str | None = None
-    tls_ca: str | None = None
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    kubeconfig: str | None = None
-    connect_timeout: float | None = Field(default=None, gt=0)
-    command_timeout: float | None = Field(default=None, gt=0)
-    vars: dict[str, Any] = Field(default_factory=dict)
+def _settings_model() -> type[BaseModel]:
+    """What a layer of an inventory (defaults, a group, a host) may set: every connection
+    setting TargetSpec declares with an inventory key, and `vars`."""
+    keys: dict[str, Any] = {
+        setting.inventory_key: (setting.inventory_type, None)
+        for _, setting, _ in connection_settings()
+        if setting.inventory_key
+    }
+    return pydantic.create_model(
+        "_Settings",
+        __config__=ConfigDict(extra="forbid"),
+        vars=(dict[str, Any], Field(default_factory=dict)),
+        **keys,
+    )
 
 
-class _Host(_Settings):
+_Settings = _settings_model()
+
+
+class _Host(_Settings):  # type: ignore[valid-type,misc]
     url: str | None = None
     host: str | None = None
 
 
-class _Group(_Settings):
+class _Group(_Settings):  # type: ignore[valid-type,misc]
     hosts: list[str] = Field(default_factory=list)
 
 
 class _Inventory(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    defaults: _Settings = Field(default_factory=_Settings)
+    defaults: _Settings = Field(default_factory=_Settings)  # type: ignore[valid-type]
     hosts: dict[str, _Host | None] = Field(default_factory=dict)
     groups: dict[str, _Group] = Field(default_factory=dict)
 
@@ -72,7 +73,10 @@ def load_inventory(path: Path, base: TargetSpec) -> list[TargetSpec]:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
         item = str(loc[1]) if len(loc) > 1 and loc[0] in ("hosts", "groups") else None
-        what = f"unknown key {loc[-1]!r}" if err["type"] == "extra_forbidden" else err["msg"]
+        if err["type"] == "extra_forbidden":
+            what = f"unknown key {loc[-1]!r}"
+        else:
+            what = f"{loc[-1]}: {err['msg']}" if isinstance(loc[-1], str) else err["msg"]
         raise InventoryError(what, path=path, line=doc.line_of(loc), item=item) from None
     if not inventory.hosts:
         raise InventoryError("no hosts", path=path, line=1)
@@ -88,7 +92,7 @@ def load_inventory(path: Path, base: TargetSpec) -> list[TargetSpec]:
     specs = []
     for name, host in inventory.hosts.items():
         host = host or _Host()
-        layers: list[_Settings] = [inventory.defaults]
+        layers: list[BaseModel] = [inventory.defaults]
         layers += [g for g in inventory.groups.values() if name in g.hosts]
         layers.append(host)
         url = host.url or f"ssh://{host.host or name}"
@@ -101,28 +105,13 @@ def load_inventory(path: Path, base: TargetSpec) -> list[TargetSpec]:
     return specs
 
 
-def _apply(spec: TargetSpec, layers: list[_Settings]) -> TargetSpec:
+def _apply(spec: TargetSpec, layers: list[BaseModel]) -> TargetSpec:
     variables = dict(spec.variables)
     changes: dict[str, Any] = {}
     for layer in layers:
-        variables.update(layer.vars)
-        for field in (
-            "user",
-            "port",
-            "sudo",
-            "known_hosts",
-            "ssh_config",
-            "tls_ca",
-            "tls_cert",
-            "tls_key",
-            "kubeconfig",
-            "connect_timeout",
-            "command_timeout",
-        ):
-            value = getattr(layer, field)
-            if value is not None:
-                changes[field] = value
-        if layer.key is not None:
-            keys = [layer.key] if isinstance(layer.key, str) else layer.key
-            changes["identity_files"] = tuple(str(Path(k).expanduser()) for k in keys)
+        given = layer.model_dump(exclude_none=True)
+        variables.update(given["vars"])
+        for name, setting, _ in connection_settings():
+            if setting.inventory_key in given:
+                changes[name] = setting_value(setting, given[setting.inventory_key])
     return replace(spec, variables=variables, **changes)

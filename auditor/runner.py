@@ -22,7 +22,7 @@ from typing import Any, NoReturn, Protocol, TypeVar
 from auditor import cyclegc, engine
 from auditor.config import Gates, TargetSpec
 from auditor.errors import ExitStatus
-from auditor.model import Severity, Status
+from auditor.model import Severity, Status, TargetRecord
 from auditor.profiles import LoadedProfile
 from auditor.recorder import Recorder, RecordOptions
 from auditor.reporters import ReportRequest, write
@@ -34,7 +34,9 @@ Say = Callable[[str], None]
 class TargetSource(Protocol):
     """Where a run's judged targets come from."""
 
-    kind: str  # how the store names the run's source: "run", "evaluate"
+    @property
+    def kind(self) -> str:
+        """How the store names the run's source: "run", "evaluate"."""
 
     @property
     def names(self) -> list[str]:
@@ -71,7 +73,7 @@ class LiveTargets:
 class CollectedTargets:
     """Targets whose facts were collected earlier (an evidence bundle), judged now."""
 
-    records: Sequence[tuple[engine.TargetRecord, Mapping[str, Any]]]
+    records: Sequence[tuple[TargetRecord, Mapping[str, Any]]]
     kind: str = "evaluate"
 
     @property

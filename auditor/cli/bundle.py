@@ -19,7 +19,7 @@ import click
 from auditor import engine, runner
 from auditor.cli.run import (
     DEFAULT_REPORTS,
-    _parse_var,
+    parse_vars,
     prepared_profile,
     profile_options,
     record_options,
@@ -73,27 +73,14 @@ verify_key_option = click.option(
 )
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def collect(
-    targets: tuple[str, ...],
-    inventory: Path | None,
     profile: str,
     overlays: tuple[Path, ...],
     variables: tuple[str, ...],
     output: Path,
     sign_key: Path | None,
     concurrency: int,
-    user: str | None,
-    identities: tuple[Path, ...],
-    sudo: bool,
-    known_hosts: Path | None,
-    accept_new_host_keys: bool,
-    ssh_config: Path | None,
-    connect_timeout: float,
-    command_timeout: float,
-    imports: tuple[str, ...],
-    tls_ca: Path | None,
-    tls_cert: Path | None,
-    tls_key: Path | None,
     quiet: bool,
+    **target_flags: Any,
 ) -> int:
     """Gather the facts the profile needs from targets into a bundle; judge nothing.
 
@@ -101,21 +88,8 @@ def collect(
     """
     from auditor.bundle import key_id, load_private_key, write_bundle
 
-    loaded = prepared_profile(profile, overlays, dict(_parse_var(v) for v in variables))
-    specs = target_specs(
-        targets,
-        inventory,
-        user,
-        identities,
-        sudo,
-        known_hosts,
-        accept_new_host_keys,
-        ssh_config,
-        connect_timeout,
-        command_timeout,
-        imports,
-        (tls_ca, tls_cert, tls_key),
-    )
+    loaded = prepared_profile(profile, overlays, parse_vars(variables))
+    specs = target_specs(target_flags)
     key = load_private_key(sign_key) if sign_key is not None else None  # fail before collecting
     started = utc_now()
 
@@ -181,7 +155,7 @@ def evaluate(
     requests = [ReportRequest.parse(r) for r in (reports or DEFAULT_REPORTS)]
     key = load_public_key(verify_key) if verify_key is not None else None
     bundle = read_bundle(bundle_path, key)
-    loaded = prepared_profile(profile, overlays, dict(_parse_var(v) for v in variables))
+    loaded = prepared_profile(profile, overlays, parse_vars(variables))
     collected_for = bundle.manifest["profile"]
     if not quiet and (collected_for["id"], collected_for["version"]) != (
         loaded.id,

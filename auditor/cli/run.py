@@ -12,12 +12,7 @@ import click
 import yaml
 
 from auditor import runner
-from auditor.config import (
-    DEFAULT_COMMAND_TIMEOUT,
-    DEFAULT_CONNECT_TIMEOUT,
-    Gates,
-    TargetSpec,
-)
+from auditor.config import Gates, Setting, TargetSpec, connection_settings, setting_value
 from auditor.errors import ExitStatus, InputError
 from auditor.inventory import load_inventory
 from auditor.model import Severity
@@ -54,6 +49,18 @@ def _options(*options: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
+def _setting_option(name: str, setting: Setting, default: Any) -> Callable[[F], F]:
+    """The click option of one connection setting, from its declaration on TargetSpec."""
+    kwargs: dict[str, Any] = {"help": setting.help}
+    if setting.kind == "switch":
+        kwargs["is_flag"] = True
+    elif setting.kind == "seconds":
+        kwargs.update(default=default, show_default=True, type=click.FloatRange(min=0.1))
+    elif setting.is_path:
+        kwargs.update(type=click.Path(path_type=Path), multiple=setting.kind == "paths")
+    return click.option(*setting.flags, name, **kwargs)
+
+
 # Which targets, and how to reach them: `auditor run`, `collect` and `schedule` (through run).
 target_options = _options(
     click.option(
@@ -74,55 +81,7 @@ target_options = _options(
         metavar="TOOL:FILE",
         help="A vulnerability scanner's JSON report to judge (trivy:FILE, grype:FILE). Repeatable.",
     ),
-    click.option("-u", "--user", help="SSH user (default: URL, ~/.ssh/config, then $USER)."),
-    click.option(
-        "--identity",
-        "identities",
-        multiple=True,
-        type=click.Path(path_type=Path),
-        help="SSH private key file. Repeatable. Default: ssh-agent and ~/.ssh keys.",
-    ),
-    click.option(
-        "--sudo", is_flag=True, help="Run the host script through `sudo -n` (never prompts)."
-    ),
-    click.option(
-        "--known-hosts",
-        type=click.Path(path_type=Path),
-        help="known_hosts file (default ~/.ssh/known_hosts).",
-    ),
-    click.option(
-        "--accept-new-host-keys",
-        is_flag=True,
-        help="Trust unknown SSH host keys on first use (a changed key is still refused).",
-    ),
-    click.option(
-        "--ssh-config",
-        type=click.Path(path_type=Path),
-        help="SSH client config (default ~/.ssh/config).",
-    ),
-    click.option(
-        "--tls-ca",
-        type=click.Path(path_type=Path),
-        help="CA bundle that signed a tcp:// Docker daemon's certificate (verification is on).",
-    ),
-    click.option(
-        "--tls-cert", type=click.Path(path_type=Path), help="Client certificate for Docker TLS."
-    ),
-    click.option("--tls-key", type=click.Path(path_type=Path), help="Client key for Docker TLS."),
-    click.option(
-        "--connect-timeout",
-        default=DEFAULT_CONNECT_TIMEOUT,
-        show_default=True,
-        type=click.FloatRange(min=0.1),
-        help="Seconds to connect to a target.",
-    ),
-    click.option(
-        "--command-timeout",
-        default=DEFAULT_COMMAND_TIMEOUT,
-        show_default=True,
-        type=click.FloatRange(min=0.1),
-        help="Seconds for the host script.",
-    ),
+    *(_setting_option(*declared) for declared in connection_settings() if declared[1].flags),
 )
 
 # The profile and how to change it.
@@ -249,36 +208,17 @@ def record_options_from(flags: dict[str, Any]) -> RecordOptions:
     )
 
 
-def target_specs(
-    targets: tuple[str, ...],
-    inventory: Path | None,
-    user: str | None,
-    identities: tuple[Path, ...],
-    sudo: bool,
-    known_hosts: Path | None,
-    accept_new_host_keys: bool,
-    ssh_config: Path | None,
-    connect_timeout: float,
-    command_timeout: float,
-    imports: tuple[str, ...] = (),
-    tls: tuple[Path | None, Path | None, Path | None] = (None, None, None),
-) -> list[TargetSpec]:
-    """The targets `target_options` name, each name once. With none: this host, and its
-    Docker daemon when one answers at the default socket."""
-    base = TargetSpec(
-        url="local://",
-        user=user,
-        identity_files=tuple(str(p) for p in identities),
-        sudo=sudo,
-        known_hosts=str(known_hosts) if known_hosts else None,
-        accept_new_host_keys=accept_new_host_keys,
-        ssh_config=str(ssh_config) if ssh_config else None,
-        connect_timeout=connect_timeout,
-        command_timeout=command_timeout,
-        tls_ca=str(tls[0]) if tls[0] else None,
-        tls_cert=str(tls[1]) if tls[1] else None,
-        tls_key=str(tls[2]) if tls[2] else None,
-    )
+def target_specs(flags: dict[str, Any]) -> list[TargetSpec]:
+    """The targets `target_options` name (their parameters are removed from `flags`), each
+    name once. With none: this host, and its Docker daemon when one answers at the default
+    socket."""
+    targets, inventory, imports = flags.pop("targets"), flags.pop("inventory"), flags.pop("imports")
+    settings = {
+        name: setting_value(setting, flags.pop(name))
+        for name, setting, _ in connection_settings()
+        if setting.flags
+    }
+    base = TargetSpec(url="local://", **{k: v for k, v in settings.items() if v is not None})
     specs = [replace(base, url=url) for url in targets if scheme_of(url)]
     if inventory is not None:
         specs += load_inventory(inventory, base)
@@ -338,71 +278,40 @@ def prepared_profile(
     "0 for none. Default: one per usable CPU core but one.",
 )
 @record_options
-@click.option(
-    "--kubeconfig",
-    type=click.Path(path_type=Path),
-    help="kubeconfig for k8s:// targets (default: $KUBECONFIG, then ~/.kube/config).",
-)
-def run(
-    targets: tuple[str, ...],
-    inventory: Path | None,
-    profile: str,
-    overlays: tuple[Path, ...],
-    variables: tuple[str, ...],
-    reports: tuple[str, ...],
-    concurrency: int,
-    workers: int | None,
-    user: str | None,
-    identities: tuple[Path, ...],
-    sudo: bool,
-    known_hosts: Path | None,
-    accept_new_host_keys: bool,
-    ssh_config: Path | None,
-    connect_timeout: float,
-    command_timeout: float,
-    imports: tuple[str, ...],
-    tls_ca: Path | None,
-    tls_cert: Path | None,
-    tls_key: Path | None,
-    fail_under: float | None,
-    fail_on: str | None,
-    min_coverage: float | None,
-    quiet: bool,
-    kubeconfig: Path | None = None,
-    **record_flags: Any,
-) -> ExitStatus:
+def run(**flags: Any) -> ExitStatus:
     """Audit targets with a profile, write reports, and gate on the score.
 
     Every run is stored (SQLite in the XDG data directory unless --db or --no-store) as
     each target finishes; Ctrl-C or SIGTERM keeps what finished and marks the run incomplete.
     """
-    requests = [ReportRequest.parse(r) for r in (reports or DEFAULT_REPORTS)]
-    specs = target_specs(
-        targets,
-        inventory,
-        user,
-        identities,
-        sudo,
-        known_hosts,
-        accept_new_host_keys,
-        ssh_config,
-        connect_timeout,
-        command_timeout,
-        imports,
-        (tls_ca, tls_cert, tls_key),
+    requests = [ReportRequest.parse(r) for r in (flags.pop("reports") or DEFAULT_REPORTS)]
+    specs = target_specs(flags)
+    loaded = prepared_profile(
+        flags.pop("profile"), flags.pop("overlays"), parse_vars(flags.pop("variables"))
     )
-    if kubeconfig is not None:
-        specs = [s if s.kubeconfig else replace(s, kubeconfig=str(kubeconfig)) for s in specs]
-    loaded = prepared_profile(profile, overlays, dict(_parse_var(v) for v in variables))
+    quiet = flags.pop("quiet")
     plan = RunPlan(
         reports=requests,
-        record=record_options_from(record_flags),
-        gates=Gates(fail_under, Severity(fail_on) if fail_on else None, min_coverage),
+        record=record_options_from(flags),
+        gates=gates_from(flags),
         quiet=quiet,
         progress=not quiet and sys.stderr.isatty(),
     )
-    source = LiveTargets(specs, concurrency=concurrency, workers=workers)
+    source = LiveTargets(specs, concurrency=flags.pop("concurrency"), workers=flags.pop("workers"))
     return runner.execute(loaded, source, plan, say)
+
+
+def gates_from(flags: dict[str, Any]) -> Gates:
+    """Gates from the parameters `report_options` added (removed from `flags`)."""
+    fail_on = flags.pop("fail_on")
+    return Gates(
+        flags.pop("fail_under"), Severity(fail_on) if fail_on else None, flags.pop("min_coverage")
+    )
+
+
+def parse_vars(texts: tuple[str, ...]) -> dict[str, Any]:
+    """`--var NAME=VALUE` options as a dict (VALUE is YAML)."""
+    return dict(_parse_var(text) for text in texts)
 
 
 def say(line: str) -> None:
