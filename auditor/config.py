@@ -36,12 +36,20 @@ class Setting:
         return self.kind in ("path", "paths")
 
 
-def _setting(default: Any, *flags: str, help: str, key: str | None, kind: str = "text",
-             accepts: Any = None) -> Any:
-    inventory_type = accepts if accepts is not None else {
-        "text": str, "path": str, "paths": str | list[str], "switch": bool,
-        "seconds": Annotated[float, Field(gt=0)],
-    }[kind]
+def _setting(
+    default: Any, *flags: str, help: str, key: str | None, kind: str = "text", accepts: Any = None
+) -> Any:
+    inventory_type = (
+        accepts
+        if accepts is not None
+        else {
+            "text": str,
+            "path": str,
+            "paths": str | list[str],
+            "switch": bool,
+            "seconds": Annotated[float, Field(gt=0)],
+        }[kind]
+    )
     declared = Setting(flags, help, key, inventory_type | None, kind)
     return field(default=default, metadata={"setting": declared})
 
@@ -57,54 +65,89 @@ class TargetSpec:
     url: str
     name: str = ""
     user: str | None = _setting(
-        None, "-u", "--user", key="user",
+        None,
+        "-u",
+        "--user",
+        key="user",
         help="SSH user (default: URL, ~/.ssh/config, then $USER).",
     )
     port: int | None = _setting(
-        None, key="port", help="SSH port (default: URL, ~/.ssh/config, then 22).",
+        None,
+        key="port",
+        help="SSH port (default: URL, ~/.ssh/config, then 22).",
         accepts=Annotated[int, Field(ge=1, le=65535)],
     )
     identity_files: tuple[str, ...] = _setting(
-        (), "--identity", key="key", kind="paths",
+        (),
+        "--identity",
+        key="key",
+        kind="paths",
         help="SSH private key file. Repeatable. Default: ssh-agent and ~/.ssh keys.",
     )
     sudo: bool = _setting(
-        False, "--sudo", key="sudo", kind="switch",
+        False,
+        "--sudo",
+        key="sudo",
+        kind="switch",
         help="Run the host script through `sudo -n` (never prompts).",
     )
     known_hosts: str | None = _setting(
-        None, "--known-hosts", key="known_hosts", kind="path",
+        None,
+        "--known-hosts",
+        key="known_hosts",
+        kind="path",
         help="known_hosts file (default ~/.ssh/known_hosts).",
     )
     accept_new_host_keys: bool = _setting(
-        False, "--accept-new-host-keys", key="accept_new_host_keys", kind="switch",
+        False,
+        "--accept-new-host-keys",
+        key="accept_new_host_keys",
+        kind="switch",
         help="Trust unknown SSH host keys on first use (a changed key is still refused).",
     )
     ssh_config: str | None = _setting(
-        None, "--ssh-config", key="ssh_config", kind="path",
+        None,
+        "--ssh-config",
+        key="ssh_config",
+        kind="path",
         help="SSH client config (default ~/.ssh/config).",
     )
     tls_ca: str | None = _setting(
-        None, "--tls-ca", key="tls_ca", kind="path",
+        None,
+        "--tls-ca",
+        key="tls_ca",
+        kind="path",
         help="CA bundle that signed a tcp:// Docker daemon's certificate (verification is on).",
     )
     tls_cert: str | None = _setting(
-        None, "--tls-cert", key="tls_cert", kind="path",
+        None,
+        "--tls-cert",
+        key="tls_cert",
+        kind="path",
         help="Client certificate for Docker TLS.",
     )
     tls_key: str | None = _setting(
         None, "--tls-key", key="tls_key", kind="path", help="Client key for Docker TLS."
     )
     kubeconfig: str | None = _setting(
-        None, "--kubeconfig", key="kubeconfig", kind="path",
+        None,
+        "--kubeconfig",
+        key="kubeconfig",
+        kind="path",
         help="kubeconfig for k8s:// targets (default: $KUBECONFIG, then ~/.kube/config).",
     )
     connect_timeout: float = _setting(
-        DEFAULT_CONNECT_TIMEOUT, "--connect-timeout", key="connect_timeout", kind="seconds",
+        DEFAULT_CONNECT_TIMEOUT,
+        "--connect-timeout",
+        key="connect_timeout",
+        kind="seconds",
         help="Seconds to connect to a target.",
     )
     command_timeout: float = _setting(
-        DEFAULT_COMMAND_TIMEOUT, "--command-timeout", key="command_timeout", kind="seconds",
+        DEFAULT_COMMAND_TIMEOUT,
+        "--command-timeout",
+        key="command_timeout",
+        kind="seconds",
         help="Seconds for the host script.",
     )
     variables: dict[str, Any] = field(default_factory=dict)

@@ -99,9 +99,7 @@ class RunPlan:
     extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. where a bundle came from
 
 
-def execute(
-    profile: LoadedProfile, source: TargetSource, plan: RunPlan, say: Say
-) -> ExitStatus:
+def execute(profile: LoadedProfile, source: TargetSource, plan: RunPlan, say: Say) -> ExitStatus:
     """Judge `source`'s targets with `profile`, record the run, write its reports, gate it.
 
     `say` prints one line for the operator (stderr). An interrupted run writes the reports of
@@ -264,7 +262,6 @@ def in_background(work: Callable[[], T]) -> T:
         raise box["error"]
     result: T = box["value"]
     return result
-
 
 
 class _Progress:

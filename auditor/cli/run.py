@@ -317,5 +317,3 @@ def parse_vars(texts: tuple[str, ...]) -> dict[str, Any]:
 def say(line: str) -> None:
     """One line for the operator, on stderr."""
     click.echo(line, err=True)
-
-

@@ -32,13 +32,13 @@ def local_record(profile):
     return engine.collect(profile, TargetSpec(url="local://", name="this-host"))
 
 
-def _execute(profile, source, tmp_path, gates=Gates(), store=False):
+def _execute(profile, source, tmp_path, gates=None, store=False):
     report = tmp_path / "results.json"
     lines: list[str] = []
     plan = RunPlan(
         reports=[ReportRequest("json", str(report))],
         record=RecordOptions(store=store, db=f"sqlite:///{tmp_path / 'store.db'}"),
-        gates=gates,
+        gates=gates or Gates(),
         quiet=True,
     )
     status = runner.execute(profile, source, plan, lines.append)
@@ -147,4 +147,3 @@ def test_an_interrupted_run_keeps_what_finished(tmp_path):
     assert [t["name"] for t in doc["targets"]] == ["first"]
     assert doc["run"]["complete"] is False
     assert "interrupted: kept 1 of 2 target(s)" in done.stdout
-
