@@ -91,17 +91,16 @@ class Recorder:
         named = self.options.db or os.environ.get("AUDITOR_DB")
         self.writer = StoreWriter(named, debug=log.isEnabledFor(logging.DEBUG))
         catalog = document.catalog(self.profile)
-        details = {
-            "run_id": self.run_id,
-            "started_at": self.started_at,
-            "source": source,
-            "extra": self._extra(),
-        }
-        if not named:
-            self.writer.send("begin_run", catalog, self.names, **details)
-            return
         try:
-            self.writer.ask("begin_run", catalog, self.names, **details)
+            self.writer.begin_run(
+                catalog,
+                self.names,
+                run_id=self.run_id,
+                started_at=self.started_at,
+                source=source,
+                extra=self._extra(),
+                wait=bool(named),
+            )
         except AuditorError:
             self.close()
             raise
@@ -144,7 +143,7 @@ class Recorder:
             self.done[record.name] = (record, processed)
             self.variables[record.name] = judged.variables
             if self.writer is not None:
-                self.writer.send("save_target", self.run_id, record, processed)
+                self.writer.save_target(self.run_id, record, processed)
 
     # --- at the end ------------------------------------------------------------------------
 
@@ -184,11 +183,9 @@ class Recorder:
         if self.stored():
             assert self.writer is not None
             try:
-                self.writer.send("save_results", self.run_id, org)
-                self.writer.send(
-                    "finish_run", self.run_id, complete, extra=extra, scores=doc["score"]
-                )
-                doc["history"] = self.writer.ask("history", self.names, before=self.run_id)
+                self.writer.save_results(self.run_id, org)
+                self.writer.finish_run(self.run_id, complete, extra=extra, scores=doc["score"])
+                doc["history"] = self.writer.history(self.names, before=self.run_id)
             except AuditorError as exc:  # the store failed: the run itself stands
                 self.store_error = exc
         return doc
@@ -243,8 +240,8 @@ class Recorder:
         if not self.stored():
             raise AuditorError("--webhook compares with the previous run: it needs the store")
         assert self.writer is not None
-        previous = self.writer.ask("previous_run", self.run_id)
-        return self.writer.ask("load_document", previous, history=0) if previous else None
+        previous = self.writer.previous_run(self.run_id)
+        return self.writer.load_document(previous, history=0) if previous else None
 
     def close(self) -> None:
         """Stop the store's writer once it has written everything."""

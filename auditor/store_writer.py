@@ -7,10 +7,11 @@ runs at a lower priority (`NICE`): it takes what the audit leaves of the machine
 forked when the auditing process has no other thread yet (the usual case: cheap, and nothing
 to import again), else spawned.
 
-`StoreWriter(url)` starts the child, which opens the store (auditor.store.open_store).
-`send` hands it a call of a Store method and returns once the call is in the child's pipe
-(1 MiB: at once, unless the child is that far behind); `ask` waits for one's answer. The
-child makes the calls in the order they were sent. Once one fails, it makes no more, and
+`StoreWriter(url)` starts the child, which opens the store (auditor.store.open_store). Its
+methods mirror the Store's: the writing ones (`begin_run`, `save_target`, `save_results`,
+`finish_run`) hand the child the call and return once it is in the child's pipe (1 MiB: at
+once, unless the child is that far behind); the reading ones wait for the answer. The child
+makes the calls in the order they were sent. Once one fails, it makes no more, and
 every later `ask` raises that failure (`WriterError`, saying whether the store could not be
 opened at all). Whatever the child was handed it writes, even when the auditing process is
 killed: it stops only when its pipe is closed, after the last call.
@@ -25,11 +26,13 @@ import multiprocessing
 import os
 import signal
 import threading
+from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkContext, SpawnContext
 from typing import Any
 
 from auditor.errors import AuditorError
+from auditor.model import Result, TargetRecord
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +91,61 @@ class StoreWriter:
             assert self._url is not None
             return self._url
 
-    def send(self, method: str, *args: Any, **kwargs: Any) -> None:
-        """Have the child call Store.`method`; a failure is raised by a later `ask`. Returns
-        once the call is in the pipe (which outlives this process), at once unless the pipe
-        is full."""
+    # --- the Store's methods, called in the child (auditor.store, and SQLAlchemy with it, is
+    # imported there only; tests/unit/test_store_client.py holds these to the Store's own) --
+
+    def begin_run(
+        self,
+        catalog: Mapping[str, Any],
+        target_names: Sequence[str],
+        *,
+        run_id: str,
+        started_at: str,
+        source: str,
+        extra: Mapping[str, Any],
+        wait: bool = False,
+    ) -> None:
+        """Store.begin_run; with `wait`, once the store has it (so that a store the user
+        named fails before anything is audited)."""
+        details = {"run_id": run_id, "started_at": started_at, "source": source, "extra": extra}
+        if wait:
+            self._ask("begin_run", catalog, target_names, **details)
+        else:
+            self._send("begin_run", catalog, target_names, **details)
+
+    def save_target(self, run_id: str, record: TargetRecord, results: Sequence[Result]) -> None:
+        self._send("save_target", run_id, record, results)
+
+    def save_results(self, run_id: str, results: Sequence[Result]) -> None:
+        self._send("save_results", run_id, results)
+
+    def finish_run(
+        self, run_id: str, complete: bool, *, extra: Mapping[str, Any], scores: Mapping[str, Any]
+    ) -> None:
+        self._send("finish_run", run_id, complete, extra=extra, scores=scores)
+
+    def history(self, target_names: Sequence[str], *, before: str) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._ask("history", target_names, before=before)
+        return answer
+
+    def previous_run(self, run_id: str) -> str | None:
+        answer: str | None = self._ask("previous_run", run_id)
+        return answer
+
+    def load_document(self, run_id: str, *, history: int) -> dict[str, Any]:
+        answer: dict[str, Any] = self._ask("load_document", run_id, history=history)
+        return answer
+
+    # --- the pipe ------------------------------------------------------------------------
+
+    def _send(self, method: str, *args: Any, **kwargs: Any) -> None:
+        """Have the child make the call; a failure is raised by a later `_ask`. Returns once
+        the call is in the pipe (which outlives this process), at once unless it is full."""
         with self._lock:
             self._post((method, args, kwargs, False))
 
-    def ask(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Store.`method`(...) called in the child, after everything sent before it."""
+    def _ask(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """The call's answer from the child, after everything sent before it."""
         with self._lock:
             self._opened()
             self._post((method, args, kwargs, True))
