@@ -1,21 +1,56 @@
-"""Keeping Python's cycle collector off objects it would traverse in vain.
+"""The run's one policy for Python's cycle collector, applied once at the top of a run.
 
-Reading a snapshot or judging thousands of subjects makes millions of small objects with no
-reference cycles among them. Collections triggered meanwhile would traverse all of them,
-and the facts already held, again and again: a tenth to a quarter of those steps' time.
+A run makes millions of small objects with no reference cycles among them (parsed host
+output, snapshot manifests, CEL values, results); reference counting frees them. Automatic
+collections triggered meanwhile would traverse them, and everything the run holds, again and
+again: a tenth to a quarter of a large run's time. So during a run the collector does not run
+by itself. Start-up's objects (modules, the compiled profile) are frozen out of its sight;
+after each target the young generations are collected (what that target made and kept), and
+every `FULL_EVERY` targets everything, so that cycle garbage (exceptions with their frames,
+say) stays bounded however long the run. After the run, all is as before.
 """
 
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+FULL_EVERY = 64  # targets between full collections
+
+
+class RunCollector:
+    """Collects cycles at target boundaries; `target_done` is called once per target."""
+
+    def __init__(self) -> None:
+        self._done = 0
+        self._lock = threading.Lock()
+
+    def target_done(self) -> None:
+        with self._lock:
+            self._done += 1
+            full = self._done % FULL_EVERY == 0
+        gc.collect() if full else gc.collect(1)
+
+
+@contextmanager
+def run_policy() -> Iterator[RunCollector]:
+    """The collector's policy for one run (see the module's docstring)."""
+    enabled = gc.isenabled()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield RunCollector()
+    finally:
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
 
 
 @contextmanager
 def paused() -> Iterator[None]:
-    """No cycle collection inside; the collector is back on after if it was on before. Under
-    threads the first to leave turns it back on: that costs time, never memory for good."""
+    """No cycle collection inside (judging outside a run: worker processes, tests)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -23,16 +58,3 @@ def paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-@contextmanager
-def settled() -> Iterator[None]:
-    """Everything alive on entry (modules, the compiled profile: some 50,000 objects that
-    outlive the step anyway) is out of the collector's sight inside, so that collections
-    traverse only what the step makes: half the collector's time in a 50-host audit. On
-    exit the collector sees them again, and any cycle among them can still be collected."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()

@@ -114,11 +114,12 @@ def execute(profile: LoadedProfile, source: TargetSource, plan: RunPlan, say: Sa
 
             def done(judged: engine.Judged) -> None:
                 recorder.target_done(judged)
+                collector.target_done()
                 if progress is not None:
                     progress.advance()
 
             try:
-                with cyclegc.settled():
+                with cyclegc.run_policy() as collector:
                     in_background(lambda: source.judge(profile, done))
                 finished = True
             except KeyboardInterrupt:

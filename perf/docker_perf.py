@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import docker  # noqa: E402
 from servers.dockerd import busybox_image, dockerd_server  # noqa: E402
 
-from auditor import document, engine  # noqa: E402
+from auditor import cyclegc, document, engine  # noqa: E402
 from auditor.config import TargetSpec  # noqa: E402
 from auditor.model import Run  # noqa: E402
 from auditor.profiles import load_profile  # noqa: E402
@@ -83,12 +83,13 @@ def in_process(url: str, report: Path) -> dict[str, float | int]:
     started = time.perf_counter()
     profile = load_profile()
     loaded = time.perf_counter()
-    record = engine.collect(profile, TargetSpec(url=url))
-    collected = time.perf_counter()
-    if record.error:
-        raise SystemExit(f"audit failed: {record.error}")
-    results = engine.evaluate(profile, record, profile.variables)
-    evaluated = time.perf_counter()
+    with cyclegc.run_policy():  # as a run applies it
+        record = engine.collect(profile, TargetSpec(url=url))
+        collected = time.perf_counter()
+        if record.error:
+            raise SystemExit(f"audit failed: {record.error}")
+        results = engine.evaluate(profile, record, profile.variables)
+        evaluated = time.perf_counter()
     run = Run("perf", "perf", profile.id, profile.version, "", "", (record,), tuple(results))
     write(ReportRequest("json", str(report)), document.build(run, profile))
     reported = time.perf_counter()

@@ -11,7 +11,6 @@ and everything else is audited.
 
 from __future__ import annotations
 
-import gc
 import json
 import re
 import sys
@@ -23,7 +22,6 @@ from typing import Any
 import orjson
 import yaml
 
-from auditor import cyclegc
 from auditor.errors import TargetError
 from auditor.targets.kubernetes import ClusterTarget, KubeletConfig, Listing, Resource
 
@@ -88,15 +86,9 @@ class SnapshotTarget(ClusterTarget):
         self.objects: dict[str, list[ManifestObject]] = {}  # by kind
         self._problems: list[tuple[str, str]] = []
         self.files = 0
-        self._frozen = False
 
     def connect(self) -> None:
-        # What was read is frozen out of the cycle collector's reach until close(), before
-        # the collector is back: else its first run would traverse all of it once more.
-        with cyclegc.paused():
-            self._read_all()
-            gc.freeze()
-        self._frozen = True
+        self._read_all()
 
     def _read_all(self) -> None:
         if self.path == "-":
@@ -113,9 +105,6 @@ class SnapshotTarget(ClusterTarget):
 
     def close(self) -> None:
         self.objects = {}
-        if self._frozen:
-            self._frozen = False
-            gc.unfreeze()
 
     def problems(self) -> list[tuple[str, str]]:
         return list(self._problems)

@@ -9,43 +9,22 @@ Port, IdentityFile, UserKnownHostsFile and ProxyJump. The whole audit is one exe
 from __future__ import annotations
 
 import fcntl
-import importlib
-import importlib.util
 import os
 import select
 import shlex
 import socket
-import sys
 import time
-import types
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from auditor.config import TargetSpec
 from auditor.errors import TargetError
+from auditor.importfixes import defer_invoke
 from auditor.targets.base import SUDO_REFUSED_HINT, CommandResult, HostTarget
 
-
-class _ImportedOnUse(types.ModuleType):
-    """Stands in for a module until one of its attributes is asked for, then imports it.
-    (importlib's LazyLoader loads at once on Python 3.11: the import statement reads the
-    module's __spec__.)"""
-
-    def __getattr__(self, attribute: str) -> Any:
-        real = sys.modules.get(self.__name__)
-        if real is None or real is self:
-            sys.modules.pop(self.__name__, None)
-            real = importlib.import_module(self.__name__)
-        return getattr(real, attribute)
-
-
-# paramiko imports invoke (0.1-0.2 s, a tenth of an SSH audit) only to run the `Match exec`
-# lines of an ssh_config; those still work, importing it when one is met.
-if "invoke" not in sys.modules and importlib.util.find_spec("invoke") is not None:
-    sys.modules["invoke"] = _ImportedOnUse("invoke")
-
-import paramiko  # noqa: E402 - after the line above, on purpose
+defer_invoke()
+import paramiko  # noqa: E402 - after defer_invoke, on purpose
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 DEFAULT_SSH_CONFIG = "~/.ssh/config"

@@ -1,22 +1,46 @@
-"""The cycle collector is kept off objects it would traverse in vain, and only meanwhile."""
+"""The run's one policy for the cycle collector: off by itself during a run, collections at
+target boundaries, everything as before afterwards."""
 
 import gc
 
 from auditor import cyclegc
 
 
-def test_a_paused_step_turns_the_collector_back_on_only_if_it_was_on():
-    assert gc.isenabled()
-    with cyclegc.paused():
-        assert not gc.isenabled()
-        with cyclegc.paused():
-            assert not gc.isenabled()
-        assert not gc.isenabled()  # the inner step found it off and leaves it off
-    assert gc.isenabled()
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
 
 
-def test_a_settled_step_hides_what_was_alive_and_shows_it_again_after():
+def _cycles_alive() -> int:
+    return sum(1 for o in gc.get_objects() if isinstance(o, _Cycle))
+
+
+def test_a_run_turns_the_collector_off_and_back_on():
+    assert gc.isenabled()
     before = gc.get_freeze_count()
-    with cyclegc.settled():
+    with cyclegc.run_policy():
+        assert not gc.isenabled()
         assert gc.get_freeze_count() > before  # start-up's objects: out of the collections
-    assert gc.get_freeze_count() == 0  # and back in them: a cycle among them is still found
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == before  # and back in them: a cycle among them is found
+
+
+def test_cycle_garbage_is_collected_at_target_boundaries():
+    with cyclegc.run_policy() as collector:
+        for _ in range(1000):
+            _Cycle()
+        assert _cycles_alive() == 1000  # nothing collects them by itself during a run
+        collector.target_done()
+        assert _cycles_alive() == 0
+
+
+def test_every_so_many_targets_everything_is_collected():
+    with cyclegc.run_policy() as collector:
+        held = _Cycle()
+        gc.collect(1)  # still referenced: it moves to the oldest generation
+        del held  # now garbage, but past the young generations that each target collects
+        counts = []
+        for _ in range(cyclegc.FULL_EVERY):
+            counts.append(_cycles_alive())
+            collector.target_done()
+        assert counts[0] == 1 and _cycles_alive() == 0

@@ -53,7 +53,7 @@ def test_output_that_cannot_be_read_makes_the_target_an_error(monkeypatch) -> No
     def broken(*args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(host, "_parse", broken)
+    monkeypatch.setattr(host, "split_output", broken)
     profile = load_profile()
     record = engine.collect(profile, TargetSpec(url="local://"))
     assert record.error == "internal error: RuntimeError: boom" and record.facts == ()

@@ -7,7 +7,6 @@ from collections.abc import Callable, Collection, Mapping
 from functools import cache, lru_cache, partial
 from typing import Any
 
-from auditor import cyclegc
 from auditor.collectors.host.script import build_script, new_nonce, split_output
 from auditor.collectors.host.sections import DEFAULT_PATHS, SECTIONS, FactUnavailable, Section
 from auditor.facts import CleanData, FactSpec, clean_data, fact_of, failed_fact, utc_now
@@ -74,13 +73,6 @@ def _facts(
     wanted: list[Section], result: CommandResult, nonce: str, target: str, started: str
 ) -> dict[str, Fact]:
     """The facts of one host's script output, one per section wanted."""
-    with cyclegc.paused():  # thousands of small acyclic objects per host
-        return _parse(wanted, result, nonce, target, started)
-
-
-def _parse(
-    wanted: list[Section], result: CommandResult, nonce: str, target: str, started: str
-) -> dict[str, Fact]:
     sections, complete = split_output(result.stdout, nonce)
     facts: dict[str, Fact] = {}
     for section in wanted:
