@@ -30,6 +30,7 @@ class Setting:
     inventory_key: str | None  # the key in an inventory's defaults, groups and hosts
     inventory_type: Any  # what the inventory accepts (a pydantic annotation)
     kind: str = "text"  # text | path | paths | switch | seconds
+    travels: bool = False  # sent to a distributed run's workers (never credentials or trust)
 
     @property
     def is_path(self) -> bool:
@@ -37,7 +38,13 @@ class Setting:
 
 
 def _setting(
-    default: Any, *flags: str, help: str, key: str | None, kind: str = "text", accepts: Any = None
+    default: Any,
+    *flags: str,
+    help: str,
+    key: str | None,
+    kind: str = "text",
+    accepts: Any = None,
+    travels: bool = False,
 ) -> Any:
     inventory_type = (
         accepts
@@ -50,7 +57,7 @@ def _setting(
             "seconds": Annotated[float, Field(gt=0)],
         }[kind]
     )
-    declared = Setting(flags, help, key, inventory_type | None, kind)
+    declared = Setting(flags, help, key, inventory_type | None, kind, travels)
     return field(default=default, metadata={"setting": declared})
 
 
@@ -70,12 +77,14 @@ class TargetSpec:
         "--user",
         key="user",
         help="SSH user (default: URL, ~/.ssh/config, then $USER).",
+        travels=True,
     )
     port: int | None = _setting(
         None,
         key="port",
         help="SSH port (default: URL, ~/.ssh/config, then 22).",
         accepts=Annotated[int, Field(ge=1, le=65535)],
+        travels=True,
     )
     identity_files: tuple[str, ...] = _setting(
         (),
@@ -90,6 +99,7 @@ class TargetSpec:
         key="sudo",
         kind="switch",
         help="Run the host script through `sudo -n` (never prompts).",
+        travels=True,
     )
     known_hosts: str | None = _setting(
         None,
@@ -142,6 +152,7 @@ class TargetSpec:
         key="connect_timeout",
         kind="seconds",
         help="Seconds to connect to a target.",
+        travels=True,
     )
     command_timeout: float = _setting(
         DEFAULT_COMMAND_TIMEOUT,
@@ -149,6 +160,12 @@ class TargetSpec:
         key="command_timeout",
         kind="seconds",
         help="Seconds for the host script.",
+        travels=True,
+    )
+    zone: str | None = _setting(
+        None,
+        key="zone",
+        help="Network zone: the queue whose workers audit this target in a distributed run.",
     )
     variables: dict[str, Any] = field(default_factory=dict)
     source: str | None = None  # inventory file and line, for error messages

@@ -50,6 +50,7 @@ class Judged:
     record: TargetRecord
     results: list[Result]
     variables: Mapping[str, Any]
+    audited_by: str = ""  # the worker of a distributed run; this process when empty
 
 
 TargetDone = Callable[[Judged], None]

@@ -58,6 +58,7 @@ class Recorder:
         *,
         source: str = "run",
         extra: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.profile = profile
         self.fixed_extra = dict(extra or {})  # e.g. `bundle`: where evaluated facts came from
@@ -74,10 +75,11 @@ class Recorder:
             )
         self.started_at = utc_now()
         self.notes: list[str] = []
-        self.run_id = str(uuid.uuid4())
+        self.run_id = run_id or str(uuid.uuid4())
         self.store_error: AuditorError | None = None
         self.done: dict[str, tuple[TargetRecord, list[Result]]] = {}
         self.variables: dict[str, Mapping[str, Any]] = {}  # per target: what judged it
+        self.audited_by: dict[str, str] = {}  # per target: the worker of a distributed run
         self._lock = threading.Lock()
         self._closed = False
         self.writer: StoreWriter | None = None
@@ -142,6 +144,8 @@ class Recorder:
             processed = self.process(judged.results)
             self.done[record.name] = (record, processed)
             self.variables[record.name] = judged.variables
+            if judged.audited_by:
+                self.audited_by[record.name] = judged.audited_by
             if self.writer is not None:
                 self.writer.save_target(self.run_id, record, processed)
 
@@ -197,6 +201,8 @@ class Recorder:
             extra["waivers"] = self.waivers.report()
         if self.attestations is not None:
             extra["attestations"] = self.attestations.report()
+        if self.audited_by:
+            extra["audited_by"] = dict(self.audited_by)
         return extra
 
     def warnings(self) -> list[str]:

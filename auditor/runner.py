@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -97,6 +98,7 @@ class RunPlan:
     quiet: bool = False
     progress: bool = False  # a progress bar on stderr (only when it is a terminal)
     extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. where a bundle came from
+    run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
 def execute(profile: LoadedProfile, source: TargetSource, plan: RunPlan, say: Say) -> ExitStatus:
@@ -106,7 +108,9 @@ def execute(profile: LoadedProfile, source: TargetSource, plan: RunPlan, say: Sa
     what finished, marks the run incomplete and leaves the process at once (exit 128+signal).
     """
     names = source.names
-    recorder = Recorder(profile, names, plan.record, source=source.kind, extra=plan.extra)
+    recorder = Recorder(
+        profile, names, plan.record, source=source.kind, extra=plan.extra, run_id=plan.run_id
+    )
     try:
         bar = _Progress(len(names)) if plan.progress else nullcontext(None)
         finished = False

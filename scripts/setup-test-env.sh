@@ -19,6 +19,7 @@ packages=(
     openssh-server openssh-client sudo
     docker.io
     postgresql
+    redis-server
     poppler-utils chromium
     busybox-static debootstrap
     iproute2 procps strace shellcheck

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "auditor.cli.bundle:evaluate",
     "verify": "auditor.cli.bundle:verify",
     "schedule": "auditor.cli.schedule:schedule",
+    "worker": "auditor.cli.worker:worker",
 }
 
 

@@ -277,6 +277,21 @@ def prepared_profile(
     help="Other processes that share the judging of a large target (thousands of subjects); "
     "0 for none. Default: one per usable CPU core but one.",
 )
+@click.option(
+    "--broker",
+    envvar="AUDITOR_BROKER",
+    metavar="URL",
+    help="Hand each target to `auditor worker` processes through this Celery broker "
+    "(redis://, rediss://, amqp://) instead of auditing it here.",
+)
+@click.option(
+    "--answer-timeout",
+    default=3600.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    metavar="SECONDS",
+    help="With --broker: how long a target may wait for a worker's answer before it is an error.",
+)
 @record_options
 def run(**flags: Any) -> ExitStatus:
     """Audit targets with a profile, write reports, and gate on the score.
@@ -286,9 +301,8 @@ def run(**flags: Any) -> ExitStatus:
     """
     requests = [ReportRequest.parse(r) for r in (flags.pop("reports") or DEFAULT_REPORTS)]
     specs = target_specs(flags)
-    loaded = prepared_profile(
-        flags.pop("profile"), flags.pop("overlays"), parse_vars(flags.pop("variables"))
-    )
+    name, overlays, variables = flags.pop("profile"), flags.pop("overlays"), flags.pop("variables")
+    loaded = prepared_profile(name, overlays, parse_vars(variables))
     quiet = flags.pop("quiet")
     plan = RunPlan(
         reports=requests,
@@ -297,7 +311,14 @@ def run(**flags: Any) -> ExitStatus:
         quiet=quiet,
         progress=not quiet and sys.stderr.isatty(),
     )
-    source = LiveTargets(specs, concurrency=flags.pop("concurrency"), workers=flags.pop("workers"))
+    concurrency, workers = flags.pop("concurrency"), flags.pop("workers")
+    broker, answer_timeout = flags.pop("broker"), flags.pop("answer_timeout")
+    source: runner.TargetSource = LiveTargets(specs, concurrency=concurrency, workers=workers)
+    if broker:
+        from auditor.fleet.coordinator import DistributedTargets, profile_request
+
+        request = profile_request(loaded, name, [str(o) for o in overlays], parse_vars(variables))
+        source = DistributedTargets(specs, broker, request, plan.run_id, answer_timeout)
     return runner.execute(loaded, source, plan, say)
 
 

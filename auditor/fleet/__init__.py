@@ -1,0 +1,1 @@
+"""Distributed runs: targets handed to `auditor worker` processes through a Celery broker."""

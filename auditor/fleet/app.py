@@ -1,0 +1,56 @@
+"""The Celery application of a distributed run: one audit task, JSON only, nothing lost.
+
+`make_app(broker)` builds it for the coordinator (which only sends tasks and reads their
+results) and for `auditor worker` (which also registers the task with the worker's own
+credentials). Nothing is registered at import. Messages are JSON (never pickle); a task is
+acknowledged only after it finished (`acks_late`), so a worker killed mid-audit leaves it to
+be delivered again; a worker takes one task at a time ahead of what it is doing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from auditor.errors import InputError
+
+DEFAULT_QUEUE = "auditor"  # the queue of targets without a zone
+TASK = "auditor.audit"
+BROKER_TIMEOUT = 10.0  # seconds to reach the broker before a run or a worker gives up
+
+
+def make_app(broker: str, *, visibility_timeout: float = 3600.0) -> Any:
+    """A Celery app on `broker` (redis://, rediss://, amqp://), the same URL as result
+    backend for redis. `visibility_timeout`: seconds after which a task a worker took but
+    never acknowledged (the worker died) is delivered again (Redis transport)."""
+    try:
+        from celery import Celery
+    except ImportError:
+        raise InputError(
+            "distributed runs need Celery", hint="pip install 'auditor[fleet]'"
+        ) from None
+
+    backend = broker if broker.startswith(("redis://", "rediss://")) else "rpc://"
+    app = Celery("auditor", broker=broker, backend=backend, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=DEFAULT_QUEUE,
+        broker_connection_timeout=BROKER_TIMEOUT,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=3,
+        broker_transport_options={"visibility_timeout": visibility_timeout},
+        result_backend_transport_options={"visibility_timeout": visibility_timeout},
+        redis_socket_timeout=BROKER_TIMEOUT,
+        redis_socket_connect_timeout=BROKER_TIMEOUT,
+        result_expires=24 * 3600,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        task_track_started=True,  # the coordinator and tests see a task being audited
+    )
+    return app
