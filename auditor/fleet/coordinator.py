@@ -8,8 +8,7 @@ reason. Everything after (recorder, store, reports, gates) is the one-process ru
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +19,6 @@ from auditor.fleet.app import DEFAULT_QUEUE, TASK, make_app
 from auditor.fleet.wire import ProfileRequest, judged_from_json, task_payload
 from auditor.model import TargetKind, TargetRecord
 from auditor.profiles import LoadedProfile
-
-POLL = 0.05  # seconds between looks at the answers still awaited
 
 
 @dataclass(frozen=True)
@@ -55,47 +52,50 @@ class DistributedTargets:
                 _failed(profile, spec, f"broker: {type(exc).__name__}: {exc}", on_target_done)
                 continue
             pending[sent.id] = (spec, sent)
-        self._await(profile, pending, on_target_done)
+        self._await(app, profile, pending, on_target_done)
 
     def _await(
         self,
+        app: Any,
         profile: LoadedProfile,
         pending: dict[str, tuple[TargetSpec, Any]],
         on_target_done: engine.TargetDone,
     ) -> None:
-        deadline = time.monotonic() + self.answer_timeout
-        unreachable = ""  # the broker's last error, while it is away
-        while pending:
-            for task_id, (spec, sent) in list(pending.items()):
-                try:
-                    ready = sent.ready()
-                except Exception as exc:  # the broker is away for now: look again later
-                    unreachable = f" (broker: {type(exc).__name__}: {exc})"
-                    continue
-                if ready:
-                    del pending[task_id]
-                    _answered(profile, spec, sent, on_target_done)
-            if pending and time.monotonic() > deadline:
-                reason = f"no worker answered within {self.answer_timeout:g}s{unreachable}"
-                for spec, _ in pending.values():
-                    _failed(profile, spec, reason, on_target_done)
-                return
-            time.sleep(POLL)
+        """Record each answer as it arrives (the result backend tells: no polling per task);
+        what has no answer after `answer_timeout` is an error."""
+        from celery.exceptions import TimeoutError as NoAnswer
+        from celery.result import ResultSet
+
+        answers = ResultSet([sent for _, sent in pending.values()], app=app)
+        reason = f"no worker answered within {self.answer_timeout:g}s"
+        try:
+            for task_id, meta in answers.iter_native(timeout=self.answer_timeout, interval=0.2):
+                spec, sent = pending.pop(task_id)
+                _answered(profile, spec, meta, on_target_done)
+                sent.forget()
+        except NoAnswer:
+            pass
+        except Exception as exc:  # the broker went away and did not come back in time
+            reason = f"{reason} (broker: {type(exc).__name__}: {exc})"
+        for spec, _ in pending.values():
+            _failed(profile, spec, reason, on_target_done)
 
 
 def _answered(
-    profile: LoadedProfile, spec: TargetSpec, sent: Any, on_target_done: engine.TargetDone
+    profile: LoadedProfile,
+    spec: TargetSpec,
+    meta: Mapping[str, Any],
+    on_target_done: engine.TargetDone,
 ) -> None:
-    if not sent.successful():
-        _failed(profile, spec, f"the worker failed: {sent.result!r}", on_target_done)
+    if meta.get("status") != "SUCCESS":
+        _failed(profile, spec, f"the worker failed: {meta.get('result')!r}", on_target_done)
         return
-    judged = judged_from_json(sent.get(disable_sync_subtasks=False))
+    judged = judged_from_json(meta["result"])
     if judged.record.error and not judged.results:  # refused, or judged by another profile
         variables = {**profile.variables, **spec.variables}
         results = engine.evaluate(profile, judged.record, variables)
         judged = engine.Judged(judged.record, results, variables, judged.audited_by)
     on_target_done(judged)
-    sent.forget()
 
 
 def _failed(
