@@ -36,6 +36,8 @@ class TargetSpec:
     tls_cert: str | None = None  # client certificate and key for Docker over TCP
     tls_key: str | None = None
     kubeconfig: str | None = None  # Kubernetes: kubeconfig file (default KUBECONFIG, ~/.kube)
+    helm_values: tuple[str, ...] = ()  # snapshots: `helm template --values` files, in order
+    helm_set: tuple[str, ...] = ()  # snapshots: `helm template --set` pairs, in order
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
     variables: dict[str, Any] = field(default_factory=dict)

@@ -348,6 +348,18 @@ def prepared_profile(
     type=click.Path(path_type=Path),
     help="kubeconfig for k8s:// targets (default: $KUBECONFIG, then ~/.kube/config).",
 )
+@click.option(
+    "--helm-values",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Values file for the Helm charts of k8s-snapshot:// directories. Repeatable.",
+)
+@click.option(
+    "--helm-set",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A value for the Helm charts of k8s-snapshot:// directories (helm --set). Repeatable.",
+)
 def run(
     targets: tuple[str, ...],
     inventory: Path | None,
@@ -374,6 +386,8 @@ def run(
     min_coverage: float | None,
     quiet: bool,
     kubeconfig: Path | None = None,
+    helm_values: tuple[Path, ...] = (),
+    helm_set: tuple[str, ...] = (),
     **record_flags: Any,
 ) -> ExitStatus:
     """Audit targets with a profile, write reports, and gate on the score.
@@ -398,6 +412,12 @@ def run(
     )
     if kubeconfig is not None:
         specs = [s if s.kubeconfig else replace(s, kubeconfig=str(kubeconfig)) for s in specs]
+    for pair in helm_set:
+        if not pair.partition("=")[0] or "=" not in pair:
+            raise InputError(f"bad --helm-set {pair!r}: expected KEY=VALUE", item=pair)
+    if helm_values or helm_set:
+        values = tuple(str(p) for p in helm_values)
+        specs = [replace(s, helm_values=values, helm_set=helm_set) for s in specs]
     config = RunConfig(
         targets=tuple(specs),
         profile=profile,
