@@ -8,6 +8,7 @@ outside, as DevTools does.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -78,16 +79,17 @@ class _Pipe:
         return dict(json.loads(message))
 
 
-def layout(page: Path, selectors: tuple[str, ...] = (), width: int = 1280, height: int = 900) -> Layout:
+def layout(
+    page: Path, selectors: tuple[str, ...] = (), width: int = 1280, height: int = 900
+) -> Layout:
     """Open `page` in a `width` x `height` window and measure it once it has loaded."""
     commands_r, commands_w = os.pipe()
     answers_r, answers_w = os.pipe()
 
-    def wire() -> None:  # in the child: the protocol's fds 3 and 4 (copied high first, so
-        # that neither pipe end is overwritten by the other's dup2)
-        commands, answers = os.dup(commands_r) + 100, os.dup(answers_w) + 100
-        os.dup2(commands_r, commands)
-        os.dup2(answers_w, answers)
+    def wire() -> None:  # in the child: the protocol's fds 3 and 4, copied above 10 first
+        # so that neither pipe end is overwritten by the other's dup2
+        commands = fcntl.fcntl(commands_r, fcntl.F_DUPFD, 10)
+        answers = fcntl.fcntl(answers_w, fcntl.F_DUPFD, 10)
         os.dup2(commands, 3)
         os.dup2(answers, 4)
 
@@ -110,9 +112,7 @@ def layout(page: Path, selectors: tuple[str, ...] = (), width: int = 1280, heigh
         pipe = _Pipe(commands_w, answers_r)
         try:
             target = pipe.call("Target.createTarget", url="about:blank")["targetId"]
-            session = pipe.call("Target.attachToTarget", targetId=target, flatten=True)[
-                "sessionId"
-            ]
+            session = pipe.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
             pipe.call(
                 "Emulation.setDeviceMetricsOverride",
                 session,
