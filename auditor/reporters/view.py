@@ -231,7 +231,7 @@ class Trend:
         if self.percent:
             return 100.0
         values = [v for s in self.series for v in s.values if v is not None]
-        return float(max(values, default=0) or 1)
+        return _round_up(max(values, default=0))
 
 
 @dataclass
@@ -798,6 +798,20 @@ def _resources(checks: list[CheckView], targets: _Targets) -> list[ResourceGroup
             resources.sort(key=lambda r: (_SEVERITY_RANK[r.worst], -r.by_severity[0][1], r.label))
             ordered.append(ResourceGroup(target, resources))
     return ordered
+
+
+def _round_up(value: float) -> float:
+    """The axis top for `value`: the first of 4, 8, 20, 40, 80, 100, 200, 400, 800, 1000 ...
+    that holds it, so that the quarter ticks are whole round numbers."""
+    for top in (4, 8, 20, 40, 80):
+        if value <= top:
+            return float(top)
+    scale = 100.0
+    while True:
+        for multiple in (1, 2, 4, 8):
+            if value <= scale * multiple:
+                return scale * multiple
+        scale *= 10
 
 
 def _slug(text: str) -> str:
