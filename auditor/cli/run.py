@@ -412,12 +412,12 @@ def run(
     )
     if kubeconfig is not None:
         specs = [s if s.kubeconfig else replace(s, kubeconfig=str(kubeconfig)) for s in specs]
-    for pair in helm_set:
-        if not pair.partition("=")[0] or "=" not in pair:
-            raise InputError(f"bad --helm-set {pair!r}: expected KEY=VALUE", item=pair)
     if helm_values or helm_set:
+        from auditor.targets.render import helm_set_pair
+
+        pairs = tuple(helm_set_pair(p) for p in helm_set)
         values = tuple(str(p) for p in helm_values)
-        specs = [replace(s, helm_values=values, helm_set=helm_set) for s in specs]
+        specs = [replace(s, helm_values=values, helm_set=pairs) for s in specs]
     config = RunConfig(
         targets=tuple(specs),
         profile=profile,

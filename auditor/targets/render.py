@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from auditor.errors import TargetError
+from auditor.errors import InputError, TargetError
 
 CHART_FILE = "Chart.yaml"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml")
@@ -31,6 +31,14 @@ MAX_STDERR = 600  # characters of a failed tool's stderr kept in the error line
 
 _SOURCE = re.compile(r"^# Source: (.+?)\s*$", re.M)
 _SEPARATOR = re.compile(r"^---[ \t]*$", re.M)
+
+
+def helm_set_pair(text: str) -> str:
+    """`text` when it is a `--helm-set` KEY=VALUE pair; InputError otherwise."""
+    key, sep, _ = text.partition("=")
+    if not sep or not key:
+        raise InputError(f"bad --helm-set {text!r}: expected KEY=VALUE", item=text)
+    return text
 
 
 @dataclass(frozen=True)

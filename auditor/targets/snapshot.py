@@ -88,8 +88,8 @@ class SnapshotTarget(ClusterTarget):
         self.path = spec.url.split("://", 1)[1]
         self.objects: dict[str, list[ManifestObject]] = {}  # by kind
         self._problems: list[tuple[str, str]] = []
-        self.files = 0
         self.rendered: list[str] = []  # charts and Kustomizations, as "helm DIR"
+        self.files = 0
         self._frozen = False
 
     def connect(self) -> None:
