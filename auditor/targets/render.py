@@ -28,6 +28,7 @@ from auditor.errors import InputError, TargetError
 CHART_FILE = "Chart.yaml"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml")
 MAX_STDERR = 600  # characters of a failed tool's stderr kept in the error line
+MAX_KUSTOMIZATION_BYTES = 1_000_000  # larger ones are not read for their bases (kustomize is)
 
 _SOURCE = re.compile(r"^# Source: (.+?)\s*$", re.M)
 _SEPARATOR = re.compile(r"^---[ \t]*$", re.M)
@@ -96,6 +97,8 @@ def renderables(root: Path, files: list[Path]) -> tuple[list[Renderable], set[Pa
 def _kustomize_references(directory: Path, marker: Path) -> Iterator[Path]:
     """The local paths (resolved) a kustomization file builds on; remote ones are left out."""
     try:
+        if marker.stat().st_size > MAX_KUSTOMIZATION_BYTES:
+            return
         data = yaml.safe_load(marker.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return  # kustomize itself reports what is wrong with it
