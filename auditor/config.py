@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from auditor.errors import InputError
 from auditor.model import Severity
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -29,7 +30,7 @@ class Setting:
     help: str
     inventory_key: str | None  # the key in an inventory's defaults, groups and hosts
     inventory_type: Any  # what the inventory accepts (a pydantic annotation)
-    kind: str = "text"  # text | path | paths | switch | seconds
+    kind: str = "text"  # text | path | paths | pairs | switch | seconds
     travels: bool = False  # sent to a distributed run's workers (never credentials or trust)
 
     @property
@@ -53,6 +54,7 @@ def _setting(
             "text": str,
             "path": str,
             "paths": str | list[str],
+            "pairs": list[str],
             "switch": bool,
             "seconds": Annotated[float, Field(gt=0)],
         }[kind]
@@ -162,6 +164,21 @@ class TargetSpec:
         help="Seconds for the host script.",
         travels=True,
     )
+    helm_values: tuple[str, ...] = _setting(
+        (),
+        "--helm-values",
+        key="helm_values",
+        kind="paths",
+        help="Values file for the Helm charts of k8s-snapshot:// directories. Repeatable.",
+    )
+    helm_set: tuple[str, ...] = _setting(
+        (),
+        "--helm-set",
+        key="helm_set",
+        kind="pairs",
+        help="A value for the Helm charts of k8s-snapshot:// directories (helm --set "
+        "KEY=VALUE). Repeatable.",
+    )
     zone: str | None = _setting(
         None,
         key="zone",
@@ -194,7 +211,18 @@ def setting_value(setting: Setting, value: Any) -> Any:
         return tuple(str(Path(item).expanduser()) for item in items)
     if setting.kind == "path":
         return str(Path(value).expanduser())
+    if setting.kind == "pairs":
+        return tuple(_pair(str(item), setting) for item in value)
     return value
+
+
+def _pair(text: str, setting: Setting) -> str:
+    """`text` when it is a KEY=VALUE pair; InputError naming the option otherwise."""
+    key, sep, _ = text.partition("=")
+    if not sep or not key:
+        flag = setting.flags[-1] if setting.flags else setting.inventory_key
+        raise InputError(f"bad {flag} {text!r}: expected KEY=VALUE", item=text)
+    return text
 
 
 @dataclass(frozen=True)

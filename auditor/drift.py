@@ -114,7 +114,11 @@ def _entry(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) ->
         "title": latest["title"],
         "severity": latest["severity"],
         "target": latest["target"],
-        "subject": {"kind": latest["subject"]["kind"], "name": latest["subject"]["name"]},
+        "subject": {
+            "kind": latest["subject"]["kind"],
+            "name": latest["subject"]["name"],
+            "location": latest["subject"].get("location"),  # file:line in a snapshot
+        },
         "a": before["status"] if before else None,
         "b": after["status"] if after else None,
         "message": latest["message"],

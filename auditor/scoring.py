@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from auditor.model import Result, Severity, Status
 
@@ -120,3 +121,16 @@ def score(results: Iterable[Result], section_of: Mapping[str, str]) -> ScoreCard
         by_check=grouped(lambda key: key[0]),
         by_severity={s: dict(by_severity.get(s, {})) for s in map(str, Severity)},
     )
+
+
+def trend_point(scores: Mapping[str, Any]) -> dict[str, Any]:
+    """What a trend chart keeps of a run's scores (a ScoreCard as a dict): the score of each
+    section, and the failing results (fail or error: unknown is never compliant) of each
+    severity."""
+    return {
+        "sections": {name: s["value"] for name, s in scores["by_section"].items() if name},
+        "severities": {
+            severity: counts.get("fail", 0) + counts.get("error", 0)
+            for severity, counts in scores["by_severity"].items()
+        },
+    }

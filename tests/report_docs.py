@@ -163,11 +163,16 @@ def _answer(result: Result) -> Result:
 
 
 def with_history(doc: dict[str, Any]) -> dict[str, Any]:
+    """Three earlier runs; the first was stored before runs kept their section scores and
+    severity counts (a gap in those trends), the other two have them."""
     doc["history"] = [
-        {"run_id": f"earlier-{i}", "finished_at": f"2026-11-{10 + i:02d}T09:00:00Z",
+        {"run_id": f"earlier-{i}", "finished_at": f"2026-11-{10 + i:02d}T09:{i:02d}:00Z",
          "score": score, "coverage": coverage, "grade": None}
         for i, (score, coverage) in enumerate([(31.0, 70.5), (38.2, 74.0), (45.9, 77.5)])
     ]  # fmt: skip
+    for i, point in enumerate(doc["history"][1:], 1):
+        point["sections"] = {"host-os": 30.0 + 5 * i, "container": 40.0 + 5 * i}
+        point["severities"] = {"critical": 9 - i, "high": 14 - i, "medium": 20, "low": 3}
     return doc
 
 

@@ -58,6 +58,8 @@ def _setting_option(name: str, setting: Setting, default: Any) -> Callable[[F], 
         kwargs.update(default=default, show_default=True, type=click.FloatRange(min=0.1))
     elif setting.is_path:
         kwargs.update(type=click.Path(path_type=Path), multiple=setting.kind == "paths")
+    elif setting.kind == "pairs":
+        kwargs.update(multiple=True, metavar="KEY=VALUE")
     return click.option(*setting.flags, name, **kwargs)
 
 

@@ -8,6 +8,7 @@ evidence. It never computes a score: every number beside a score comes from `doc
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -20,6 +21,7 @@ from markupsafe import Markup
 
 from auditor.reporters.common import one_line, subject_text, visible
 from auditor.resources import templates_dir
+from auditor.scoring import trend_point
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 STATUSES = ("fail", "error", "manual", "waived", "pass", "skip")
@@ -38,6 +40,14 @@ EXCERPT_LINES = 40
 EXCERPT_CHARS = 3000
 LOW_COVERAGE = 80.0
 PRINT_FINDINGS_BUDGET = 250  # finding rows the PDF aims at, over all failing checks
+SEVERITY_COLOURS = {
+    "critical": "#7f1d1d",
+    "high": "#ea580c",
+    "medium": "#ca8a04",
+    "low": "#2563eb",
+    "info": "#9ca3af",
+}
+SECTION_COLOURS = ("#1e3a8a", "#0f766e", "#9333ea", "#c2410c", "#be185d", "#4d7c0f", "#475569")
 
 
 @dataclass(frozen=True)
@@ -151,6 +161,80 @@ class SubjectList:
 
 
 @dataclass
+class Resource:
+    """One subject of one target (a Deployment, a container, the host itself) and everything
+    wrong with it: its failing and unevaluable results, worst first."""
+
+    target: TargetView
+    label: str
+    location: str
+    items: list[Item] = field(default_factory=list)
+
+    @property
+    def anchor(self) -> str:
+        return f"res-{self.target.key}-{_slug(self.label)}"
+
+    @property
+    def worst(self) -> str:
+        return min((str(i.result["severity"]) for i in self.items), key=_SEVERITY_RANK.__getitem__)
+
+    @property
+    def by_severity(self) -> list[tuple[str, int]]:
+        """(severity, failing results) for the severities it has, most severe first."""
+        counts = Counter(str(i.result["severity"]) for i in self.items)
+        return [(s, counts[s]) for s in SEVERITIES if counts[s]]
+
+    @property
+    def ordered(self) -> list[Item]:
+        return sorted(
+            self.items,
+            key=lambda i: (
+                _SEVERITY_RANK[str(i.result["severity"])],
+                i.result["status"] != "fail",
+                i.result["check_id"],
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class ResourceGroup:
+    """The resources of one target that have something wrong, worst first."""
+
+    target: TargetView
+    resources: list[Resource]
+
+    @property
+    def results(self) -> int:
+        return sum(len(r.items) for r in self.resources)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a trend chart: a name, its colour, and a value per run (None: unknown)."""
+
+    name: str
+    colour: str
+    values: list[float | None]
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A trend chart: the runs' finishing times and the lines drawn over them."""
+
+    title: str
+    times: list[str]
+    series: list[Series]
+    percent: bool  # a 0-100 score axis; else counts from 0 to the largest value
+
+    @property
+    def top(self) -> float:
+        if self.percent:
+            return 100.0
+        values = [v for s in self.series for v in s.values if v is not None]
+        return _round_up(max(values, default=0))
+
+
+@dataclass
 class CheckView:
     """A check of the profile with its results arranged for reading."""
 
@@ -229,6 +313,33 @@ class ControlView:
     def has_findings(self) -> bool:
         return any(c.findings or c.waived or c.manual for c in self.checks)
 
+    @property
+    def assessed(self) -> list[CheckView]:
+        """Its checks that judged at least one subject in this run."""
+        return [c for c in self.checks if sum(c.counts.values())]
+
+    @property
+    def unassessed(self) -> list[CheckView]:
+        """Its checks with no subject in this run (no target of their kind): one line."""
+        return [c for c in self.checks if not sum(c.counts.values())]
+
+    @property
+    def failing_subjects(self) -> int:
+        """Distinct subjects (of any target) that fail at least one of its checks."""
+        return len(
+            {
+                (item.target.key, item.label)
+                for check in self.checks
+                for finding in check.findings
+                if finding.status == "fail"
+                for item in finding.items
+            }
+        )
+
+    @property
+    def failing_checks(self) -> int:
+        return sum(1 for c in self.checks if c.counts["fail"])
+
 
 @dataclass
 class SectionView:
@@ -267,6 +378,7 @@ class ReportView:
     low_coverage: bool
     waived: list[Item]
     attested: list[Item]
+    resources: list[ResourceGroup]
 
     @property
     def has_register(self) -> bool:
@@ -356,6 +468,44 @@ class ReportView:
     @property
     def passing_checks(self) -> list[CheckView]:
         return [c for c in self.checks if not c.findings and c.counts["pass"]]
+
+    @property
+    def status_controls(self) -> list[ControlView]:
+        """The controls of the status table: the guide's, in its order (those the profile
+        lacks have no row), then any other."""
+        return [c for section in self.sections for c in section.controls]
+
+    @property
+    def not_audited(self) -> list[TargetView]:
+        return [t for t in self.targets if t.error]
+
+    @property
+    def trends(self) -> list[Trend]:
+        """The score of each section and the failing results of each severity, run by run
+        (earlier runs stored before these were recorded have gaps)."""
+        if not self.history:
+            return []
+        times = [str(p["finished_at"]) for p in self.history]
+        sections = [
+            Series(
+                s.title,
+                SECTION_COLOURS[i % len(SECTION_COLOURS)],
+                [p.get("sections", {}).get(s.id) for p in self.history],
+            )
+            for i, s in enumerate(self.sections)
+            if any(p.get("sections", {}).get(s.id) is not None for p in self.history)
+        ]
+        severities = [
+            Series(
+                sev, SEVERITY_COLOURS[sev], [p.get("severities", {}).get(sev) for p in self.history]
+            )
+            for sev in SEVERITIES
+            if any(p.get("severities", {}).get(sev) for p in self.history)
+        ]
+        return [
+            Trend("Score by section", times, sections, percent=True),
+            Trend("Failing results by severity", times, severities, percent=False),
+        ]
 
     @property
     def unevaluated_groups(self) -> list[tuple[str, list[CheckView]]]:
@@ -450,6 +600,7 @@ def build(document: dict[str, Any]) -> ReportView:
         low_coverage=coverage is not None and coverage < LOW_COVERAGE,
         waived=[i for c in all_checks for i in c.waived],
         attested=[i for c in all_checks for i in c.manual if i.result.get("attestation")],
+        resources=_resources(all_checks, targets),
     )
 
 
@@ -620,17 +771,67 @@ def _top(checks: list[CheckView]) -> list[CheckView]:
     return failing[:TOP_CHECKS]
 
 
+def _resources(checks: list[CheckView], targets: _Targets) -> list[ResourceGroup]:
+    """Failing and unevaluable results gathered by subject, per target: everything wrong
+    with one Deployment, container or host in one place. A target that could not be audited
+    has no resources (it shows once, with its reason)."""
+    found: dict[tuple[str, str, str], Resource] = {}
+    for check in checks:
+        for finding in check.findings:
+            for item in finding.items:
+                if item.target.error:
+                    continue
+                subject = item.result["subject"]
+                key = (item.target.key, item.label, str(subject.get("id") or ""))
+                resource = found.get(key)
+                if resource is None:
+                    location = str(subject.get("location") or "")
+                    resource = found[key] = Resource(item.target, item.label, location)
+                resource.items.append(item)
+    groups: dict[str, list[Resource]] = defaultdict(list)
+    for resource in found.values():
+        groups[resource.target.key].append(resource)
+    ordered = []
+    for target in targets.real:
+        resources = groups.get(target.key, [])
+        if resources:
+            resources.sort(key=lambda r: (_SEVERITY_RANK[r.worst], -r.by_severity[0][1], r.label))
+            ordered.append(ResourceGroup(target, resources))
+    return ordered
+
+
+def _round_up(value: float) -> float:
+    """The axis top for `value`: the first of 4, 8, 20, 40, 80, 100, 200, 400, 800, 1000 ...
+    that holds it, so that the quarter ticks are whole round numbers."""
+    for top in (4, 8, 20, 40, 80):
+        if value <= top:
+            return float(top)
+    scale = 100.0
+    while True:
+        for multiple in (1, 2, 4, 8):
+            if value <= scale * multiple:
+                return scale * multiple
+        scale *= 10
+
+
+def _slug(text: str) -> str:
+    """A short, stable anchor part for any text (target text is never put in an id raw)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
 def _history(document: dict[str, Any]) -> list[dict[str, Any]]:
     """Earlier runs oldest first, then this one; empty when there is no earlier run."""
     earlier = [h for h in document.get("history", []) if h["run_id"] != document["run"]["id"]]
     if not earlier:
         return []
-    overall = document["score"]["overall"]
+    score = document["score"]
+    overall = score["overall"]
     now = {
         "run_id": document["run"]["id"],
         "finished_at": document["run"]["finished_at"],
         "score": overall["value"],
         "coverage": overall["coverage"],
+        **trend_point(score),
     }
     return [*earlier, now]
 
@@ -665,6 +866,11 @@ def _day(value: str) -> str:
     return _when(value)[:10]
 
 
+def _minute(value: str) -> str:
+    """`2026-11-22 17:19` (UTC): a trend's time labels."""
+    return _when(value)[:16]
+
+
 def _json(value: Any, limit: int = 400) -> str:
     """A value the assertion read, as compact JSON on one line."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
@@ -690,6 +896,7 @@ def environment() -> jinja2.Environment:
         number=_number,
         when=_when,
         day=_day,
+        minute=_minute,
         json=_json,
         line=one_line,
         plural=_plural,

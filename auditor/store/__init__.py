@@ -44,7 +44,7 @@ from auditor.errors import AuditorError
 from auditor.facts import canonical_json, utc_now
 from auditor.model import Fact, Result, Severity, Status, Subject, TargetRecord
 from auditor.redact import data_home
-from auditor.scoring import ScoreCard, score
+from auditor.scoring import ScoreCard, score, trend_point
 from auditor.store import migrate
 from auditor.store.schema import blob_refs, blobs, run_targets, runs
 
@@ -292,6 +292,7 @@ class Store:
                 "coverage": overall["coverage"],
                 "grade": overall["grade"],
                 "counts": overall["counts"],
+                "trend": trend_point(scores),
             }
             if extra is not None:
                 values["extra"] = {**(row.extra or {}), **extra}
@@ -380,7 +381,14 @@ class Store:
         """Earlier complete runs of exactly these targets, oldest first (at most `limit`, the
         newest ones), for trend charts; `before` is a run id: only runs started before it."""
         query = (
-            select(runs.c.id, runs.c.finished_at, runs.c.score, runs.c.coverage, runs.c.grade)
+            select(
+                runs.c.id,
+                runs.c.finished_at,
+                runs.c.score,
+                runs.c.coverage,
+                runs.c.grade,
+                runs.c.trend,
+            )
             .where(runs.c.target_key == target_key(target_names), runs.c.complete.is_(True))
             .order_by(runs.c.started_at.desc(), runs.c.id.desc())
             .limit(limit)
@@ -397,6 +405,7 @@ class Store:
                 "score": row.score,
                 "coverage": row.coverage,
                 "grade": row.grade,
+                **(row.trend or {"sections": {}, "severities": {}}),  # none before 0003
             }
             for row in reversed(rows)
         ]

@@ -65,6 +65,7 @@ runs = Table(
     Column("counts", JSON),
     Column("source", String(16), nullable=False, server_default="run"),  # run | evaluate
     Column("extra", JSON),  # document keys beside the results: waivers, attestations
+    Column("trend", JSON),  # {"sections": {id: score}, "severities": {severity: failing}}
 )
 Index("ix_runs_target_key_started_at", runs.c.target_key, runs.c.started_at)
 Index("ix_runs_started_at", runs.c.started_at)

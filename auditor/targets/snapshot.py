@@ -23,6 +23,7 @@ import orjson
 import yaml
 
 from auditor.errors import TargetError
+from auditor.targets import render
 from auditor.targets.kubernetes import ClusterTarget, KubeletConfig, Listing, Resource
 
 MAX_FILE_BYTES = 50_000_000  # larger files are refused: parsing them could exhaust memory
@@ -85,6 +86,7 @@ class SnapshotTarget(ClusterTarget):
         self.path = spec.url.split("://", 1)[1]
         self.objects: dict[str, list[ManifestObject]] = {}  # by kind
         self._problems: list[tuple[str, str]] = []
+        self.rendered: list[str] = []  # charts and Kustomizations, as "helm DIR"
         self.files = 0
 
     def connect(self) -> None:
@@ -98,10 +100,24 @@ class SnapshotTarget(ClusterTarget):
         if root.is_file():
             self._read_file(root, root.name if root.is_absolute() else self.path)
         elif root.is_dir():
-            for path in _manifest_files(root):
-                self._read_file(path, path.relative_to(root).as_posix())
+            files = list(_manifest_files(root))
+            charts, owned = render.renderables(root, files)
+            for path in files:
+                if path not in owned:
+                    self._read_file(path, path.relative_to(root).as_posix())
+            for item in charts:
+                self._render(item, root)
         else:
             raise TargetError(f"no such file or directory: {self.path}")
+
+    def _render(self, item: render.Renderable, root: Path) -> None:
+        """Audit what a chart or Kustomization renders to, located at its templates."""
+        options = render.RenderOptions(
+            self.spec.helm_values, self.spec.helm_set, self.spec.command_timeout
+        )
+        for part in render.render(item, root, options):
+            self._read_text(part.text, part.location, json_first=False, lines=False)
+        self.rendered.append(f"{item.tool} {render.shown(item.directory, root)}")
 
     def close(self) -> None:
         self.objects = {}
@@ -114,9 +130,13 @@ class SnapshotTarget(ClusterTarget):
         return Listing(
             resource,
             [o.data for o in chosen],
-            f"snapshot {self.path} ({self.files} file(s))",
+            f"snapshot {self.path} ({self._read_what()})",
             locations=[o.location for o in chosen],
         )
+
+    def _read_what(self) -> str:
+        read = [f"{self.files} file(s)"] if self.files or not self.rendered else []
+        return "; ".join([*read, *(f"rendered {r}" for r in self.rendered)])
 
     def kubelet_configs(self, nodes: list[str]) -> list[KubeletConfig]:
         """The KubeletConfiguration documents of the snapshot, named by the file and line they
@@ -150,18 +170,22 @@ class SnapshotTarget(ClusterTarget):
             return
         self._read_text(text, shown, json_first=path.suffix.lower() == ".json")
 
-    def _read_text(self, text: str, shown: str, json_first: bool | None) -> None:
+    def _read_text(
+        self, text: str, shown: str, json_first: bool | None, lines: bool = True
+    ) -> None:
+        """Read the documents of `text`, located at `shown:LINE`, or at `shown` alone when the
+        lines of `text` are not those of a file (rendered output)."""
         if json_first is None:
             json_first = text.lstrip()[:1] == "{"
         documents = _json_documents(text, shown) if json_first else _yaml_documents(text, shown)
         try:
             for line, document in documents:
-                self._add_document(document, shown, line)
+                self._add_document(document, shown, line if lines else None)
         except _ParseError as exc:
             self._problem(exc.location, exc.reason)
 
-    def _add_document(self, document: _Document, shown: str, line: int) -> None:
-        location = f"{shown}:{line}"
+    def _add_document(self, document: _Document, shown: str, line: int | None) -> None:
+        location = shown if line is None else f"{shown}:{line}"
         data = document.data
         if not isinstance(data, dict):
             self._problem(location, "not a Kubernetes object (expected a mapping)")
@@ -181,7 +205,8 @@ class SnapshotTarget(ClusterTarget):
                     item.setdefault("kind", kind[: -len("List")])
                     if isinstance(api_version, str):
                         item.setdefault("apiVersion", api_version)
-                self._add_document(_Document(item, {}, item_line), shown, item_line)
+                shown_line = None if line is None else item_line
+                self._add_document(_Document(item, {}, item_line), shown, shown_line)
             return
         api_version = data.get("apiVersion")
         group = _group_of(api_version)

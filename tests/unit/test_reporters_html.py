@@ -68,7 +68,16 @@ def test_content_top_down(page, html):
     doc = fixture_document()
     order = [
         html.index(f'id="{anchor}"')
-        for anchor in ("summary", "top-checks", "targets", "controls", "waivers", "evidence")
+        for anchor in (
+            "status",
+            "resources",
+            "trends",
+            "top-checks",
+            "targets",
+            "controls",
+            "waivers",
+            "evidence",
+        )
     ]
     assert order == sorted(order)
     text = page.all_text
@@ -97,7 +106,12 @@ def test_every_control_and_check_has_its_place(page):
     for control in doc["controls"]:
         assert ("article", f"control-{control['id']}") in ids, control["id"]
         for check in control["checks"]:
-            assert ("div", f"check-{check['id']}") in ids, check["id"]
+            # a check that judged something has its block; one with no subject in this run
+            # is a line in its control's fold
+            assert ("div", f"check-{check['id']}") in ids or (
+                "li",
+                f"check-{check['id']}",
+            ) in ids, check["id"]
 
 
 def test_failing_subjects_with_observed_expected_remediation_and_evidence(page, html):
@@ -131,3 +145,34 @@ def test_filters_cover_status_severity_target_control_and_search(page):
     rows = [e for e in page.elements if "row" in e.attrs.get("class", "").split()]
     assert rows and all(e.attrs.get("data-status") in view.STATUSES for e in rows)
     assert all(re.fullmatch(r"(t\d+ ?)+", e.attrs["data-targets"]) for e in rows)
+
+
+def test_the_first_screen_is_one_row_per_control(page, html):
+    doc = fixture_document()
+    assert page.find("table", **{"class": "status-table"})
+    start = html.index('class="status-table"')
+    table = html[start : html.index("</table>", start)]
+    for control in doc["controls"]:
+        assert f'href="#control-{control["id"]}"' in table, control["id"]
+    assert table.count("<tr") == len(doc["controls"]) + 1  # and the header
+    assert start < html.index('id="resources"')
+
+
+def test_resources_and_the_target_not_audited_shown_once(page, html):
+    doc = fixture_document()
+    failed = next(t for t in doc["targets"] if t["error"])
+    resources = html[html.index('id="resources"') : html.index('id="top-checks"')]
+    assert resources.count(failed["error"]) == 1
+    assert page.find("details", **{"class": "resource-group panel"})
+    subject = next(
+        r for r in doc["results"] if r["status"] == "fail" and r["subject"]["kind"] == "container"
+    )
+    assert f"{subject['subject']['kind']} {subject['subject']['name']}" in resources
+
+
+def test_trends_have_date_and_time_labels(page):
+    labels = [e.attrs.get("aria-label", "") for e in page.find("svg")]
+    assert "Score by section over the last 4 runs" in labels
+    assert "Failing results by severity over the last 4 runs" in labels
+    text = page.all_text
+    assert "2026-11-10 09:00" in text  # the oldest run, date and time (UTC)

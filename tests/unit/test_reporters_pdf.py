@@ -70,3 +70,13 @@ def test_findings_passing_appendix_and_evidence(pages):
     assert "Appendix B. Passing checks" in text and "Appendix D. Evidence" in text
     assert failing["evidence"][0] in text.replace("\n", "")
     assert "Waiver register" in text and "Break-glass access" in text
+
+
+def test_top_risks_give_the_remediation_the_width_it_needs(pdf):
+    """The remediation column starts before the middle of the page, so a sentence takes a few
+    lines (it had a sixth of the table and broke every few words)."""
+    bbox = poppler("pdftotext", "-bbox", "-f", "3", "-l", "5", str(pdf), "-")
+    width = float(re.search(r'<page width="([\d.]+)"', bbox).group(1))
+    header = re.search(r'<word xMin="([\d.]+)"[^>]*>remediation</word>', bbox, re.I)
+    assert header, "no Top risks table on pages 3-5"
+    assert float(header.group(1)) < 0.6 * width

@@ -89,3 +89,60 @@ def test_print_limits_shrink_for_large_runs():
     limits = report.print_limits
     assert 3 <= limits["findings"] <= 10
     assert limits["hash"] in (16, 64)
+
+
+def test_resources_gather_everything_wrong_with_one_subject():
+    doc = fixture_document()
+    report = view.build(doc)
+    audited = {t["name"] for t in doc["targets"] if not t["error"]}
+    wrong = [
+        r for r in doc["results"] if r["status"] in ("fail", "error") and r["target"] in audited
+    ]
+    listed = [i.result for g in report.resources for r in g.resources for i in r.items]
+    assert sorted(map(id, listed)) == sorted(map(id, wrong))  # each exactly once
+    for group in report.resources:
+        assert not group.target.error  # a target not audited is shown once, not per check
+        keys = [(r.label, r.items[0].result["subject"].get("id")) for r in group.resources]
+        assert len(keys) == len(set(keys))  # one entry per subject
+        for resource in group.resources:
+            assert {(i.target.key, i.label) for i in resource.items} == {
+                (group.target.key, resource.label)
+            }
+        ranks = [view.SEVERITIES.index(r.worst) for r in group.resources]
+        assert ranks == sorted(ranks)  # worst first
+    assert [t.name for t in report.not_audited] == [t["name"] for t in doc["targets"] if t["error"]]
+
+
+def test_controls_fold_checks_with_no_subject_and_count_failing_subjects():
+    report = view.build(fixture_document())
+    for control in report.controls:
+        both = control.assessed + control.unassessed
+        assert sorted(both, key=control.checks.index) == control.checks
+        assert all(not sum(c.counts.values()) for c in control.unassessed)
+        failing = {
+            (i.target.key, i.label)
+            for c in control.checks
+            for f in c.findings
+            if f.status == "fail"
+            for i in f.items
+        }
+        assert control.failing_subjects == len(failing)
+    assert any(c.unassessed for c in report.controls)  # the fixture has no scan target
+    assert [c.id for c in report.status_controls] == [
+        c.id for s in report.sections for c in s.controls
+    ]
+
+
+def test_trends_per_section_and_severity_come_from_the_stored_history():
+    doc = fixture_document()
+    report = view.build(doc)
+    by_section, by_severity = report.trends
+    assert by_section.percent and not by_severity.percent
+    assert len(by_section.times) == len(report.history) == 4
+    host = next(s for s in by_section.series if s.name == view.GUIDE_SECTIONS["host-os"])
+    now = doc["score"]["by_section"]["host-os"]["value"]
+    assert host.values == [None, 35.0, 40.0, now]  # the oldest run predates these figures
+    critical = next(s for s in by_severity.series if s.name == "critical")
+    counts = doc["score"]["by_severity"]["critical"]
+    assert critical.values == [None, 8, 7, counts.get("fail", 0) + counts.get("error", 0)]
+    assert view.build({**doc, "history": []}).trends == []

@@ -20,6 +20,7 @@ FLAG_VALUES: dict[str, tuple[list[str], Any]] = {
     "text": (["alice"], "alice"),
     "path": (["/etc/given"], "/etc/given"),
     "paths": (["/k/one", "/k/two"], ("/k/one", "/k/two")),
+    "pairs": (["a=1", "b.c=x=y"], ("a=1", "b.c=x=y")),
     "switch": ([], True),
     "seconds": (["7.5"], 7.5),
 }
@@ -27,6 +28,7 @@ INVENTORY_VALUES: dict[str, tuple[Any, Any]] = {
     "text": ("bob", "bob"),
     "path": ("/srv/file", "/srv/file"),
     "paths": (["/i/a", "/i/b"], ("/i/a", "/i/b")),
+    "pairs": (["image.tag=1.2"], ("image.tag=1.2",)),
     "switch": (True, True),
     "seconds": (3.25, 3.25),
 }
