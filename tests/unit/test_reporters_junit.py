@@ -12,7 +12,7 @@ from report_docs import fixture_document
 
 from auditor.reporters.junit import JunitReporter
 
-SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "junit"
+SCHEMAS = Path(__file__).resolve().parents[1] / "data" / "schemas" / "junit"
 
 
 @pytest.fixture(scope="module")

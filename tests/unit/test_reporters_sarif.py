@@ -13,7 +13,7 @@ from report_docs import fixture_document
 
 from auditor.reporters.sarif import SarifReporter
 
-SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "sarif-schema-2.1.0.json"
+SCHEMA = Path(__file__).resolve().parents[1] / "data" / "schemas" / "sarif-schema-2.1.0.json"
 
 
 def validate(sarif):
