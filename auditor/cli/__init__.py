@@ -11,10 +11,12 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
 from auditor import __version__
+from auditor.cli.config_file import PROJECT_FILE, config_files, default_map
 from auditor.errors import AuditorError, ExitStatus
 
 # command name -> "module:attribute", imported only when that command runs (or --help lists
@@ -29,7 +31,12 @@ COMMANDS: dict[str, str] = {
     "evaluate": "auditor.cli.bundle:evaluate",
     "verify": "auditor.cli.bundle:verify",
     "schedule": "auditor.cli.schedule:schedule",
+    "completion": "auditor.cli.completion:completion",
 }
+# Every option of a command is also read from AUDITOR_<COMMAND>_<NAME>; `run`'s, the ones CI
+# sets most, from plain AUDITOR_<NAME> (AUDITOR_FAIL_ON, AUDITOR_REPORTS...).
+ENV_PREFIX = "AUDITOR"
+COMMAND_ENV_PREFIX = {"run": ENV_PREFIX}
 
 
 class _LazyGroup(click.Group):
@@ -44,24 +51,57 @@ class _LazyGroup(click.Group):
             return None
         module_name, _, attr = target.partition(":")
         command: click.Command = getattr(importlib.import_module(module_name), attr)
+        if cmd_name in COMMAND_ENV_PREFIX:
+            command.context_settings.setdefault("auto_envvar_prefix", COMMAND_ENV_PREFIX[cmd_name])
+        _show_envvars(command)
         return command
+
+
+def _show_envvars(command: click.Command) -> None:
+    """`--help` names the variable of every option, whichever way the option was declared."""
+    for param in command.params:
+        if isinstance(param, click.Option):
+            param.show_envvar = True
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _show_envvars(sub)
 
 
 @click.group(
     cls=_LazyGroup,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": 100,
+        "auto_envvar_prefix": ENV_PREFIX,
+    },
 )
 @click.version_option(__version__, prog_name="auditor")
 @click.option(
     "--debug", is_flag=True, envvar="AUDITOR_DEBUG", help="Log details and show tracebacks."
 )
-def cli(debug: bool) -> None:
-    """auditor: NIST SP 800-190 as code for hosts, Docker daemons and Kubernetes clusters."""
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="AUDITOR_CONFIG",
+    show_envvar=True,
+    help=f"Config file of command options (default: {PROJECT_FILE} here, on top of "
+    "$XDG_CONFIG_HOME/auditor/config.yaml).",
+)
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, config_file: Path | None) -> None:
+    """auditor: NIST SP 800-190 as code for hosts, Docker daemons and Kubernetes clusters.
+
+    Options come from the command line, then AUDITOR_* variables, then the config file.
+    """
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if ctx.resilient_parsing:  # shell completion: never fail on a config file
+        return
+    ctx.default_map = default_map(cli, ctx, config_files(config_file))
 
 
 def print_error(exc: AuditorError) -> None:
