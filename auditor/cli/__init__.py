@@ -94,14 +94,35 @@ def cli(ctx: click.Context, debug: bool, config_file: Path | None) -> None:
 
     Options come from the command line, then AUDITOR_* variables, then the config file.
     """
+    root = logging.getLogger()
+    fresh = not root.handlers
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if fresh:  # the handler basicConfig just made (not one a test harness installed)
+        root.handlers[0].addFilter(_ThirdPartyAtDebug(debug))
+    logging.captureWarnings(True)  # warnings.warn() -> the `py.warnings` logger
     if ctx.resilient_parsing:  # shell completion: never fail on a config file
         return
     ctx.default_map = default_map(cli, ctx, config_files(config_file))
+
+
+class _ThirdPartyAtDebug(logging.Filter):
+    """Libraries' warnings (WeasyPrint's CSS notes on every PDF, urllib3's, Python warnings)
+    are debug detail, shown with --debug only: `-q` prints nothing on success. Their errors,
+    and everything auditor logs, keep their level."""
+
+    def __init__(self, debug: bool) -> None:
+        super().__init__()
+        self.debug = debug
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.partition(".")[0] == "auditor" or record.levelno >= logging.ERROR:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return self.debug
 
 
 def print_error(exc: AuditorError) -> None:

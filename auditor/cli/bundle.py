@@ -35,7 +35,7 @@ from auditor.config import Gates
 from auditor.facts import utc_now
 from auditor.model import Run, Severity
 from auditor.recorder import Recorder
-from auditor.reporters import ReportRequest
+from auditor.reporters import parse_requests
 
 if TYPE_CHECKING:  # cryptography is imported when a bundle command runs, not at start-up
     from auditor.bundle import Bundle
@@ -180,7 +180,7 @@ def evaluate(
     """
     from auditor.bundle import load_public_key, read_bundle
 
-    requests = [ReportRequest.parse(r) for r in (reports or DEFAULT_REPORTS)]
+    requests = parse_requests(reports or DEFAULT_REPORTS)
     key = load_public_key(verify_key) if verify_key is not None else None
     bundle = read_bundle(bundle_path, key)
     loaded = prepared_profile(profile, overlays, dict(_parse_var(v) for v in variables))

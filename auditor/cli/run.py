@@ -28,7 +28,7 @@ from auditor.inventory import load_inventory
 from auditor.model import Result, Severity, Status, TargetRecord
 from auditor.profiles import DEFAULT_PROFILE, LoadedProfile, load_profile
 from auditor.recorder import Recorder, RecordOptions
-from auditor.reporters import ReportRequest, write
+from auditor.reporters import ReportRequest, parse_requests, write
 from auditor.targets import scheme_of
 from auditor.waivers import DEFAULT_WARNING_DAYS
 
@@ -306,6 +306,8 @@ def _import_url(text: str) -> str:
     tool, sep, path = text.partition(":")
     if not sep or not path or tool not in ("trivy", "grype"):
         raise InputError(f"bad --import {text!r}: expected trivy:FILE or grype:FILE")
+    if not Path(path).expanduser().is_file():  # an input file, like --waivers: exit 2, not 3
+        raise InputError(f"--import {text}: no such file")
     return f"{tool}://{path}"
 
 
@@ -381,7 +383,7 @@ def run(
     Every run is stored (SQLite in the XDG data directory unless --db or --no-store) as
     each target finishes; Ctrl-C or SIGTERM keeps what finished and marks the run incomplete.
     """
-    requests = [ReportRequest.parse(r) for r in (reports or DEFAULT_REPORTS)]
+    requests = parse_requests(reports or DEFAULT_REPORTS)
     specs = target_specs(
         targets,
         inventory,
