@@ -472,14 +472,6 @@ class Store:
             doc["history"] = self.history(list(row.target_names), history, before=run_id)
         return doc
 
-    def diff(self, run_a: str, run_b: str) -> dict[str, Any]:
-        """The drift from run_a to run_b (auditor.drift.compare of their documents)."""
-        from auditor import drift
-
-        return drift.compare(
-            self.load_document(run_a, history=0), self.load_document(run_b, history=0)
-        )
-
     # --- retention -------------------------------------------------------------------------
 
     def prune(
