@@ -77,7 +77,11 @@ def _show_envvars(command: click.Command) -> None:
 )
 @click.version_option(__version__, prog_name="auditor")
 @click.option(
-    "--debug", is_flag=True, envvar="AUDITOR_DEBUG", help="Log details and show tracebacks."
+    "--debug",
+    is_flag=True,
+    envvar="AUDITOR_DEBUG",
+    show_envvar=True,
+    help="Log details and show tracebacks.",
 )
 @click.option(
     "--config",
