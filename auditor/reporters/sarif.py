@@ -89,19 +89,16 @@ def _manifest_path(target_url: str, shown: str) -> Path | None:
     return snapshot / shown
 
 
-def _artifact(
-    result: dict[str, Any], target_url: str, root: SourceRoot
-) -> tuple[dict[str, str], int | None] | None:
-    """(artifactLocation, line) of a result's file: relative to %SRCROOT% when the file lies
-    under the source root, else an absolute file URI; None when the subject has no file."""
-    shown, line = _file_line(result["subject"].get("location"))
+def _artifact(target_url: str, shown: str, root: SourceRoot) -> dict[str, str] | None:
+    """The artifactLocation of file `shown` of a target: relative to %SRCROOT% when the file
+    lies under the source root, else an absolute file URI; None when there is no file."""
     path = _manifest_path(target_url, shown) if shown else None
     if path is None:
         return None
     relative = root.relative(path)
     if relative is not None:
-        return {"uri": quote(relative), "uriBaseId": SRCROOT}, line
-    return {"uri": path.resolve().as_uri()}, line
+        return {"uri": quote(relative), "uriBaseId": SRCROOT}
+    return {"uri": path.resolve().as_uri()}
 
 
 def _fingerprint(result: dict[str, Any]) -> str:
@@ -190,14 +187,19 @@ def _results(
     evidence = facts_by_hash(document)
     results = []
     without_file: Counter[str] = Counter()
+    artifacts: dict[tuple[str, str], dict[str, str] | None] = {}
     for result in document["results"]:
         if result["status"] not in REPORTED or result["check_id"] not in checks:
             continue
-        artifact = _artifact(result, urls.get(result["target"], ""), root)
+        shown, line = _file_line(result["subject"].get("location"))
+        key = (urls.get(result["target"], ""), shown)
+        if key not in artifacts:  # a manifest holds many subjects; resolving costs syscalls
+            artifacts[key] = _artifact(*key, root)
+        artifact = artifacts[key]
         if artifact is None:
             without_file[result["target"]] += 1
             continue
-        entry = _result(result, evidence, _location(result, *artifact))
+        entry = _result(result, evidence, _location(result, dict(artifact), line))
         entry["ruleIndex"] = rule_index[result["check_id"]]
         results.append(entry)
     return results, without_file
