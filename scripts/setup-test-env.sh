@@ -22,6 +22,7 @@ packages=(
     poppler-utils chromium
     busybox-static
     iproute2 procps strace shellcheck
+    fish zsh
 )
 
 missing=()

@@ -124,25 +124,31 @@ def test_every_run_option_is_read_from_its_variable(project, auditor_cli, monkey
     assert (project / "env.json").is_file() and (project / "env.md").is_file()
 
 
-def _bash_complete(words: str) -> list[str]:
-    """What real bash offers after `words`, through the script `auditor completion bash`
-    prints (which calls `auditor` back: here a shim running this checkout)."""
+def _shim() -> dict[str, str]:
+    """An environment whose `auditor` (which the completion scripts call back) is this
+    checkout's."""
     shim = Path(os.environ.get("TMPDIR", "/tmp")) / f"auditor-shim-{os.getpid()}"
     shim.mkdir(exist_ok=True)
     (shim / "auditor").write_text(f'#!/bin/sh\nexec {sys.executable} -m auditor "$@"\n')
     (shim / "auditor").chmod(0o755)
-    env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+    return {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+
+
+def _shell(argv: list[str]) -> list[str]:
+    done = subprocess.run(argv, capture_output=True, text=True, env=_shim(), timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    return done.stdout.splitlines()
+
+
+def _bash_complete(words: str) -> list[str]:
+    """What real bash offers after `words`, through `auditor completion bash`."""
     script = (
         'eval "$(auditor completion bash)"\n'
         f"COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))\n"
         "_auditor_completion auditor\n"
         'printf "%s\\n" "${COMPREPLY[@]}"\n'
     )
-    done = subprocess.run(
-        ["bash", "-c", script], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.split()
+    return _shell(["bash", "-c", script])
 
 
 def test_bash_completes_commands_and_options():
@@ -151,11 +157,27 @@ def test_bash_completes_commands_and_options():
     assert set(_bash_complete("auditor run --fail-on ''")) >= {"critical", "high", "low"}
 
 
-@pytest.mark.parametrize("shell", ["zsh", "fish"])
-def test_zsh_and_fish_scripts_call_back_with_their_shell(auditor_cli, shell):
-    done = auditor_cli("completion", shell)
-    assert done.code == 0
-    assert f"_AUDITOR_COMPLETE={shell}_complete" in done.out.replace('"', "")
+def test_fish_completes_with_descriptions():
+    """fish's own `complete -C` runs the script as a user's prompt would."""
+    script = 'auditor completion fish | source; complete -C "auditor run --fail-"'
+    offered = dict(line.split("\t", 1) for line in _shell(["fish", "-c", script]))
+    assert set(offered) == {"--fail-under", "--fail-on"}
+    assert offered["--fail-on"].startswith("Exit 1 when anything of this severity")
+
+
+def test_zsh_script_completes_through_its_completion_function():
+    """zsh runs the script; outside a completion widget, `compadd` and `_describe` (zsh's
+    completion builtins) are stand-ins that print what they are given."""
+    script = (
+        "compdef() { :; }\n"
+        '_describe() { local name=$3; print -l -- "${(@P)name}"; }\n'
+        'compadd() { local name=${@[-1]}; print -l -- "${(@P)name}"; }\n'
+        'eval "$(auditor completion zsh)"\n'
+        "words=(auditor run --fail-); CURRENT=3\n"
+        "_auditor_completion\n"
+    )
+    offered = [line.split(":", 1)[0] for line in _shell(["zsh", "-c", script])]
+    assert set(offered) == {"--fail-under", "--fail-on"}
 
 
 def test_cli_group_reads_no_file_during_completion(project):
