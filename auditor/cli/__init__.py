@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from auditor import __version__
-from auditor.cli.config_file import PROJECT_FILE, config_files, default_map
+from auditor.cli.config_file import PROJECT_FILE, config_files, config_option, default_map
 from auditor.errors import AuditorError, ExitStatus
 
 # command name -> "module:attribute", imported only when that command runs (or --help lists
@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
 # sets most, from plain AUDITOR_<NAME> (AUDITOR_FAIL_ON, AUDITOR_REPORTS...).
 ENV_PREFIX = "AUDITOR"
 COMMAND_ENV_PREFIX = {"run": ENV_PREFIX}
+COMMAND_ARGS = "auditor.command_args"  # ctx.meta key
 
 
 class _LazyGroup(click.Group):
@@ -44,6 +45,15 @@ class _LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """As click's, keeping the command's own arguments for the group's callback (which
+        runs first) to see whether they hold a `--config`."""
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta[COMMAND_ARGS] = rest
+        return name, command, rest
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)
@@ -54,7 +64,17 @@ class _LazyGroup(click.Group):
         if cmd_name in COMMAND_ENV_PREFIX:
             command.context_settings.setdefault("auto_envvar_prefix", COMMAND_ENV_PREFIX[cmd_name])
         _show_envvars(command)
+        _add_config_option(command)
         return command
+
+
+def _add_config_option(command: click.Command) -> None:
+    """Every command also takes `--config FILE` after its name, once."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _add_config_option(sub)
+    elif not any(param.name == "config_file" for param in command.params):
+        command.params.append(config_option())
 
 
 def _show_envvars(command: click.Command) -> None:
@@ -110,6 +130,9 @@ def cli(ctx: click.Context, debug: bool, config_file: Path | None) -> None:
     logging.captureWarnings(True)  # warnings.warn() -> the `py.warnings` logger
     if ctx.resilient_parsing:  # shell completion: never fail on a config file
         return
+    later = ctx.meta.get(COMMAND_ARGS, [])
+    if any(arg == "--config" or arg.startswith("--config=") for arg in later):
+        return  # `auditor CMD --config FILE`: that file alone, read by the command's option
     ctx.default_map = default_map(cli, ctx, config_files(config_file))
 
 

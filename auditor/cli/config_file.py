@@ -66,6 +66,36 @@ def default_map(group: click.Group, ctx: click.Context, files: list[Path]) -> di
     return merged
 
 
+def config_option() -> click.Option:
+    """`--config FILE` on a command (`auditor run --config ci.yaml`): eager, so the file's
+    values are in place before click reads any other option of the command."""
+    return click.Option(
+        ["--config", "config_file"],
+        type=click.Path(path_type=Path, dir_okay=False),
+        is_eager=True,
+        expose_value=False,
+        allow_from_autoenv=False,  # AUDITOR_CONFIG is read once, by `auditor` itself
+        callback=_use_config_file,
+        help="Config file (replaces auditor.yaml and the user's config.yaml).",
+    )
+
+
+def _use_config_file(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is None or ctx.resilient_parsing:
+        return
+    names: list[str] = []  # the command's path below `auditor`: ["runs", "list"]
+    here: click.Context | None = ctx
+    while here is not None and here.parent is not None:
+        names.insert(0, here.info_name or "")
+        here = here.parent
+    root = ctx.find_root()
+    assert isinstance(root.command, click.Group)  # `auditor`
+    values: Any = default_map(root.command, root, [value])
+    for name in names:
+        values = values.get(name, {})
+    ctx.default_map = values
+
+
 def _section(
     source: YamlDocument, path: list[str], options: Any, command: click.Command, ctx: click.Context
 ) -> dict[str, Any]:
@@ -122,6 +152,8 @@ def _options_by_name(command: click.Command) -> dict[str, click.Option]:
     found: dict[str, click.Option] = {}
     for param in command.params:
         if not isinstance(param, click.Option) or param.name is None or param.hidden:
+            continue
+        if not param.expose_value:  # --config itself, --help
             continue
         found[param.name] = param
         for flag in param.opts:  # not `--no-x`: that name would mean the opposite value

@@ -67,6 +67,19 @@ def test_the_project_file_overrides_the_user_file_and_config_replaces_both(
     assert gate(auditor_cli("--config", "other.yaml", "run").err) == "low"
     monkeypatch.setenv("AUDITOR_CONFIG", "other.yaml")
     assert gate(auditor_cli("run").err) == "low"
+    monkeypatch.delenv("AUDITOR_CONFIG")
+    after_the_command = auditor_cli("run", "--config", "other.yaml")  # also after `run`
+    assert gate(after_the_command.err) == "low"
+    assert gate(auditor_cli("run", "--config", "other.yaml", "--fail-on", "high").err) == "high"
+
+
+def test_config_after_a_nested_command(auditor_cli, project):
+    (project / "auditor.yaml").write_text("runs:\n  list:\n    limit: 0\n")  # refused: >= 1
+    assert auditor_cli("runs", "list", "--db", str(project / "r.db")).code == 2
+    (project / "mine.yaml").write_text("runs:\n  list:\n    format: json\n")
+    listed = auditor_cli("runs", "list", "--config", "mine.yaml", "--db", str(project / "r.db"))
+    assert listed.code == 0, listed.err
+    assert listed.out.strip() == "[]"  # the file's --format json, no runs yet
 
 
 def test_a_multiple_option_takes_a_list_or_one_value(auditor_cli, project):
@@ -108,7 +121,7 @@ def test_help_names_the_variable_of_every_run_option(auditor_cli):
 
     shown = " ".join(auditor_cli("run", "--help").out.split())
     for param in run.params:
-        if isinstance(param, click.Option) and not param.hidden and param.name != "help":
+        if isinstance(param, click.Option) and param.expose_value:  # not --config, --help
             envvar = param.envvar or f"AUDITOR_{param.name.upper()}"
             assert re.search(rf"env var: {envvar}[];]", shown), param.name
 
