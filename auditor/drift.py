@@ -90,6 +90,50 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def mismatches(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(what makes the two runs incomparable, what only deserves a warning): a different
+    profile, version, overlays, disabled checks or view is the first kind, as is having no
+    target in common; targets only one run covers are the second."""
+    blocking = []
+    for label, before, after in (
+        (label, _judged_by(a["run"])[label], _judged_by(b["run"])[label])
+        for label in ("profile", "profile version", "overlays", "disabled checks", "view")
+    ):
+        if before != after:
+            blocking.append(f"{label} differs: {_shown(before)} in A, {_shown(after)} in B")
+    names_a = {t["name"] for t in a["targets"]}
+    names_b = {t["name"] for t in b["targets"]}
+    warnings = []
+    if names_a and names_b and not names_a & names_b:
+        blocking.append("A and B have no target in common")
+    elif names_a != names_b:
+        only_a, only_b = sorted(names_a - names_b), sorted(names_b - names_a)
+        warnings.append(
+            "A and B cover different targets"
+            + (f"; only in A: {', '.join(only_a)}" if only_a else "")
+            + (f"; only in B: {', '.join(only_b)}" if only_b else "")
+        )
+    return blocking, warnings
+
+
+def _judged_by(run: Mapping[str, Any]) -> dict[str, Any]:
+    """What decided a run's verdicts, besides the targets' facts."""
+    profile = run["profile"]
+    return {
+        "profile": profile["id"],
+        "profile version": profile["version"],
+        "overlays": profile.get("overlays") or [],
+        "disabled checks": profile.get("disabled_checks") or [],
+        "view": run.get("view") or profile.get("view"),
+    }
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == []:
+        return "none"
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
 def _run(doc: Mapping[str, Any]) -> dict[str, Any]:
     run = doc["run"]
     overall = doc["score"]["overall"]

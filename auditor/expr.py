@@ -123,13 +123,31 @@ def _mode_at_most(mode: str | int, limit: str | int) -> bool:
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
-    parts = re.findall(r"\d+", version.split("+")[0].split("~")[0])
-    return tuple(int(p) for p in parts)
+    return tuple(int(p) for p in re.findall(r"\d+", version))
 
 
 def _version_at_least(version: str, minimum: str) -> bool:
-    """Numeric comparison of dotted versions: '1.28.3' >= '1.27'; a leading 'v' is ignored."""
-    return _version_tuple(version) >= _version_tuple(minimum)
+    """`version` >= `minimum`: '1.28.3' >= '1.27', and a pre-release orders before its
+    release ('1.28.0-rc.1' < '1.28.0'). A leading 'v', build metadata ('+dfsg1', '+k3s1')
+    and repack marks ('~ds1') are ignored. Semantic and PEP 440 versions compare by
+    packaging.version; the rest (kernels such as '6.1.0-18-amd64', '~' pre-releases) by
+    Debian's rules; what neither parses ('...el9_4.x86_64') by its numbers."""
+    from debian.debian_support import Version as DebianVersion
+    from packaging.version import InvalidVersion, Version
+
+    def plain(text: str) -> str:
+        text = text.strip().removeprefix("v").removeprefix("V").split("+")[0]
+        return re.sub(r"~(ds|dfsg|repack)\d*$", "", text)
+
+    mine, least = plain(version), plain(minimum)
+    try:
+        return Version(mine) >= Version(least)
+    except InvalidVersion:
+        pass
+    try:
+        return DebianVersion(mine) >= DebianVersion(least)
+    except ValueError:
+        return _version_tuple(mine) >= _version_tuple(least)
 
 
 def _flag(args: list[Any] | str, name: str) -> str | None:

@@ -23,6 +23,7 @@ packages=(
     poppler-utils chromium
     busybox-static debootstrap
     iproute2 procps strace shellcheck
+    fish zsh
 )
 
 missing=()

@@ -25,6 +25,8 @@ from auditor.cli import main
 os.environ.setdefault("AUDITOR_FINGERPRINT_KEY", "auditor-test-suite")
 os.environ.setdefault("XDG_DATA_HOME", tempfile.mkdtemp(prefix="auditor-xdg-"))
 os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="auditor-cache-"))
+# ... and the user's own config file (a test that wants one writes its own).
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="auditor-config-")
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
-"""Validators for the official output schemas in ../shared/schemas (offline copies).
+"""Validators for the official output schemas in tests/data/schemas (offline copies).
 
 OSCAL's schemas use `\\p{L}` in patterns, which Python's `re` cannot compile: the validator
-gets a `pattern` keyword backed by the `regex` module (see ../shared/schemas/README.md).
+gets a `pattern` keyword backed by the `regex` module (see tests/data/schemas/README.md).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import regex
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "schemas"
+SCHEMAS = Path(__file__).resolve().parent / "data" / "schemas"
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:

@@ -11,10 +11,12 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
 from auditor import __version__
+from auditor.cli.config_file import PROJECT_FILE, config_files, config_option, default_map
 from auditor.errors import AuditorError, ExitStatus
 
 # command name -> "module:attribute", imported only when that command runs (or --help lists
@@ -30,7 +32,13 @@ COMMANDS: dict[str, str] = {
     "verify": "auditor.cli.bundle:verify",
     "schedule": "auditor.cli.schedule:schedule",
     "worker": "auditor.cli.worker:worker",
+    "completion": "auditor.cli.completion:completion",
 }
+# Every option of a command is also read from AUDITOR_<COMMAND>_<NAME>; `run`'s, the ones CI
+# sets most, from plain AUDITOR_<NAME> (AUDITOR_FAIL_ON, AUDITOR_REPORTS...).
+ENV_PREFIX = "AUDITOR"
+COMMAND_ENV_PREFIX = {"run": ENV_PREFIX}
+COMMAND_ARGS = "auditor.command_args"  # ctx.meta key
 
 
 class _LazyGroup(click.Group):
@@ -39,30 +47,110 @@ class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """As click's, keeping the command's own arguments for the group's callback (which
+        runs first) to see whether they hold a `--config`."""
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta[COMMAND_ARGS] = rest
+        return name, command, rest
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)
         if target is None:
             return None
         module_name, _, attr = target.partition(":")
         command: click.Command = getattr(importlib.import_module(module_name), attr)
+        if cmd_name in COMMAND_ENV_PREFIX:
+            command.context_settings.setdefault("auto_envvar_prefix", COMMAND_ENV_PREFIX[cmd_name])
+        _show_envvars(command)
+        _add_config_option(command)
         return command
+
+
+def _add_config_option(command: click.Command) -> None:
+    """Every command also takes `--config FILE` after its name, once."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _add_config_option(sub)
+    elif not any(param.name == "config_file" for param in command.params):
+        command.params.append(config_option())
+
+
+def _show_envvars(command: click.Command) -> None:
+    """`--help` names the variable of every option, whichever way the option was declared."""
+    for param in command.params:
+        if isinstance(param, click.Option):
+            param.show_envvar = True
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _show_envvars(sub)
 
 
 @click.group(
     cls=_LazyGroup,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": 100,
+        "auto_envvar_prefix": ENV_PREFIX,
+    },
 )
 @click.version_option(__version__, prog_name="auditor")
 @click.option(
-    "--debug", is_flag=True, envvar="AUDITOR_DEBUG", help="Log details and show tracebacks."
+    "--debug",
+    is_flag=True,
+    envvar="AUDITOR_DEBUG",
+    show_envvar=True,
+    help="Log details and show tracebacks.",
 )
-def cli(debug: bool) -> None:
-    """auditor: NIST SP 800-190 as code for hosts, Docker daemons and Kubernetes clusters."""
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="AUDITOR_CONFIG",
+    show_envvar=True,
+    help=f"Config file of command options (default: {PROJECT_FILE} here, on top of "
+    "$XDG_CONFIG_HOME/auditor/config.yaml).",
+)
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, config_file: Path | None) -> None:
+    """auditor: NIST SP 800-190 as code for hosts, Docker daemons and Kubernetes clusters.
+
+    Options come from the command line, then AUDITOR_* variables, then the config file.
+    """
+    root = logging.getLogger()
+    fresh = not root.handlers
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if fresh:  # the handler basicConfig just made (not one a test harness installed)
+        root.handlers[0].addFilter(_ThirdPartyAtDebug(debug))
+    logging.captureWarnings(True)  # warnings.warn() -> the `py.warnings` logger
+    if ctx.resilient_parsing:  # shell completion: never fail on a config file
+        return
+    later = ctx.meta.get(COMMAND_ARGS, [])
+    if any(arg == "--config" or arg.startswith("--config=") for arg in later):
+        return  # `auditor CMD --config FILE`: that file alone, read by the command's option
+    ctx.default_map = default_map(cli, ctx, config_files(config_file))
+
+
+class _ThirdPartyAtDebug(logging.Filter):
+    """Libraries' warnings (WeasyPrint's CSS notes on every PDF, urllib3's, Python warnings)
+    are debug detail, shown with --debug only: `-q` prints nothing on success. Their errors,
+    and everything auditor logs, keep their level."""
+
+    def __init__(self, debug: bool) -> None:
+        super().__init__()
+        self.debug = debug
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.partition(".")[0] == "auditor" or record.levelno >= logging.ERROR:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return self.debug
 
 
 def print_error(exc: AuditorError) -> None:

@@ -32,7 +32,7 @@ from auditor.cli.run import (
 from auditor.config import Gates
 from auditor.facts import utc_now
 from auditor.model import Severity
-from auditor.reporters import ReportRequest
+from auditor.reporters import parse_requests
 from auditor.runner import CollectedTargets, RunPlan
 
 if TYPE_CHECKING:  # cryptography is imported when a bundle command runs, not at start-up
@@ -152,7 +152,7 @@ def evaluate(
     """
     from auditor.bundle import load_public_key, read_bundle
 
-    requests = [ReportRequest.parse(r) for r in (reports or DEFAULT_REPORTS)]
+    requests = parse_requests(reports or DEFAULT_REPORTS)
     key = load_public_key(verify_key) if verify_key is not None else None
     bundle = read_bundle(bundle_path, key)
     loaded = prepared_profile(profile, overlays, parse_vars(variables))

@@ -6,16 +6,17 @@ RUN is a run id, a unique prefix of one (4+ characters), `latest` or `latest~N`.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 from tabulate import tabulate
 
-from auditor.errors import ExitStatus, ReportError
+from auditor.errors import ExitStatus, InputError, ReportError
 from auditor.sanitize import plain
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) is imported when a command runs, not at start-up
-    from auditor.store import RunInfo, Store
+    from auditor.store import RunInfo
 
 FORMATS = click.Choice(["table", "json", "html"])
 db_option = click.option(
@@ -162,17 +163,35 @@ def prune_runs(
 
 
 @click.command("diff")
-@click.argument("run_a", metavar="RUN_A")
-@click.argument("run_b", metavar="RUN_B")
+@click.argument("run_a", metavar="A")
+@click.argument("run_b", metavar="B")
 @db_option
 @format_option
-def diff_runs(run_a: str, run_b: str, db: str | None, fmt: str) -> ExitStatus:
-    """Drift from RUN_A to RUN_B: new failures, fixed, still failing, newly applicable,
-    changed evidence, and score and coverage deltas per target and control."""
-    from auditor.store import open_store
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Compare even when A and B were judged by different profiles or views, or share "
+    "no target.",
+)
+def diff_runs(run_a: str, run_b: str, db: str | None, fmt: str, force: bool) -> ExitStatus:
+    """Drift from A to B: new failures, fixed, still failing, newly applicable, changed
+    evidence, and score and coverage deltas per target and control.
 
-    with open_store(db) as store:
-        result = diff_of(store, run_a, run_b)
+    A and B are stored runs (id, unique prefix, `latest`, `latest~N`) or results files
+    written by `--report json:PATH` (e.g. two CI runs with --no-store), in any mix.
+    """
+    from auditor import drift
+
+    a, b = _documents(run_a, run_b, db)
+    blocking, warnings = drift.mismatches(a, b)
+    if blocking and not force:
+        raise InputError(
+            f"A and B are not comparable: {'; '.join(blocking)}",
+            hint="compare them anyway with --force",
+        )
+    for line in blocking + warnings:
+        click.echo(f"auditor: warning: {plain(line, 500)}", err=True)
+    result = drift.compare(a, b)
     if fmt == "json":
         _out(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     elif fmt == "html":
@@ -182,9 +201,21 @@ def diff_runs(run_a: str, run_b: str, db: str | None, fmt: str) -> ExitStatus:
     return ExitStatus.OK
 
 
-def diff_of(store: Store, run_a: str, run_b: str) -> dict[str, Any]:
-    """The drift between two stored runs named as the user typed them."""
-    return store.diff(store.resolve(run_a), store.resolve(run_b))
+def _documents(run_a: str, run_b: str, db: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two results documents: a name that is a file is read as one, the others are
+    looked up in the store (opened only when one is needed)."""
+    from auditor import document
+
+    files = {ref: Path(ref) for ref in (run_a, run_b) if Path(ref).is_file()}
+    stored = [ref for ref in (run_a, run_b) if ref not in files]
+    loaded = {ref: document.load(path) for ref, path in files.items()}
+    if stored:
+        from auditor.store import open_store
+
+        with open_store(db) as store:
+            for ref in stored:
+                loaded[ref] = store.load_document(store.resolve(ref), history=0)
+    return loaded[run_a], loaded[run_b]
 
 
 _CATEGORY_TITLES = {

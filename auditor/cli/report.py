@@ -9,7 +9,7 @@ import click
 
 from auditor import document
 from auditor.errors import ExitStatus, InputError
-from auditor.reporters import ReportRequest, write
+from auditor.reporters import parse_requests, write
 
 
 @click.command()
@@ -36,7 +36,7 @@ def report(source: str, reports: tuple[str, ...], db: str | None) -> ExitStatus:
     store: its id, a unique prefix, `latest` or `latest~N`; the document then carries the
     earlier runs of the same targets, so the HTML and PDF reports draw the trend.
     """
-    requests = [ReportRequest.parse(r) for r in (reports or ("terminal:-",))]
+    requests = parse_requests(reports or ("terminal:-",))
     doc = _load(source, db)
     to_stdout = any(r.path == "-" for r in requests)
     for request in requests:

@@ -18,7 +18,7 @@ from auditor.inventory import load_inventory
 from auditor.model import Severity
 from auditor.profiles import DEFAULT_PROFILE, LoadedProfile, load_profile
 from auditor.recorder import RecordOptions
-from auditor.reporters import ReportRequest
+from auditor.reporters import parse_requests
 from auditor.runner import LiveTargets, RunPlan
 from auditor.targets import scheme_of
 from auditor.waivers import DEFAULT_WARNING_DAYS
@@ -243,6 +243,8 @@ def _import_url(text: str) -> str:
     tool, sep, path = text.partition(":")
     if not sep or not path or tool not in ("trivy", "grype"):
         raise InputError(f"bad --import {text!r}: expected trivy:FILE or grype:FILE")
+    if not Path(path).expanduser().is_file():  # an input file, like --waivers: exit 2, not 3
+        raise InputError(f"--import {text}: no such file")
     return f"{tool}://{path}"
 
 
@@ -301,7 +303,7 @@ def run(**flags: Any) -> ExitStatus:
     Every run is stored (SQLite in the XDG data directory unless --db or --no-store) as
     each target finishes; Ctrl-C or SIGTERM keeps what finished and marks the run incomplete.
     """
-    requests = [ReportRequest.parse(r) for r in (flags.pop("reports") or DEFAULT_REPORTS)]
+    requests = parse_requests(flags.pop("reports") or DEFAULT_REPORTS)
     specs = target_specs(flags)
     name, overlays, variables = flags.pop("profile"), flags.pop("overlays"), flags.pop("variables")
     loaded = prepared_profile(name, overlays, parse_vars(variables))

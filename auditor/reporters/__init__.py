@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,23 @@ class ReportRequest:
         if fmt not in FORMATS:
             raise InputError(f"unknown report format {fmt!r} (known: {', '.join(FORMATS)})")
         return cls(fmt, path)
+
+
+def parse_requests(texts: Iterable[str]) -> list[ReportRequest]:
+    """Every `--report`, refusing two to one destination: two documents on stdout (or in one
+    file) would be concatenated into something no consumer can read."""
+    requests = [ReportRequest.parse(text) for text in texts]
+    seen: dict[str, ReportRequest] = {}
+    for request in requests:
+        key = "-" if request.path == "-" else str(Path(request.path).resolve())
+        if key in seen:
+            where = "stdout" if key == "-" else request.path
+            raise InputError(
+                f"--report {seen[key].format}:{request.path} and --report "
+                f"{request.format}:{request.path} both write to {where}: give one a file"
+            )
+        seen[key] = request
+    return requests
 
 
 def reporter_for(fmt: str) -> Reporter:

@@ -1,5 +1,9 @@
 """JUnit XML: one test suite per target, one test case per check and subject.
 
+A case's identity (suite, classname, name) is what CI servers key test history and "new
+failure" on, so it is unique and stable across runs: suite = target, classname = check id,
+name = control, title, subject and, for a manifest subject, its file:line.
+
 Valid against both schemas CI servers use (the strict Ant JUnit.xsd and Jenkins xUnit's
 junit-10.xsd): `testsuites` carries no attributes, every suite has properties, system-out and
 system-err, timestamps have no zone. A failing subject is a `failure` whose text says what was
@@ -45,6 +49,28 @@ def _seconds(started: str, finished: str) -> str:
 
 def _fmt(value: float | None, suffix: str = "") -> str:
     return "n/a" if value is None else f"{value:.1f}{suffix}"
+
+
+def _case_name(result: dict[str, Any]) -> str:
+    """`[CR-1] Containers are not privileged (Pod shop/web at deploy/web.yaml:12)`."""
+    subject = subject_text(result)
+    location = result["subject"].get("location")
+    where = " ".join(part for part in (subject, f"at {location}" if location else "") if part)
+    title = one_line(f"[{result['control_id']}] {result['title']}", 300)
+    return title + (f" ({one_line(where, 700)})" if where else "")
+
+
+def _case_names(results: list[dict[str, Any]]) -> list[str]:
+    """The case name of each result of one suite; a (check, name) pair that would still repeat
+    (two subjects that print alike) gets `#2`, `#3` in result order, which is stable."""
+    seen: dict[tuple[str, str], int] = {}
+    names = []
+    for result in results:
+        name = _case_name(result)
+        key = (result["check_id"], name)
+        seen[key] = seen.get(key, 0) + 1
+        names.append(name if seen[key] == 1 else f"{name} #{seen[key]}")
+    return names
 
 
 class JunitReporter:
@@ -97,8 +123,8 @@ class JunitReporter:
                     name="auditor.target.error",
                     value=visible(target["error"]),
                 )
-            for result in results:
-                self._testcase(suite, result, checks, evidence)
+            for result, case_name in zip(results, _case_names(results), strict=True):
+                self._testcase(suite, result, case_name, checks, evidence)
             out = ET.SubElement(suite, "system-out")
             out.text = visible(
                 f"{name}: score {_fmt(score.get('value'))} grade {score.get('grade') or 'n/a'}, "
@@ -121,15 +147,15 @@ class JunitReporter:
     def _testcase(
         suite: ET.Element,
         result: dict[str, Any],
+        name: str,
         checks: dict[str, tuple[dict[str, Any], dict[str, Any]]],
         evidence: dict[tuple[str, str], list[dict[str, Any]]],
     ) -> None:
         subject = subject_text(result)
-        name = f"[{result['control_id']}] {result['title']}" + (f" ({subject})" if subject else "")
         case = ET.SubElement(
             suite,
             "testcase",
-            name=one_line(name, 400),
+            name=name,
             classname=one_line(result["check_id"], 200),
             time="0",
         )

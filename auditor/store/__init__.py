@@ -65,7 +65,7 @@ def default_url() -> str:
 
 def normalise_url(url: str) -> str:
     """A SQLAlchemy URL from what a user may type: a file path means SQLite, and a bare
-    `postgresql://` means the psycopg (v3) driver auditor ships with."""
+    `postgresql://` means the psycopg (v3) driver of the `auditor[postgres]` extra."""
     if "://" not in url:
         return f"sqlite:///{Path(url).expanduser().resolve()}"
     scheme, rest = url.split("://", 1)
@@ -88,7 +88,14 @@ def open_store(url: str | None = None) -> Store:
     shown = safe_url(url)
     try:
         engine = _engine(url)
-    except (ArgumentError, ImportError) as exc:
+    except ImportError as exc:
+        if make_url(url).get_backend_name() == "postgresql":
+            raise StoreError(
+                f"a PostgreSQL store ({shown}) needs the psycopg driver, an optional extra: "
+                "pip install 'auditor[postgres]'"
+            ) from exc
+        raise StoreError(f"bad database URL {shown}: {exc}") from exc
+    except ArgumentError as exc:
         raise StoreError(f"bad database URL {shown}: {exc}") from exc
     except OSError as exc:
         raise StoreError(f"cannot create the database {shown}: {exc.strerror}") from exc
@@ -480,14 +487,6 @@ class Store:
         if history:
             doc["history"] = self.history(list(row.target_names), history, before=run_id)
         return doc
-
-    def diff(self, run_a: str, run_b: str) -> dict[str, Any]:
-        """The drift from run_a to run_b (auditor.drift.compare of their documents)."""
-        from auditor import drift
-
-        return drift.compare(
-            self.load_document(run_a, history=0), self.load_document(run_b, history=0)
-        )
 
     # --- retention -------------------------------------------------------------------------
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 from html_check import parse
 from report_docs import fixture_document
 
 from auditor.document import dumps
 
-SNAPSHOT = "k8s-snapshot:///work/shared/datasets/k8s/manifests/checkov/example_PrivilegedContainers"
+DATA = Path(__file__).resolve().parents[1] / "data" / "k8s" / "manifests"
+SNAPSHOT = f"k8s-snapshot://{DATA / 'checkov' / 'example_PrivilegedContainers'}"
 FORMATS = ("html", "pdf", "json", "junit", "sarif", "oscal", "csv", "markdown")
 
 

@@ -1,4 +1,4 @@
-"""The snapshot path against real-world manifests: ../shared/datasets/k8s (297 resources from
+"""The snapshot path against real-world manifests: tests/data/k8s (297 resources from
 checkov, kubescape regolibrary and kubernetes/examples, labelled per resource).
 
 Each group directory is audited as one `k8s-snapshot://` target with the shipped profile. The
@@ -34,7 +34,7 @@ from auditor.profiles import load_profile
 
 pytestmark = pytest.mark.integration
 
-DATASET = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "k8s"
+DATASET = Path(__file__).resolve().parents[1] / "data" / "k8s"
 
 # check id -> the dataset's finding key
 MAPPING = {

@@ -42,8 +42,8 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "reports"
-SHARED = ROOT.parent / "shared"
-CHECKOV = SHARED / "datasets" / "k8s" / "manifests" / "checkov" / "example_PrivilegedContainers"
+DATA = ROOT / "tests" / "data"
+CHECKOV = DATA / "k8s" / "manifests" / "checkov" / "example_PrivilegedContainers"
 SUFFIX = {"html": "html", "pdf": "pdf", "json": "json", "junit": "xml", "sarif": "sarif",
           "oscal": "oscal.json", "csv": "csv", "markdown": "md", "terminal": "txt"}  # fmt: skip
 
@@ -226,7 +226,7 @@ def test_pdf_pages_and_text(written, run_document):
 
 def test_junit_against_both_schemas(written, run_document):
     for schema in ("JUnit.xsd", "junit-10.xsd"):
-        xmlschema.XMLSchema(str(SHARED / "schemas" / "junit" / schema)).validate(
+        xmlschema.XMLSchema(str(DATA / "schemas" / "junit" / schema)).validate(
             str(written["junit"])
         )
     root = ET.parse(written["junit"]).getroot()
@@ -235,16 +235,17 @@ def test_junit_against_both_schemas(written, run_document):
 
 def test_sarif_against_the_schema(written):
     sarif = json.loads(written["sarif"].read_text())
-    schema = json.loads((SHARED / "schemas" / "sarif-schema-2.1.0.json").read_text())
+    schema = json.loads((DATA / "schemas" / "sarif-schema-2.1.0.json").read_text())
     validator = jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())
     assert [e.message for e in validator.iter_errors(sarif)] == []
     results = sarif["runs"][0]["results"]
-    assert results
+    # only subjects in a file are results; the hosts' and daemons' are counted
+    assert sarif["runs"][0]["properties"]["resultsWithoutFile"]["total"] > 0
+    assert all(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results)
     if "k8s-snapshot" in SCHEMES:  # snapshot subjects point at their manifest and line
-        located = [r for r in results if "physicalLocation" in r["locations"][0]]
-        assert located
+        assert results
         assert all(r["locations"][0]["physicalLocation"]["region"]["startLine"] >= 1
-                   for r in located)  # fmt: skip
+                   for r in results)  # fmt: skip
 
 
 def test_oscal_against_the_official_schema(written, run_document):

@@ -14,7 +14,7 @@ from auditor.profiles import load_profile
 
 pytestmark = pytest.mark.integration
 
-DATASET = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "k8s"
+DATASET = Path(__file__).resolve().parents[1] / "data" / "k8s"
 
 
 # A check that reads the fact it iterates over: the workers must get that fact whole.

@@ -209,9 +209,23 @@ def test_mode_at_most(mode, limit, expected):
     "version, minimum, expected",
     [
         ("6.1.0-18-amd64", "6.1.0-17-amd64", True),
+        ("6.1.0-9-amd64", "6.1.0-17-amd64", False),
         ("v1.27.3", "1.28", False),
         ("1.28.0", "1.28", True),
         ("5.10", "5.4", True),
+        # pre-releases order before their release, in semver and in Debian spelling
+        ("1.28.0-rc.1", "1.28.0", False),
+        ("1.28.0", "1.28.0-rc.1", True),
+        ("v1.28.0-alpha.2", "1.28.0-beta.1", False),
+        ("1.28.0~rc1", "1.28.0", False),
+        # build metadata and distribution repacks are the release itself
+        ("20.10.24+dfsg1", "20.10.24", True),
+        ("v1.28.3+k3s1", "1.28.3", True),
+        ("1.6.20~ds1", "1.6.20", True),
+        ("1.1.5+ds1", "1.1.12", False),
+        # neither semver nor Debian: compared by its numbers
+        ("5.14.0-427.13.1.el9_4.x86_64", "5.14.0-362.8.1.el9_3.x86_64", True),
+        ("5.14.0-70.13.1.el9_0.x86_64", "5.14.0-362.8.1.el9_3.x86_64", False),
     ],
 )
 def test_version_at_least(version, minimum, expected):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -12,7 +13,7 @@ from report_docs import fixture_document
 
 from auditor.reporters.junit import JunitReporter
 
-SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "junit"
+SCHEMAS = Path(__file__).resolve().parents[1] / "data" / "schemas" / "junit"
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +74,26 @@ def test_unreachable_target_is_an_error_suite(xml):
     assert int(suite.get("errors")) == int(suite.get("tests")) > 0
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert "timed out" in props["auditor.target.error"]
+
+
+def test_case_identities_are_unique_with_the_file_and_line_in_the_name():
+    doc = copy.deepcopy(fixture_document())
+    result = next(r for r in doc["results"] if r["status"] == "fail")
+    same_name_other_file = copy.deepcopy(result)
+    result["subject"]["location"] = "a/web.yaml:3"
+    same_name_other_file["subject"]["location"] = "b/web.yaml:3"
+    printed_alike = copy.deepcopy(result)  # no location to tell them apart
+    doc["results"] += [same_name_other_file, printed_alike]
+    root = ET.fromstring(JunitReporter().render(doc))
+    keys = [
+        (suite.get("name"), case.get("classname"), case.get("name"))
+        for suite in root.findall("testsuite")
+        for case in suite.findall("testcase")
+    ]
+    assert len(keys) == len(set(keys)) == len(doc["results"])
+    names = {n for s, c, n in keys if s == result["target"] and c == result["check_id"]}
+    subject = f"{result['subject']['kind']} {result['subject']['name']}"
+    title = f"[{result['control_id']}] {result['title']}"
+    assert f"{title} ({subject} at a/web.yaml:3)" in names
+    assert f"{title} ({subject} at b/web.yaml:3)" in names
+    assert f"{title} ({subject} at a/web.yaml:3) #2" in names
