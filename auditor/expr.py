@@ -27,7 +27,7 @@ from functools import cache, cached_property, lru_cache, wraps
 from types import ModuleType
 from typing import Any
 
-import re2  # type: ignore[import-untyped]  # google-re2: linear time, no backtracking
+import re2  # google-re2: linear time, no backtracking
 
 
 def _load_cel() -> ModuleType:
