@@ -7,14 +7,13 @@ Only this package catches broadly: every error becomes one line on stderr and an
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
 import click
 
-from auditor import __version__
+from auditor import __version__, logs
 from auditor.errors import AuditorError, ExitStatus
 
 # command name -> "module:attribute", imported only when that command runs (or --help lists
@@ -57,11 +56,7 @@ class _LazyGroup(click.Group):
 )
 def cli(debug: bool) -> None:
     """auditor: NIST SP 800-190 as code for hosts, Docker daemons and Kubernetes clusters."""
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(debug)
 
 
 def print_error(exc: AuditorError) -> None:
