@@ -316,7 +316,7 @@ def read_bundle(path: Path, verify_key: Ed25519PublicKey | None = None) -> Bundl
 class _BoundedTarInfo(tarfile.TarInfo):
     """A tar header whose size is checked before tarfile reads or parses what follows it."""
 
-    def _proc_member(self, tarfile: tarfile.TarFile) -> tarfile.TarInfo:
+    def _proc_member(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
         if self.type in _EXTENDED_HEADERS and self.size > MAX_HEADER_BYTES:
             raise _Refused(
                 f"an extended tar header of {self.size} bytes (auditor reads up to "
@@ -327,7 +327,8 @@ class _BoundedTarInfo(tarfile.TarInfo):
                 f"member {self.name!r} of {self.size} bytes (auditor reads up to "
                 f"{MAX_MEMBER_BYTES // 1024**2} MiB per member)"
             )
-        return super()._proc_member(tarfile)  # type: ignore[misc]  # tarfile's own hook
+        member: tarfile.TarInfo = super()._proc_member(archive)  # type: ignore[misc]
+        return member
 
 
 class _Refused(Exception):
