@@ -13,6 +13,7 @@ from auditor.model import Severity
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_COMMAND_TIMEOUT = 60.0
+DEFAULT_MAX_HOST_OUTPUT = 64 * 1024**2  # bytes of host script output read per host
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class TargetSpec:
     kubeconfig: str | None = None  # Kubernetes: kubeconfig file (default KUBECONFIG, ~/.kube)
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
+    max_output: int = DEFAULT_MAX_HOST_OUTPUT  # host script output read (stdout + stderr)
     variables: dict[str, Any] = field(default_factory=dict)
     source: str | None = None  # inventory file and line, for error messages
 

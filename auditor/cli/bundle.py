@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,6 +97,7 @@ def collect(
     tls_cert: Path | None,
     tls_key: Path | None,
     quiet: bool,
+    max_host_output: int,
 ) -> int:
     """Gather the facts the profile needs from targets into a bundle; judge nothing.
 
@@ -118,6 +120,7 @@ def collect(
         imports,
         (tls_ca, tls_cert, tls_key),
     )
+    specs = [replace(s, max_output=max_host_output * 1024**2) for s in specs]
     key = load_private_key(sign_key) if sign_key is not None else None  # fail before collecting
     started = utc_now()
 

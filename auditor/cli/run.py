@@ -19,6 +19,7 @@ from auditor import cyclegc, engine
 from auditor.config import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_HOST_OUTPUT,
     Gates,
     RunConfig,
     TargetSpec,
@@ -127,6 +128,14 @@ target_options = _options(
         show_default=True,
         type=click.FloatRange(min=0.1),
         help="Seconds for the host script.",
+    ),
+    click.option(
+        "--max-host-output",
+        default=DEFAULT_MAX_HOST_OUTPUT // 1024**2,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="MiB of output read from a host's script; past it the script is stopped and "
+        "the section it was printing is an error.",
     ),
 )
 
@@ -374,6 +383,7 @@ def run(
     min_coverage: float | None,
     quiet: bool,
     kubeconfig: Path | None = None,
+    max_host_output: int = DEFAULT_MAX_HOST_OUTPUT // 1024**2,
     **record_flags: Any,
 ) -> ExitStatus:
     """Audit targets with a profile, write reports, and gate on the score.
@@ -398,6 +408,7 @@ def run(
     )
     if kubeconfig is not None:
         specs = [s if s.kubeconfig else replace(s, kubeconfig=str(kubeconfig)) for s in specs]
+    specs = [replace(s, max_output=max_host_output * 1024**2) for s in specs]
     config = RunConfig(
         targets=tuple(specs),
         profile=profile,
