@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -59,7 +58,9 @@ def main() -> None:
             env = {**os.environ, "PYTHONPATH": args.code}
             done = subprocess.run(argv, capture_output=True, text=True, cwd="/tmp", env=env)
             document = json.loads(report.read_text()) if report.exists() else None
-    measures = dict(re.findall(r"^\s*([^:\n]+): (.+)$", done.stderr, re.MULTILINE))
+    measures = dict(
+        line.strip().rsplit(": ", 1) for line in done.stderr.splitlines() if ": " in line
+    )
     print(
         f"code {args.code}: {args.size} bytes in section {args.section}: exit "
         f"{measures.get('Exit status')}, peak RSS "
