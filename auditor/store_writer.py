@@ -30,6 +30,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkContext, SpawnContext
 from typing import Any
 
+from auditor import logs
 from auditor.errors import AuditorError
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ def _serve(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.nice(NICE)
     if debug:
-        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+        logs.configure(debug=True)  # a spawned child: redacted like the parent's
     failure: tuple[str, str | None, bool] | None = None
     store = None
     try:

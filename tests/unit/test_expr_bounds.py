@@ -3,6 +3,7 @@ runs too long is an error of its own."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -111,3 +112,47 @@ def test_a_check_past_its_budget_without_helpers_is_an_error_once_it_ends(monkey
         scope.evaluate(compile_expression("subject.l.all(x, subject.l.all(y, x + y >= 0))"))
     # the next evaluation has a budget of its own
     assert scope.evaluate(compile_expression("size(subject.l) == 1500")) is True
+
+
+def test_a_check_past_its_budget_is_an_error_result_of_that_check_alone(
+    auditor_cli, tmp_path, monkeypatch
+):
+    """A real local audit with two checks: the pathological one is `error` with the reason,
+    the other is judged as ever."""
+    monkeypatch.setattr(expr, "EVALUATION_BUDGET", 0.2)
+    (tmp_path / "profile.yaml").write_text(
+        'id: mini\ntitle: Mini\nversion: "1"\ninclude: [host.yaml]\n'
+    )
+    (tmp_path / "host.yaml").write_text(
+        "section: {id: host-os, title: Host}\n"
+        "controls:\n"
+        '  - id: "4.5.1"\n'
+        "    title: Attack surface\n"
+        "    text: Keep it small.\n"
+        "    coverage: automated\n"
+        "    checks:\n"
+        "      - id: host.slow\n"
+        "        title: Pathological\n"
+        "        severity: low\n"
+        "        target: host\n"
+        '        assert: "[1,2,3,4,5,6,7,8,9,10].all(a, [1,2,3,4,5,6,7,8,9,10].all(b,'
+        " [1,2,3,4,5,6,7,8,9,10].all(c, [1,2,3,4,5,6,7,8,9,10].all(d,"
+        " [1,2,3,4,5,6,7,8,9,10].all(e, lower(facts.host.os.id) != 'x')))))\"\n"
+        "        remediation: None.\n"
+        "      - id: host.fine\n"
+        "        title: OS known\n"
+        "        severity: low\n"
+        "        target: host\n"
+        "        assert: \"facts.host.os.id != ''\"\n"
+        "        remediation: None.\n"
+    )
+    report = tmp_path / "results.json"
+    done = auditor_cli(
+        "run", "-q", "--no-store", "--profile", str(tmp_path), "--target", "local://",
+        "--workers", "0", "--report", f"json:{report}",
+    )  # fmt: skip
+    assert done.code == 0, done.err
+    results = {r["check_id"]: r for r in json.loads(report.read_text())["results"]}
+    assert results["host.slow"]["status"] == "error"
+    assert "0.2s evaluation budget" in results["host.slow"]["message"]
+    assert results["host.fine"]["status"] == "pass"
