@@ -41,7 +41,9 @@ def hide(value: str) -> None:
 def redact_message(text: str) -> str:
     """`text` with URL credentials, query strings, hidden values and secrets replaced."""
     text = redact_text("", text)  # first: it leaves text that holds its marker alone
-    for value in sorted(_hidden, key=len, reverse=True):
+    with _hidden_lock:  # another thread may be adding one
+        hidden = sorted(_hidden, key=len, reverse=True)
+    for value in hidden:
         text = text.replace(value, HIDDEN)
     text = _URL.sub(lambda match: _redact_url(match.group(0)), text)
     return _QUERY.sub("?" + HIDDEN, text)
