@@ -3,7 +3,9 @@
 Trust on purpose: host keys are checked against known_hosts and an unknown or changed key is
 an error for the target, unless the user opted in with --accept-new-host-keys (trust on first
 use; a *changed* key is refused even then). ~/.ssh/config is honoured for HostName, User,
-Port, IdentityFile, UserKnownHostsFile and ProxyJump. The whole audit is one exec channel.
+Port, IdentityFile, UserKnownHostsFile and ProxyJump. The whole audit is one exec channel
+(and a second, only to stop a script given up on). known_hosts markers are honoured
+(`@revoked`) or skipped with a warning (`@cert-authority`).
 """
 
 from __future__ import annotations
