@@ -61,7 +61,7 @@ class StoreWriter:
     def __init__(
         self, url: str | None, *, debug: bool = False, timeout: float | None = None
     ) -> None:
-        self.timeout = timeout or float(os.environ.get(TIMEOUT_ENV) or ANSWER_TIMEOUT)
+        self.timeout = timeout or _timeout_from_env()
         self._stalled = False
         # A forked child of a threaded process may inherit a lock some thread held.
         if threading.active_count() == 1:
@@ -191,6 +191,17 @@ class StoreWriter:
         self._stalled = True
         log.debug("the store writer answered nothing for %gs: killing it", self.timeout)
         self._process.kill()
+
+
+def _timeout_from_env() -> float:
+    text = os.environ.get(TIMEOUT_ENV) or str(ANSWER_TIMEOUT)
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0
+    if not 0 < seconds < float("inf"):
+        raise AuditorError(f"{TIMEOUT_ENV}={text!r}: not a number of seconds above 0")
+    return seconds
 
 
 def _widen(pipe: Connection) -> None:

@@ -107,3 +107,13 @@ def test_statements_carry_a_server_side_time_limit(postgres_server):
     finally:
         store.close()
     assert shown == str(STATEMENT_TIMEOUT_MS)
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "inf"])
+def test_a_bad_store_timeout_is_a_one_line_error(value, monkeypatch):
+    from auditor.errors import AuditorError
+    from auditor.store_writer import TIMEOUT_ENV, StoreWriter
+
+    monkeypatch.setenv(TIMEOUT_ENV, value)
+    with pytest.raises(AuditorError, match=f"{TIMEOUT_ENV}='{value}': not a number of seconds"):
+        StoreWriter(None)
