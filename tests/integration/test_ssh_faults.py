@@ -95,7 +95,7 @@ def test_a_connection_dropped_mid_output_is_reported_as_such_at_once(servers_dir
 
 
 def test_a_slow_banner_is_a_clear_timeout_and_paramiko_stays_quiet(sshd_server, tmp_path):
-    with sshd.trickling_proxy(sshd.TcpEndpoint(sshd_server.host, sshd_server.port), 8) as proxy:
+    with sshd.trickling_proxy(sshd.TcpEndpoint(sshd_server.host, sshd_server.port), 30) as proxy:
         known_hosts = tmp_path / "known_hosts"
         key = " ".join(sshd_server.host_public_key_line.split()[:2])
         known_hosts.write_text(f"[{proxy.host}]:{proxy.port} {key}\n")
@@ -111,7 +111,7 @@ def test_a_slow_banner_is_a_clear_timeout_and_paramiko_stays_quiet(sshd_server, 
     error = document["targets"][0]["error"]
     assert "within 2s" in error and ("banner" in error or "handshake" in error), error
     assert "No existing session" not in error
-    assert took < 8
+    assert took < 20  # the interpreter start on a busy machine included; not the 30 s stall
     # only auditor's own line: no traceback or log line of paramiko's transport thread
     assert done.stderr.strip().splitlines() == [
         f"auditor: ssh://root@{proxy.host}:{proxy.port}: {error}"
