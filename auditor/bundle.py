@@ -47,6 +47,15 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 MAX_MEMBERS = 200_000
 MAX_BYTES = 2 * 1024**3  # uncompressed; a bundle bigger than this is refused, not read
+MAX_MEMBER_BYTES = 512 * 1024**2  # one member (one fact's evidence), uncompressed
+# An extended header (PAX, GNU long name) is parsed whole, and Python 3.11's parser takes time
+# quadratic in its length (CVE-2024-6232: a header of digits costs minutes of CPU). auditor
+# writes none at all (its member names are short); 4 KiB leaves room for another writer's.
+MAX_HEADER_BYTES = 4096
+_EXTENDED_HEADERS = frozenset(
+    {tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+     tarfile.GNUTYPE_LONGLINK}
+)  # fmt: skip
 _TARGET = re.compile(r"^targets/[0-9]{4,6}\.json$")
 _EVIDENCE = re.compile(r"^evidence/([0-9a-f]{64})\.json$")
 PASSWORD_ENV = "AUDITOR_SIGN_KEY_PASSWORD"
@@ -304,12 +313,34 @@ def read_bundle(path: Path, verify_key: Ed25519PublicKey | None = None) -> Bundl
     )
 
 
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A tar header whose size is checked before tarfile reads or parses what follows it."""
+
+    def _proc_member(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _EXTENDED_HEADERS and self.size > MAX_HEADER_BYTES:
+            raise _Refused(
+                f"an extended tar header of {self.size} bytes (auditor reads up to "
+                f"{MAX_HEADER_BYTES})"
+            )
+        if self.size > MAX_MEMBER_BYTES:
+            raise _Refused(
+                f"member {self.name!r} of {self.size} bytes (auditor reads up to "
+                f"{MAX_MEMBER_BYTES // 1024**2} MiB per member)"
+            )
+        member: tarfile.TarInfo = super()._proc_member(archive)  # type: ignore[misc]
+        return member
+
+
+class _Refused(Exception):
+    """A header that _BoundedTarInfo refuses (not a TarError: tarfile would skip past one)."""
+
+
 def _members(path: Path) -> dict[str, bytes]:
     """Every member's bytes, refusing unsafe or unexpected entries and oversized archives."""
     members: dict[str, bytes] = {}
     total = 0
     try:
-        with tarfile.open(path, mode="r:gz") as tar:
+        with tarfile.open(path, mode="r:gz", tarinfo=_BoundedTarInfo) as tar:
             while (member := tar.next()) is not None:
                 name = member.name
                 if not member.isreg():
@@ -331,6 +362,8 @@ def _members(path: Path) -> dict[str, bytes]:
                 if len(data) != member.size:
                     raise EOFError("member cut short")
                 members[name] = data
+    except _Refused as exc:
+        raise BundleError(f"the bundle is refused: {exc}", path=path) from exc
     except FileNotFoundError as exc:
         raise BundleError("no such file", path=path) from exc
     except IsADirectoryError as exc:

@@ -16,6 +16,8 @@ from auditor.model import Severity
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_COMMAND_TIMEOUT = 60.0
+MIB = 1024**2
+DEFAULT_MAX_HOST_OUTPUT = 64 * MIB  # bytes of host script output read per host
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class Setting:
     help: str
     inventory_key: str | None  # the key in an inventory's defaults, groups and hosts
     inventory_type: Any  # what the inventory accepts (a pydantic annotation)
-    kind: str = "text"  # text | path | paths | pairs | switch | seconds
+    kind: str = "text"  # text | path | paths | pairs | switch | seconds | mebibytes
     travels: bool = False  # sent to a distributed run's workers (never credentials or trust)
 
     @property
@@ -57,6 +59,7 @@ def _setting(
             "pairs": list[str],
             "switch": bool,
             "seconds": Annotated[float, Field(gt=0)],
+            "mebibytes": Annotated[int, Field(ge=1)],
         }[kind]
     )
     declared = Setting(flags, help, key, inventory_type | None, kind, travels)
@@ -164,6 +167,15 @@ class TargetSpec:
         help="Seconds for the host script.",
         travels=True,
     )
+    max_output: int = _setting(
+        DEFAULT_MAX_HOST_OUTPUT,
+        "--max-host-output",
+        key="max_host_output",
+        kind="mebibytes",
+        help="MiB of output read from a host's script; past it the script is stopped and the "
+        "section it was printing is an error.",
+        travels=True,
+    )
     helm_values: tuple[str, ...] = _setting(
         (),
         "--helm-values",
@@ -211,6 +223,8 @@ def setting_value(setting: Setting, value: Any) -> Any:
         return tuple(str(Path(item).expanduser()) for item in items)
     if setting.kind == "path":
         return str(Path(value).expanduser())
+    if setting.kind == "mebibytes":
+        return int(value) * MIB
     if setting.kind == "pairs":
         return tuple(_pair(str(item), setting) for item in value)
     return value

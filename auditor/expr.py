@@ -19,12 +19,15 @@ import json
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache, wraps
 from types import ModuleType
 from typing import Any
+
+import re2  # google-re2: linear time, no backtracking
 
 
 def _load_cel() -> ModuleType:
@@ -215,9 +218,24 @@ def _trim(value: str) -> str:
 
 
 def _regex_find(value: str, pattern: str) -> str | None:
-    """The first match of `pattern` in `value`, or null."""
-    found = re.search(pattern, value)
+    """The first match of `pattern` (RE2 syntax) in `value`, or null."""
+    found = _regex(pattern).search(value)
     return found.group(0) if found else None
+
+
+@lru_cache(maxsize=256)
+def _regex(pattern: str) -> Any:
+    """`pattern` compiled by RE2, which runs in time linear in the text: a check's regex
+    cannot backtrack catastrophically (`(a+)+$`). ValueError says why a pattern is invalid."""
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print its own line on stderr
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args else "invalid"
+        if isinstance(reason, str) and reason.endswith(": " + pattern):
+            reason = reason[: -len(pattern) - 2]
+        raise ValueError(f"invalid regex {pattern!r}: {reason}") from None
 
 
 def _keys(mapping: Mapping[str, Any]) -> list[str]:
@@ -232,7 +250,48 @@ def _get(mapping: Mapping[str, Any] | None, key: str, default: Any) -> Any:
     return default if value is None else value
 
 
-FUNCTIONS: dict[str, Callable[..., Any]] = {
+# --- the evaluation budget ---------------------------------------------------------------------
+
+EVALUATION_BUDGET = 10.0  # seconds one expression may take on one subject
+_budget = threading.local()  # .deadline: time.monotonic() by which this thread's must end
+
+
+class BudgetExceeded(RuntimeError):
+    """An expression ran past EVALUATION_BUDGET."""
+
+
+def _within_budget(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function`, refusing to start once the expression calling it is past its deadline.
+    The CEL core holds the GIL and offers no way to stop it: the helpers and the end of each
+    evaluation are where a budget can be enforced."""
+
+    @wraps(function)
+    def checked(*args: Any) -> Any:
+        deadline = getattr(_budget, "deadline", None)
+        if deadline is not None and time.monotonic() > deadline:
+            raise BudgetExceeded(f"stopped after the {EVALUATION_BUDGET:g}s evaluation budget")
+        return function(*args)
+
+    return checked
+
+
+def _execute(program: Any, context: Any) -> Any:
+    """`program` run in `context` within EVALUATION_BUDGET: BudgetExceeded past it."""
+    started = time.monotonic()
+    _budget.deadline = started + EVALUATION_BUDGET
+    try:
+        value = program.execute(context)
+    finally:
+        _budget.deadline = None
+    elapsed = time.monotonic() - started
+    if elapsed > EVALUATION_BUDGET:
+        raise BudgetExceeded(
+            f"took {elapsed:.1f}s, over the {EVALUATION_BUDGET:g}s evaluation budget"
+        )
+    return value
+
+
+_HELPERS: dict[str, Callable[..., Any]] = {
     "mode_at_most": _mode_at_most,
     "version_at_least": _version_at_least,
     "flag": _flag,
@@ -248,6 +307,9 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "regex_find": _regex_find,
     "keys": _keys,
     "get": _get,
+}
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    name: _within_budget(function) for name, function in _HELPERS.items()
 }
 
 
@@ -390,6 +452,7 @@ def compile_expression(source: str) -> Expression:
         if name[0] in "_@!" or name in _BUILTINS or name in FUNCTIONS:
             continue
         raise ExpressionError(f"unknown function {name!r}")
+    _check_regexes(source)
     variables = frozenset(_VAR_REF.findall(source))
     chains = dict.fromkeys(match.group(0) for match in _CHAIN.finditer(source))
     reads = tuple((chain, _path(chain)) for chain in chains)
@@ -404,6 +467,52 @@ def compile_expression(source: str) -> Expression:
         aliases=aliases,
         uses=frozenset(names & VARIABLES),  # also when only a comprehension variable is so named
     )
+
+
+# The calls whose pattern argument is checked at load time, and the tokens of their arguments.
+_REGEX_CALL = re.compile(r"(\.)?\b(matches|regex_find)\(")
+_ARGUMENT_TOKEN = re.compile(
+    rf"(?P<string>(?:[rR][bB]?|[bB][rR]?)?(?:{_STRING_LITERAL}))|(?P<open>[(\[{{])"
+    r"|(?P<close>[)\]}])|(?P<comma>,)|[^'\"()\[\]{},]+"
+)
+
+
+def _check_regexes(source: str) -> None:
+    """ExpressionError for a string literal given as the pattern of `matches` or `regex_find`
+    that is not a valid regex, so a typo fails when the profile loads, not on every subject."""
+    for call in _REGEX_CALL.finditer(source):
+        arguments = _arguments(source, call.end())
+        method = call.group(1) is not None and call.group(2) == "matches"
+        pattern = arguments[0 if method else 1] if len(arguments) > (0 if method else 1) else ""
+        if not re.fullmatch(rf"(?:[rR])?(?:{_STRING_LITERAL})", pattern):
+            continue  # a variable or an expression: checked when it is evaluated
+        try:
+            if call.group(2) == "regex_find":
+                _regex(cel.compile(pattern).execute())
+            else:  # the CEL core's own engine (Rust `regex`, linear time too) checks it
+                cel.compile(f"''.matches({pattern})").execute()
+        except (ValueError, RuntimeError) as exc:
+            detail = re.search(r"^error: (.*)$", str(exc), re.MULTILINE)  # the Rust engine's
+            reason = f"invalid regex {pattern}: {detail.group(1)}" if detail else str(exc)
+            reason = _first_line(reason).split(". Check")[0]
+            raise ExpressionError(f"{call.group(2)}(): {reason}") from exc
+
+
+def _arguments(source: str, start: int) -> list[str]:
+    """The top-level arguments of the call whose `(` ends at `start`, stripped."""
+    arguments, current, depth = [], start, 0
+    for token in _ARGUMENT_TOKEN.finditer(source, start):
+        if token.group("open"):
+            depth += 1
+        elif token.group("close"):
+            if depth == 0:
+                arguments.append(source[current : token.start()].strip())
+                return arguments
+            depth -= 1
+        elif token.group("comma") and depth == 0:
+            arguments.append(source[current : token.start()].strip())
+            current = token.end()
+    return arguments
 
 
 class Scope:
@@ -517,7 +626,7 @@ class Scope:
         if key not in self._ready:
             self._prepare(expression)
         try:
-            value = self._values[key] = expression.program.execute(self._context)
+            value = self._values[key] = _execute(expression.program, self._context)
         except Exception as exc:  # the CEL core raises Key/Index/Type/Runtime/ValueError
             raise EvaluationError(self._describe(exc)) from exc
         return value
@@ -551,7 +660,7 @@ class Scope:
             if expression.cel_source not in self._ready:
                 self._prepare(expression)
             try:
-                observed[name] = shorten(_in_order(expression.program.execute(self._context)))
+                observed[name] = shorten(_in_order(_execute(expression.program, self._context)))
             except Exception as exc:  # shown as the observation's value
                 observed[name] = f"<not available: {self._describe(exc)}>"
         return observed
@@ -679,6 +788,8 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, IndexError):
         return f"index out of range ({exc})"
     text = str(exc)
+    if f"{BudgetExceeded.__name__}: " in text:  # raised by a helper, wrapped by the CEL core
+        return text.split(f"{BudgetExceeded.__name__}: ", 1)[1].split(". Check")[0]
     if "No such overload" in text:
         return "wrong value type for this operation"
     return _first_line(text).split(". Check")[0]

@@ -16,7 +16,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from auditor import __version__
+from auditor import __version__, logs
 from auditor.drift import compare
 from auditor.errors import AuditorError
 
@@ -75,10 +75,21 @@ def where(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
 
 
+def hide_in_logs(url: str) -> None:
+    """Keep the URL's path (a Slack or Teams webhook's path is its token) and query out of
+    every log line, urllib3's retry warnings and debug lines included."""
+    parts = urlsplit(url)
+    if parts.path.strip("/"):
+        logs.hide(parts.path)
+    if parts.query:
+        logs.hide(parts.query)
+
+
 def post(url: str, payload: Mapping[str, Any], *, timeout: float = TIMEOUT) -> None:
     """POST `payload` as JSON, retrying transient failures; NotifyError when it never lands."""
     if urlsplit(url).scheme not in ("http", "https"):
         raise NotifyError(f"webhook URL must be http:// or https://, not {where(url)}")
+    hide_in_logs(url)
     retry = Retry(
         total=ATTEMPTS - 1,
         backoff_factor=BACKOFF,

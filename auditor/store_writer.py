@@ -14,7 +14,8 @@ once, unless the child is that far behind); the reading ones wait for the answer
 makes the calls in the order they were sent. Once one fails, it makes no more, and
 every later `ask` raises that failure (`WriterError`, saying whether the store could not be
 opened at all). Whatever the child was handed it writes, even when the auditing process is
-killed: it stops only when its pipe is closed, after the last call.
+killed: it stops only when its pipe is closed, after the last call. A child that answers
+nothing for `timeout` seconds (a stalled database) is killed, and that is the failure.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkContext, SpawnContext
 from typing import Any
 
+from auditor import logs
 from auditor.errors import AuditorError
 from auditor.model import Result, TargetRecord
 
@@ -41,6 +43,11 @@ Request = tuple[str, tuple[Any, ...], dict[str, Any], bool]  # method, args, kwa
 NICE = 10  # the writer's priority below the audit's
 PIPE_SIZE = 1 << 20  # bytes of calls in flight: Linux's default limit for any user
 CLOSE_TIMEOUT = 60.0  # seconds to finish the last writes once the pipe is closed
+# Seconds the writer may take to answer, or to take a call when its pipe is full, before the
+# store counts as stalled (a stopped or hung database server): the writer is then killed and
+# the run goes on unstored, its reports written, its exit status saying so.
+ANSWER_TIMEOUT = 60.0
+TIMEOUT_ENV = "AUDITOR_STORE_TIMEOUT"
 
 
 class WriterError(AuditorError):
@@ -54,7 +61,11 @@ class WriterError(AuditorError):
 class StoreWriter:
     """A child process that owns the store. Thread-safe."""
 
-    def __init__(self, url: str | None, *, debug: bool = False) -> None:
+    def __init__(
+        self, url: str | None, *, debug: bool = False, timeout: float | None = None
+    ) -> None:
+        self.timeout = timeout or _timeout_from_env()
+        self._stalled = False
         # A forked child of a threaded process may inherit a lock some thread held.
         if threading.active_count() == 1:
             context: ForkContext | SpawnContext = multiprocessing.get_context("fork")
@@ -169,25 +180,40 @@ class StoreWriter:
             if request[3]:
                 raise self._failure
             return
+        # A full pipe blocks the send until the child reads: a stalled child is killed,
+        # which breaks the pipe and ends the wait.
+        watchdog = threading.Timer(self.timeout, self._stall)
+        watchdog.daemon = True
+        watchdog.start()
         try:
             self._requests.send(request)
         except (OSError, ValueError) as exc:  # a broken pipe: the child is gone
             self._failure = self._gone(exc)
             if request[3]:
                 raise self._failure from exc
+        finally:
+            watchdog.cancel()
 
     def _opened(self) -> None:
         """Read the child's first word, which says whether the store opened."""
         if self._url is None and self._failure is None:
             try:
-                self._url = self._answer()
+                self._url = self._answer(opening=True)
             except WriterError as exc:
                 self._failure = exc
         if self._failure is not None:
             raise self._failure
 
-    def _answer(self) -> Any:
-        wait([self._replies, self._process.sentinel])
+    def _answer(self, *, opening: bool = False) -> Any:
+        if not wait([self._replies, self._process.sentinel], self.timeout):
+            self._stall()
+            self._failure = WriterError(
+                f"the store did not answer within {self.timeout:g}s (a stalled database?); "
+                "this run is not stored",
+                hint=f"check the database; {TIMEOUT_ENV} sets how long auditor waits",
+                opening=opening,
+            )
+            raise self._failure
         try:
             ok, value = self._replies.recv()
         except (EOFError, OSError) as exc:
@@ -200,8 +226,31 @@ class StoreWriter:
 
     def _gone(self, exc: BaseException) -> WriterError:
         self._process.join(1)
+        if self._stalled:
+            return WriterError(
+                f"the store took no call for {self.timeout:g}s (a stalled database?); "
+                "this run is not stored from there on",
+                hint=f"check the database; {TIMEOUT_ENV} sets how long auditor waits",
+            )
         code = self._process.exitcode
         return WriterError(f"the store writer process stopped (exit code {code}): {exc}")
+
+    def _stall(self) -> None:
+        """Give up on a child that answers nothing: kill it (it ignores SIGTERM)."""
+        self._stalled = True
+        log.debug("the store writer answered nothing for %gs: killing it", self.timeout)
+        self._process.kill()
+
+
+def _timeout_from_env() -> float:
+    text = os.environ.get(TIMEOUT_ENV) or str(ANSWER_TIMEOUT)
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0
+    if not 0 < seconds < float("inf"):
+        raise AuditorError(f"{TIMEOUT_ENV}={text!r}: not a number of seconds above 0")
+    return seconds
 
 
 def _widen(pipe: Connection) -> None:
@@ -230,7 +279,7 @@ def _serve(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.nice(NICE)
     if debug:
-        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+        logs.configure(debug=True)  # a spawned child: redacted like the parent's
     failure: tuple[str, str | None, bool] | None = None
     store = None
     try:

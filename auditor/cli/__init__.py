@@ -7,7 +7,6 @@ Only this package catches broadly: every error becomes one line on stderr and an
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from auditor import __version__
+from auditor import __version__, logs
 from auditor.cli.config_file import PROJECT_FILE, config_files, config_option, default_map
 from auditor.errors import AuditorError, ExitStatus
 
@@ -119,38 +118,13 @@ def cli(ctx: click.Context, debug: bool, config_file: Path | None) -> None:
 
     Options come from the command line, then AUDITOR_* variables, then the config file.
     """
-    root = logging.getLogger()
-    fresh = not root.handlers
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if fresh:  # the handler basicConfig just made (not one a test harness installed)
-        root.handlers[0].addFilter(_ThirdPartyAtDebug(debug))
-    logging.captureWarnings(True)  # warnings.warn() -> the `py.warnings` logger
+    logs.configure(debug)
     if ctx.resilient_parsing:  # shell completion: never fail on a config file
         return
     later = ctx.meta.get(COMMAND_ARGS, [])
     if any(arg == "--config" or arg.startswith("--config=") for arg in later):
         return  # `auditor CMD --config FILE`: that file alone, read by the command's option
     ctx.default_map = default_map(cli, ctx, config_files(config_file))
-
-
-class _ThirdPartyAtDebug(logging.Filter):
-    """Libraries' warnings (WeasyPrint's CSS notes on every PDF, urllib3's, Python warnings)
-    are debug detail, shown with --debug only: `-q` prints nothing on success. Their errors,
-    and everything auditor logs, keep their level."""
-
-    def __init__(self, debug: bool) -> None:
-        super().__init__()
-        self.debug = debug
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.name.partition(".")[0] == "auditor" or record.levelno >= logging.ERROR:
-            return True
-        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return self.debug
 
 
 def print_error(exc: AuditorError) -> None:

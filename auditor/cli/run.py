@@ -12,7 +12,7 @@ import click
 import yaml
 
 from auditor import runner
-from auditor.config import Gates, Setting, TargetSpec, connection_settings, setting_value
+from auditor.config import MIB, Gates, Setting, TargetSpec, connection_settings, setting_value
 from auditor.errors import ExitStatus, InputError
 from auditor.inventory import load_inventory
 from auditor.model import Severity
@@ -56,6 +56,8 @@ def _setting_option(name: str, setting: Setting, default: Any) -> Callable[[F], 
         kwargs["is_flag"] = True
     elif setting.kind == "seconds":
         kwargs.update(default=default, show_default=True, type=click.FloatRange(min=0.1))
+    elif setting.kind == "mebibytes":
+        kwargs.update(default=default // MIB, show_default=True, type=click.IntRange(min=1))
     elif setting.is_path:
         kwargs.update(type=click.Path(path_type=Path), multiple=setting.kind == "paths")
     elif setting.kind == "pairs":

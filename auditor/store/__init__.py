@@ -50,6 +50,7 @@ from auditor.store.schema import blob_refs, blobs, run_targets, runs
 
 HISTORY_LIMIT = 30  # earlier runs load_document puts under `history`
 _CHUNK = 500  # keys per IN (...) query
+STATEMENT_TIMEOUT_MS = 60_000  # PostgreSQL: the longest one statement may run
 
 
 class StoreError(AuditorError):
@@ -139,7 +140,10 @@ def _engine(url: str) -> Engine:
         return engine
     connect_args: dict[str, Any] = {}
     if parsed.get_backend_name() == "postgresql":
-        connect_args = {"connect_timeout": 10}
+        # A statement the server itself cannot finish (locks, a slow disk) fails instead of
+        # waiting; a server that answers nothing at all is the store writer's timeout.
+        options = f"{parsed.query.get('options', '')} -c statement_timeout={STATEMENT_TIMEOUT_MS}"
+        connect_args = {"connect_timeout": 10, "options": options.strip()}
     return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
 
 

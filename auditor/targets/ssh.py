@@ -3,13 +3,19 @@
 Trust on purpose: host keys are checked against known_hosts and an unknown or changed key is
 an error for the target, unless the user opted in with --accept-new-host-keys (trust on first
 use; a *changed* key is refused even then). ~/.ssh/config is honoured for HostName, User,
-Port, IdentityFile, UserKnownHostsFile and ProxyJump. The whole audit is one exec channel.
+Port, IdentityFile, UserKnownHostsFile and ProxyJump. The whole audit is one exec channel
+(and a second, only to stop a script given up on). known_hosts markers are honoured
+(`@revoked`) or skipped with a warning (`@cert-authority`).
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
+import logging
 import os
+import re
+import secrets
 import select
 import shlex
 import socket
@@ -21,10 +27,12 @@ from urllib.parse import unquote, urlsplit
 from auditor.config import TargetSpec
 from auditor.errors import TargetError
 from auditor.importfixes import defer_invoke
-from auditor.targets.base import SUDO_REFUSED_HINT, CommandResult, HostTarget
+from auditor.targets.base import SUDO_REFUSED_HINT, BoundedOutput, CommandResult, HostTarget
 
 defer_invoke()
 import paramiko  # noqa: E402 - after defer_invoke, on purpose
+
+log = logging.getLogger(__name__)
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
@@ -96,15 +104,11 @@ class SshTarget(HostTarget):
             sock = _dial(settings["hostname"], settings["port"], self.spec.connect_timeout)
         client = paramiko.SSHClient()
         known_hosts = Path(settings["known_hosts"]).expanduser()
-        if known_hosts.is_file():
-            try:
-                client.load_host_keys(str(known_hosts))
-            except (OSError, paramiko.SSHException) as exc:
-                raise TargetError(f"cannot read known_hosts {known_hosts}: {exc}") from exc
-        if self.spec.accept_new_host_keys:
-            client.set_missing_host_key_policy(_AcceptNew(known_hosts))
-        else:
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        revoked = _load_known_hosts(client.get_host_keys(), known_hosts)
+        fallback: paramiko.MissingHostKeyPolicy = (
+            _AcceptNew(known_hosts) if self.spec.accept_new_host_keys else paramiko.RejectPolicy()
+        )
+        client.set_missing_host_key_policy(_RefuseRevoked(revoked, fallback, known_hosts))
         where = f"{settings['hostname']}:{settings['port']}"
         timeout = self.spec.connect_timeout
         try:
@@ -121,8 +125,19 @@ class SshTarget(HostTarget):
                 channel_timeout=timeout,
                 sock=sock,
             )
+        except _RevokedKey as exc:
+            client.close()
+            raise TargetError(
+                f"host key of {where} ({exc.key.get_name()} {exc.key.fingerprint}) is marked "
+                f"@revoked in {known_hosts}; refusing to connect"
+            ) from exc
         except paramiko.BadHostKeyException as exc:
             client.close()
+            if _fingerprint(exc.key) in revoked:
+                raise TargetError(
+                    f"host key of {where} ({exc.key.get_name()} {exc.key.fingerprint}) is marked "
+                    f"@revoked in {known_hosts}; refusing to connect"
+                ) from exc
             raise TargetError(
                 f"host key of {where} does not match known_hosts {known_hosts} "
                 f"(got {exc.key.get_name()} {exc.key.fingerprint}); refusing to connect",
@@ -142,6 +157,11 @@ class SshTarget(HostTarget):
                 ) from exc
             if "banner" in text.lower():
                 raise TargetError(f"{where} sent no SSH banner within {timeout:g}s") from exc
+            if text == "No existing session":  # paramiko gave up waiting for the handshake
+                raise TargetError(
+                    f"{where} did not complete the SSH handshake (banner and key exchange) "
+                    f"within {timeout:g}s"
+                ) from exc
             raise TargetError(f"SSH to {where} failed: {text}") from exc
         except TimeoutError as exc:
             client.close()
@@ -167,32 +187,69 @@ class SshTarget(HostTarget):
             raise TargetError(f"SSH connection to {self.address} was closed")
         argv = self.shell_command(as_root=self._settings["user"] == "root")
         command = shlex.join(argv)
+        token = f"@@AUDITOR-PGID-{secrets.token_hex(8)}@@"
         started = time.monotonic()
-        deadline = started + timeout
+        output = BoundedOutput(self.spec.max_output)
         try:
             channel = transport.open_session(timeout=self.spec.connect_timeout)
-            channel.exec_command(command)
-            channel.sendall(script.encode())
-            channel.shutdown_write()
-            stdout, stderr = _drain(channel, deadline)
-            status = channel.recv_exit_status()
-        except TimeoutError as exc:
-            raise TargetError(f"host script did not finish within {timeout:g}s") from exc
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise TargetError(f"running the audit script on {self.address} failed: {exc}") from exc
-        result = CommandResult(
-            command=command,
-            exit_status=status,
-            stdout=stdout.decode("utf-8", "replace"),
-            stderr=stderr.decode("utf-8", "replace"),
-            duration=time.monotonic() - started,
-        )
+            raise self._failed(transport, started, output, exc) from exc
+        try:
+            channel.exec_command(command)
+            channel.sendall((_REPORT_PGID.format(token=token) + script).encode())
+            channel.shutdown_write()
+            _drain(channel, transport, output, started + timeout)
+            status = -1 if output.full else channel.recv_exit_status()
+        except TimeoutError as exc:
+            raise TargetError(
+                f"host script did not finish within {timeout:g}s (stopped on the host)"
+            ) from exc
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise self._failed(transport, started, output, exc) from exc
+        finally:
+            if not (channel.exit_status_ready() and channel.eof_received) or output.full:
+                self._stop(transport, _pgid(output.stderr, token), argv)
+            channel.close()
+        if output.stderr.startswith(token.encode()):  # the script's own report, not its output
+            del output.stderr[: output.stderr.find(b"\n") + 1]
+        result = output.result(command, status, time.monotonic() - started)
         if argv[0] == "sudo" and status != 0 and result.stderr.startswith("sudo:"):
             raise TargetError(
                 f"sudo refused on {self.address}: {result.stderr.splitlines()[0]}",
                 hint=SUDO_REFUSED_HINT,
             )
         return result
+
+    def _stop(self, transport: paramiko.Transport, pgid: int | None, argv: list[str]) -> None:
+        """Stop a script given up on (timeout, output cap) on the host: its process group is
+        signalled from a channel of its own, with the script's privileges. (OpenSSH's sshd
+        sends no SIGHUP when a channel without a terminal closes, and refuses RFC 4254
+        "signal" requests for root logins.) Nothing to do when the connection is gone."""
+        if pgid is None or not transport.is_active():
+            return
+        try:
+            channel = transport.open_session(timeout=self.spec.connect_timeout)
+            channel.exec_command(shlex.join(argv))
+            channel.sendall(_KILL_GROUP.format(pgid=pgid).encode())
+            channel.shutdown_write()
+            channel.status_event.wait(self.spec.connect_timeout)
+            channel.close()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            log.debug("could not stop process group %d on %s: %s", pgid, self.address, exc)
+
+    def _failed(
+        self, transport: paramiko.Transport, started: float, output: BoundedOutput, exc: Exception
+    ) -> TargetError:
+        """The error for a channel that failed: a dropped connection said as such."""
+        if isinstance(exc, _Dropped) or not transport.is_active():
+            read = len(output.stdout) + len(output.stderr)
+            cause = transport.get_exception()
+            why = f": {cause}" if cause is not None and str(cause) else ""
+            return TargetError(
+                f"the SSH connection to {self.address} dropped while the host script ran "
+                f"(after {time.monotonic() - started:.1f}s and {read} bytes of output{why})"
+            )
+        return TargetError(f"running the audit script on {self.address} failed: {exc}")
 
 
 def _dial(host: str, port: int, timeout: float) -> socket.socket:
@@ -223,30 +280,129 @@ def _dial(host: str, port: int, timeout: float) -> socket.socket:
     return sock
 
 
-def _drain(channel: paramiko.Channel, deadline: float) -> tuple[bytes, bytes]:
-    """Read stdout and stderr together (so neither window fills and stalls the other)."""
-    out: list[bytes] = []
-    err: list[bytes] = []
+class _Dropped(EOFError):
+    """The SSH transport closed before the script's end of output."""
+
+
+def _drain(
+    channel: paramiko.Channel,
+    transport: paramiko.Transport,
+    output: BoundedOutput,
+    deadline: float,
+) -> None:
+    """Read stdout and stderr together (so neither window fills and stalls the other) until
+    the script's end of output, its output cap, a dropped connection (_Dropped, at once: not
+    at the deadline) or the deadline (TimeoutError)."""
+    while not output.full:
+        if channel.recv_ready():
+            output.add(channel.recv(65536))
+            continue
+        if channel.recv_stderr_ready():
+            output.add(channel.recv_stderr(65536), stderr=True)
+            continue
+        if channel.exit_status_ready() and channel.eof_received:
+            break
+        if not transport.is_active():
+            raise _Dropped
+        if channel.closed:  # closed by the server without an end of output
+            break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        select.select([channel], [], [], min(remaining, 0.5))
+    while channel.recv_stderr_ready() and not output.full:
+        output.add(channel.recv_stderr(65536), stderr=True)
+
+
+# Prepended to the script: the script's process group id, on stderr, after a per-run token
+# (removed from the output), so that a script given up on can be stopped as a whole.
+_REPORT_PGID = (
+    "read -r _ _ _ _ __auditor_pgid _ 2>/dev/null </proc/$$/stat "
+    "&& printf '%s %s\\n' {token} \"$__auditor_pgid\" >&2\n"
+)
+# Run on a channel of its own: SIGTERM to the group (sudo passes it on to the root shell), up
+# to a second for it to go, then SIGKILL.
+_KILL_GROUP = (
+    "kill -TERM -{pgid} 2>/dev/null || exit 0\n"
+    "for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 -{pgid} 2>/dev/null || exit 0; sleep 0.1; done\n"
+    "kill -KILL -{pgid} 2>/dev/null; exit 0\n"
+)
+
+
+def _pgid(stderr: bytes | bytearray, token: str) -> int | None:
+    """The process group the script reported (its first line on stderr), if it did."""
+    found = re.match(rb"%s ([0-9]+)\n" % token.encode(), bytes(stderr[:200]))
+    return int(found.group(1)) if found and int(found.group(1)) > 1 else None
+
+
+def _fingerprint(key: paramiko.PKey) -> str:
+    return f"{key.get_name()} {key.get_base64()}"
+
+
+class _RevokedKey(paramiko.SSHException):
+    def __init__(self, key: paramiko.PKey) -> None:
+        super().__init__("revoked host key")
+        self.key = key
+
+
+class _RefuseRevoked(paramiko.MissingHostKeyPolicy):
+    """Refuses a key marked @revoked (`_load_known_hosts` leaves it out of the known keys, so
+    every revoked key comes here), and hands any other unknown key to `fallback`."""
+
+    def __init__(
+        self, revoked: set[str], fallback: paramiko.MissingHostKeyPolicy, known_hosts: Path
+    ) -> None:
+        self.revoked = revoked
+        self.fallback = fallback
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: Any) -> None:
+        if _fingerprint(key) in self.revoked:
+            raise _RevokedKey(key)
+        self.fallback.missing_host_key(client, hostname, key)
+
+
+def _load_known_hosts(keys: paramiko.HostKeys, path: Path) -> set[str]:
+    """Load known_hosts into `keys` as OpenSSH reads it; returns the keys marked @revoked
+    (`type base64`), refused for every host. paramiko reads neither marker (it fails on the
+    whole file): @cert-authority lines are skipped with a warning (paramiko cannot check host
+    certificates), and a key that is both known and revoked is not known."""
+    if not path.is_file():
+        return set()
     try:
-        while True:
-            if channel.recv_ready():
-                out.append(channel.recv(65536))
-                continue
-            if channel.recv_stderr_ready():
-                err.append(channel.recv_stderr(65536))
-                continue
-            if channel.exit_status_ready() and channel.eof_received:
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            select.select([channel], [], [], min(remaining, 0.5))
-        while channel.recv_stderr_ready():
-            err.append(channel.recv_stderr(65536))
-    finally:
-        if not channel.exit_status_ready():
-            channel.close()
-    return b"".join(out), b"".join(err)
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise TargetError(f"cannot read known_hosts {path}: {exc.strerror}") from exc
+    revoked: set[str] = set()
+    entries: list[paramiko.hostkeys.HostKeyEntry] = []
+    for number, line in enumerate(lines, 1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if fields[0] == "@revoked" and len(fields) >= 4:
+            revoked.add(f"{fields[2]} {fields[3]}")
+            continue
+        if fields[0].startswith("@"):
+            _warn_marker(str(path), number, fields[0])
+            continue
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(line, number)
+        except (paramiko.SSHException, paramiko.hostkeys.InvalidHostKey, ValueError) as exc:
+            raise TargetError(f"known_hosts {path}:{number}: unreadable line ({exc})") from exc
+        if entry is not None:
+            entries.append(entry)
+    for entry in entries:
+        if entry.key is not None and _fingerprint(entry.key) not in revoked:
+            for name in entry.hostnames:
+                keys.add(name, entry.key.get_name(), entry.key)
+    return revoked
+
+
+@functools.cache
+def _warn_marker(path: str, number: int, marker: str) -> None:
+    """Once per line and process: many targets share one known_hosts."""
+    what = "host certificates are not checked" if marker == "@cert-authority" else "unknown"
+    log.warning("known_hosts %s:%d: %s line ignored (%s)", path, number, marker, what)
 
 
 def _resolve(spec: TargetSpec) -> dict[str, Any]:

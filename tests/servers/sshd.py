@@ -12,7 +12,9 @@ import fcntl
 import pwd
 import re
 import socket
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,8 +139,11 @@ def _keygen(path: Path, comment: str) -> str:
 
 
 @contextmanager
-def sshd_server(workdir: Path, timeout: float = 30.0) -> Iterator[SshServer]:
-    """Run sshd on a free port of 127.0.0.1 with keys in workdir; stop it on exit."""
+def sshd_server(
+    workdir: Path, timeout: float = 30.0, extra_config: Sequence[str] = ()
+) -> Iterator[SshServer]:
+    """Run sshd on a free port of 127.0.0.1 with keys in workdir; stop it on exit.
+    `extra_config` lines go at the end of its sshd_config (a ForceCommand for fault tests)."""
     ensure_test_users()
     if not Path(SSHD).is_file():
         raise ServerError(f"{SSHD} not found: {SETUP_HINT}")
@@ -179,6 +184,7 @@ def sshd_server(workdir: Path, timeout: float = 30.0) -> Iterator[SshServer]:
                 # one sshd stands in for a whole fleet (perf: 50 aliases, 25 at once); the
                 # default 10:30:100 would drop a third of the concurrent handshakes
                 "MaxStartups 100:30:200",
+                *extra_config,
                 "",
             ]
         )
@@ -235,3 +241,49 @@ def closed_port() -> Iterator[int]:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         yield sock.getsockname()[1]
+
+
+@contextmanager
+def trickling_proxy(target: TcpEndpoint, stall: float) -> Iterator[TcpEndpoint]:
+    """A TCP proxy on 127.0.0.1 to `target` that passes on the first byte of the server's
+    greeting at once and the rest `stall` seconds later: an SSH server slow to finish its
+    banner (an overloaded host, a slow middlebox). A client's first read succeeds, its
+    handshake times out."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind((HOST, 0))
+    listener.listen(16)
+    connections: list[socket.socket] = []
+
+    def pump(source: socket.socket, sink: socket.socket, hold: float) -> None:
+        try:
+            first = source.recv(1)
+            sink.sendall(first)
+            time.sleep(hold)
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                end.close()
+
+    def serve() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection((target.host, target.port), timeout=10)
+            server.settimeout(None)
+            connections.extend((client, server))
+            threading.Thread(target=pump, args=(server, client, stall), daemon=True).start()
+            threading.Thread(target=pump, args=(client, server, 0), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield TcpEndpoint(HOST, listener.getsockname()[1])
+    finally:
+        listener.close()
+        for connection in connections:
+            connection.close()

@@ -23,6 +23,7 @@ FLAG_VALUES: dict[str, tuple[list[str], Any]] = {
     "pairs": (["a=1", "b.c=x=y"], ("a=1", "b.c=x=y")),
     "switch": ([], True),
     "seconds": (["7.5"], 7.5),
+    "mebibytes": (["8"], 8 * 1024**2),
 }
 INVENTORY_VALUES: dict[str, tuple[Any, Any]] = {
     "text": ("bob", "bob"),
@@ -31,6 +32,7 @@ INVENTORY_VALUES: dict[str, tuple[Any, Any]] = {
     "pairs": (["image.tag=1.2"], ("image.tag=1.2",)),
     "switch": (True, True),
     "seconds": (3.25, 3.25),
+    "mebibytes": (2, 2 * 1024**2),
 }
 SETTINGS = connection_settings()
 FLAGGED = [(name, setting) for name, setting, _ in SETTINGS if setting.flags]

@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Mapping
 from functools import cache, lru_cache, partial
 from typing import Any
 
-from auditor.collectors.host.script import build_script, new_nonce, split_output
+from auditor.collectors.host.script import build_script, marker, new_nonce, split_output
 from auditor.collectors.host.sections import DEFAULT_PATHS, SECTIONS, FactUnavailable, Section
 from auditor.facts import CleanData, FactSpec, clean_data, fact_of, failed_fact, utc_now
 from auditor.model import Fact, Subject
@@ -74,6 +74,7 @@ def _facts(
 ) -> dict[str, Fact]:
     """The facts of one host's script output, one per section wanted."""
     sections, complete = split_output(result.stdout, nonce)
+    cut_in = _section_cut(result, nonce)
     facts: dict[str, Fact] = {}
     for section in wanted:
         name = f"host.{section.name}"
@@ -83,7 +84,9 @@ def _facts(
         output = sections.get(section.name)
         if output is None:
             reason = "the host script stopped before this section"
-            if not complete:
+            if result.cut_at is not None:
+                reason = _cut_reason(result.cut_at, cut_in, section.name)
+            elif not complete:
                 reason += f" (exit {result.exit_status}: {_first_line(result.stderr)})"
             facts[name] = failed_fact(name, target, reason, source=source)
             continue
@@ -106,6 +109,26 @@ def _facts(
             collected_at=started,
         )
     return facts
+
+
+def _section_cut(result: CommandResult, nonce: str) -> str | None:
+    """The section being printed when the output reached its cap (the last one begun)."""
+    if result.cut_at is None:
+        return None
+    begin = f"{marker(nonce)} BEGIN "
+    start = result.stdout.rfind(begin)
+    if start < 0:
+        return None
+    end = result.stdout.find("\n", start)
+    return result.stdout[start + len(begin) : end] if end >= 0 else None
+
+
+def _cut_reason(cap: int, cut_in: str | None, section: str) -> str:
+    limit = f"the {cap / 1024**2:g} MiB cap on host output (--max-host-output)"
+    if section == cut_in:
+        return f"this section's output passed {limit}; the host script was stopped here"
+    where = f" in section {cut_in}" if cut_in else ""
+    return f"not read: the host's output passed {limit}{where}, and the script was stopped"
 
 
 @lru_cache(maxsize=PARSED_OUTPUTS)
