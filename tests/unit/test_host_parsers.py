@@ -640,7 +640,9 @@ def test_fim_finds_aide_in_cron_files_with_one_grep(tmp_path: Path) -> None:
     """The fim section greps every readable cron file at once. It runs in a private mount
     namespace over an /etc of this test's own (a tmpfs), so the host's files are untouched."""
     setup = (
-        "mount -t tmpfs auditor-test /etc && mkdir /etc/cron.daily /etc/cron.d && "
+        "awk=$(readlink -f /usr/bin/awk) && mount -t tmpfs auditor-test /etc && "
+        'mkdir /etc/alternatives && ln -s "$awk" /etc/alternatives/awk && '  # the probe's awk
+        "mkdir /etc/cron.daily /etc/cron.d && "
         "printf '/usr/bin/aide --check\\n' > '/etc/cron.daily/aide check' && "
         "printf 'logrotate /etc/logrotate.conf\\n' > /etc/cron.daily/logrotate && "
         "printf 'AIDE=1 run-it\\n' > /etc/cron.daily/zz-AIDE && "
@@ -695,7 +697,7 @@ def test_config_walks_follow_includes_line_for_line(tmp_path: Path) -> None:
         "L:PermitRootLogin no", "E:/etc/ssh/sshd_config",
     ]  # fmt: skip
     assert found["sudoers"].stdout.splitlines() == [
-        "F:/etc/sudoers", "L:Defaults env_reset", "L:root ALL=(ALL:ALL) ALL \\", "L:",
+        "F:/etc/sudoers", "L:Defaults env_reset", "L:root ALL=(ALL:ALL) ALL \\134", "L:",
         "L:ops ALL=(ALL) NOPASSWD: /bin/ls", "L:@includedir /etc/sudoers.d",
         "F:/etc/sudoers.d/10-ops", "L:ops2 ALL=(ALL) ALL", "E:/etc/sudoers.d/10-ops",
         "L:#include extra", "N:/etc/extra", "E:/etc/sudoers",

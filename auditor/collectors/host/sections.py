@@ -574,16 +574,51 @@ _sudo_walk() {
 _sudo_walk /etc/sudoers 0
 """
 
+# Sockets from the kernel's tables in /proc/net (hex addresses, states and inodes: no text any
+# process chose; `ss -p` printed process names raw, and `ss -e` cgroup names, which a user can
+# pick). Their owners: the processes whose /proc/PID/fd links name a listening socket's inode
+# (GNU find; another user's process is seen by root only), named from /proc/PID/comm by grep,
+# which puts the file name before each line, so a name holding a newline cannot pass for
+# another process's.
 _LISTENING = r"""
-out=
-if command -v ss >/dev/null 2>&1 && out=$(ss -H -tulnp 2>/dev/null); then
-  echo "source:ss"
-  __tag S: "$out"
-else
-  echo "source:proc"
-  for f in tcp tcp6 udp udp6; do
-    [ -r "/proc/net/$f" ] && awk -v t="$f" 'NR > 1 { print "N:" t " " $0 }' "/proc/net/$f"
+echo "source:proc"
+set --
+for f in tcp tcp6 udp udp6; do
+  [ -r "/proc/net/$f" ] && set -- "$@" "/proc/net/$f"
+done
+# listening TCP (state 0A) and bound UDP (07) sockets only, each line after its table's name
+socks=
+[ $# -gt 0 ] && socks=$(awk '
+  FNR == 1 { t = substr(FILENAME, 11); s = t ~ /^tcp/ ? "0A" : "07"; next }
+  $4 == s { print t " " $0 }' "$@")
+__tag N: "$socks"
+set -f
+IFS=$NL
+inodes=
+for l in $socks; do
+  IFS=' '
+  # shellcheck disable=SC2086
+  set -- $l
+  inodes="$inodes ${11}"
+done
+unset IFS
+set +f
+if [ -n "$inodes" ] && find /proc/self/fd -maxdepth 0 -printf '' 2>/dev/null; then
+  owners=$(find /proc/[0-9]*/fd -lname 'socket:\[*' -printf '%h %l\n' 2>/dev/null |
+    awk -v want="$inodes" '
+    BEGIN { n = split(want, w, " "); for (i = 1; i <= n; i++) k["socket:[" w[i] "]"] = 1 }
+    $2 in k { split($1, p, "/"); print p[3] " " substr($2, 9, length($2) - 9) }')
+  __tag I: "$owners"
+  seen=
+  set --
+  IFS=$NL
+  for l in $owners; do
+    case " $seen " in *" ${l%% *} "*) continue ;; esac
+    seen="$seen ${l%% *}"
+    set -- "$@" "/proc/${l%% *}/comm"
   done
+  unset IFS
+  [ $# -gt 0 ] && __tag c: "$(grep -s -H '' "$@")"
 fi
 """
 
@@ -962,7 +997,7 @@ SECTIONS: tuple[Section, ...] = (
         "listening",
         snippet(_LISTENING),
         parsers.parse_listening,
-        "listening TCP and UDP sockets with their owning process",
+        "listening TCP and bound UDP sockets (/proc/net) with their owning process",
         needs_root=True,
     ),
     Section(
