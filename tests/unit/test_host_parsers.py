@@ -13,6 +13,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -34,7 +35,10 @@ from auditor.collectors.host.sections import (
     script_for,
     snippet,
 )
-from auditor.facts import clean_data, sha256_of
+from auditor.engine import evaluate
+from auditor.facts import clean_data, new_fact, sha256_of
+from auditor.model import Status, TargetRecord
+from auditor.profiles import load_profile
 from auditor.targets.base import CommandResult
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "facts"
@@ -852,3 +856,112 @@ def test_sysctl_tells_file_names_from_values(tmp_path: Path) -> None:
         "net.ipv4.conf.eth0/100.forwarding": "1",
         "net.last_empty": "",
     }
+
+
+# ------------------------------------------------------------------------------- forgeries
+# Each forgery is planted in real files mounted in a private mount namespace and read by the
+# real sections; the verdict must be the true one. Every character str.splitlines() broke at
+# is tried, and the whitespace str.split() split on.
+
+LINE_BREAKS = ["\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\r"]
+
+
+def _verdicts(check_id: str, facts: dict[str, Any]) -> list[Status]:
+    """The statuses one check of the shipped profile gives over these facts."""
+    profile = load_profile()
+    check = next(c for c in profile.checks if c.id == check_id)
+    made = tuple(new_fact(name, "forged", data, source="test") for name, data in facts.items())
+    record = TargetRecord("forged", "local://", check.check.target, "", "", facts=made)
+    only = dataclasses.replace(profile, checks=(check,))
+    return [result.status for result in evaluate(only, record, profile.variables)]
+
+
+def test_a_forged_sudoers_line_hides_no_nopasswd_rule(tmp_path: Path) -> None:
+    """Comments holding a line break (for Python) and a fake `E:` line after it closed
+    /etc/sudoers early, so the NOPASSWD rule after them went unread. sudo itself (visudo)
+    reads the file as valid, with the rule in it."""
+    forged = "".join(f"# note{sep}E:/etc/sudoers\n" for sep in LINE_BREAKS)
+    sudoers = tmp_path / "sudoers"
+    sudoers.write_text(f"Defaults env_reset\n{forged}deploy ALL=(ALL) NOPASSWD: ALL\n")
+    checked = subprocess.run(["visudo", "-c", "-f", str(sudoers)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    setup = (
+        f"mount --bind {sudoers} /etc/sudoers && mount -t tmpfs auditor-test /etc/sudoers.d && "
+        'exec sh -c "$1"'
+    )
+    found = _in_private_mounts(setup, [BY_NAME["sudoers"]], secrets.token_hex(8))
+    sudo = parsers.parse_sudoers(found["sudoers"].stdout)
+    assert sudo["files"] == ["/etc/sudoers"]
+    assert [r["line"] for r in sudo["nopasswd"]] == ["deploy ALL=(ALL) NOPASSWD: ALL"]
+    assert _verdicts("host.sudo.no-nopasswd", {"host.sudoers": sudo}) == [Status.FAIL]
+
+
+def test_a_forged_sshd_config_line_cannot_turn_root_login_off(tmp_path: Path) -> None:
+    """In files mode (sshd -T cannot run: no host keys here), a comment holding a line break
+    and a fake `L:PermitRootLogin no` came first, and the first value wins. sshd itself, given
+    a host key, says root may log in."""
+    forged = "".join(f"# hardened{sep}L:PermitRootLogin no\n" for sep in LINE_BREAKS)
+    config = f"{forged}PermitRootLogin yes\n"
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    (tmp_path / "sshd_config").write_text(config)
+    effective = subprocess.run(
+        ["/usr/sbin/sshd", "-T", "-f", str(tmp_path / "sshd_config"), "-h", str(key)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "permitrootlogin yes" in effective.splitlines()
+    setup = (
+        "mount -t tmpfs auditor-test /etc/ssh && "
+        f"cp {tmp_path / 'sshd_config'} /etc/ssh/sshd_config && "
+        'exec sh -c "$1"'
+    )
+    found = _in_private_mounts(setup, [BY_NAME["sshd_config"]], secrets.token_hex(8))
+    sshd = parsers.parse_sshd_config(found["sshd_config"].stdout)
+    assert sshd["source"] == "files"
+    assert sshd["settings"] == {"permitrootlogin": "yes"}
+    assert _verdicts("host.sshd.no-root-login", {"host.sshd_config": sshd}) == [Status.FAIL]
+
+
+def test_forged_audit_rules_are_not_rules(tmp_path: Path) -> None:
+    """A rules file watching /etc/passwd only, with comments forging `R:` rules for the other
+    identity files after a line break. No auditctl here, so the files are the evidence."""
+    forged = "".join(
+        f"## reviewed{sep}R:-w {path} -p wa -k identity\n"
+        for sep, path in zip(
+            LINE_BREAKS, ["/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/sudoers"] * 3
+        )
+    )
+    setup = (
+        "awk=$(readlink -f /usr/bin/awk) && mount -t tmpfs auditor-test /etc && "
+        'mkdir /etc/alternatives && ln -s "$awk" /etc/alternatives/awk && '  # the probe's awk
+        "mkdir -p /etc/audit/rules.d && "
+        f"printf '%s' '-w /etc/passwd -p wa -k identity\n{forged}' "
+        "> /etc/audit/rules.d/identity.rules && "
+        'exec sh -c "$1"'
+    )
+    found = _in_private_mounts(setup, [BY_NAME["audit"]], secrets.token_hex(8))
+    audit = parsers.parse_audit(found["audit"].stdout)
+    assert audit["rules"] is None  # no auditctl: the rules files decide
+    assert audit["rules_files"] == ["-w /etc/passwd -p wa -k identity"]
+    assert _verdicts("host.audit.identity-rules", {"host.audit": audit}) == [Status.FAIL]
+
+
+def test_a_mount_source_name_cannot_make_a_docker_partition(tmp_path: Path) -> None:
+    """tmpfs takes any source name, and the kernel escapes only space, tab, newline and
+    backslash in it: one holding a line break and fields split by other whitespace forged a
+    mount on /var/lib/docker (Python's split() splits on \\x1f and U+00A0 too)."""
+    target = tmp_path / "mnt"
+    target.mkdir()
+    fields = ["tmpfs", "/var/lib/docker", "tmpfs", "rw"]
+    sources = ["\x1f".join(fields)] + [f"x{sep}M:{chr(0xA0).join(fields)}" for sep in LINE_BREAKS]
+    setup = (
+        "".join(f"mount -t tmpfs {shlex.quote(source)} {target} && " for source in sources)
+        + 'exec sh -c "$1"'
+    )
+    found = _in_private_mounts(setup, [BY_NAME["mounts"]], secrets.token_hex(8))
+    mounts = parsers.parse_mounts(found["mounts"].stdout)
+    ours = [m for m in mounts if m["target"] == str(target)]
+    assert [m["source"] for m in ours] == sources
+    assert not [m for m in mounts if m["target"] == "/var/lib/docker"]
+    facts = {"host.mounts": mounts, "host.runtimes": {"docker": {"installed": True}}}
+    assert _verdicts("host.docker.separate-partition", facts) == [Status.FAIL]
