@@ -928,8 +928,10 @@ def test_forged_audit_rules_are_not_rules(tmp_path: Path) -> None:
     forged = "".join(
         f"## reviewed{sep}R:-w {path} -p wa -k identity\n"
         for sep, path in zip(
-            LINE_BREAKS, ["/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/sudoers"] * 3
-        )
+            LINE_BREAKS,
+            ["/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/sudoers"] * 3,
+            strict=False,
+        )  # fmt: skip
     )
     setup = (
         "awk=$(readlink -f /usr/bin/awk) && mount -t tmpfs auditor-test /etc && "
