@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import docker.errors
 import pytest
 from servers import debian, sshd
 
@@ -119,13 +120,8 @@ def forged_debian_host(dockerd_server, tmp_path_factory) -> Iterator[dict[str, A
     key = work / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     forged = "".join(f"# reviewed{sep}E:/etc/sudoers\n" for sep in ("\v", "\f", "\x1e", "\u2028"))
-    variant = debian.HostVariant(
-        hostname="forged",
-        files={"/etc/sudoers.d/ops": f"{forged}deploy ALL=(ALL) NOPASSWD: ALL\n"},
-        commands=("chmod 0440 /etc/sudoers.d/ops", "visudo -c >/dev/null"),
-    )
     client = docker.DockerClient(base_url=dockerd_server.base_url, timeout=120)
-    hosts = debian.start_hosts(client, [variant], (work / "id_ed25519.pub").read_text().strip())
+    hosts = _start_host(client, forged, (work / "id_ed25519.pub").read_text().strip())
     try:
         known_hosts = work / "known_hosts"
         known_hosts.write_text("\n".join(debian.known_hosts_lines(client, hosts)) + "\n")
@@ -149,3 +145,22 @@ def test_forged_sudoers_text_in_a_debian_host_hides_no_rule(forged_debian_host):
         {"file": "/etc/sudoers.d/ops", "line": "deploy ALL=(ALL) NOPASSWD: ALL"}
     ]
     assert verdicts("host.sudo.no-nopasswd", facts) == [Status.FAIL]
+
+
+def _start_host(client: docker.DockerClient, forged: str, key: str) -> list[debian.SshHost]:
+    """The forged host; its port is published on the box's loopback, where other daemons also
+    take ports: a port taken meanwhile is retried with a new one."""
+    for attempt in range(3):
+        variant = debian.HostVariant(
+            hostname=f"forged{attempt}",
+            files={"/etc/sudoers.d/ops": f"{forged}deploy ALL=(ALL) NOPASSWD: ALL\n"},
+            commands=("chmod 0440 /etc/sudoers.d/ops", "visudo -c >/dev/null"),
+        )
+        try:
+            return debian.start_hosts(client, [variant], key)
+        except docker.errors.APIError as exc:
+            for container in client.containers.list(all=True, filters={"name": "auditor-forged"}):
+                container.remove(force=True)
+            if "address already in use" not in str(exc) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")

@@ -878,21 +878,28 @@ def _verdicts(check_id: str, facts: dict[str, Any]) -> list[Status]:
 
 def test_a_forged_sudoers_line_hides_no_nopasswd_rule(tmp_path: Path) -> None:
     """Comments holding a line break (for Python) and a fake `E:` line after it closed
-    /etc/sudoers early, so the NOPASSWD rule after them went unread. sudo itself (visudo)
-    reads the file as valid, with the rule in it."""
+    /etc/sudoers early, and so did an included file named with a newline and `E:`, so the
+    NOPASSWD rule after them went unread. sudo itself (visudo) reads the file as valid."""
     forged = "".join(f"# note{sep}E:/etc/sudoers\n" for sep in LINE_BREAKS)
     sudoers = tmp_path / "sudoers"
-    sudoers.write_text(f"Defaults env_reset\n{forged}deploy ALL=(ALL) NOPASSWD: ALL\n")
+    sudoers.write_text(
+        f"Defaults env_reset\n{forged}@includedir /etc/sudoers.d\n"
+        "deploy ALL=(ALL) NOPASSWD: ALL\n"
+    )
     checked = subprocess.run(["visudo", "-c", "-f", str(sudoers)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     setup = (
         f"mount --bind {sudoers} /etc/sudoers && mount -t tmpfs auditor-test /etc/sudoers.d && "
+        "printf 'ops ALL=(ALL) ALL\\n' > \"$(printf '/etc/sudoers.d/ops\\nE:ops')\" && "
         'exec sh -c "$1"'
     )
     found = _in_private_mounts(setup, [BY_NAME["sudoers"]], secrets.token_hex(8))
     sudo = parsers.parse_sudoers(found["sudoers"].stdout)
-    assert sudo["files"] == ["/etc/sudoers"]
-    assert [r["line"] for r in sudo["nopasswd"]] == ["deploy ALL=(ALL) NOPASSWD: ALL"]
+    assert sudo["files"] == ["/etc/sudoers", "/etc/sudoers.d/ops\nE:ops"]
+    assert [r["line"] for r in sudo["rules"]] == [
+        "Defaults env_reset", "ops ALL=(ALL) ALL", "deploy ALL=(ALL) NOPASSWD: ALL",
+    ]  # fmt: skip
+    assert [r["file"] for r in sudo["nopasswd"]] == ["/etc/sudoers"]
     assert _verdicts("host.sudo.no-nopasswd", {"host.sudoers": sudo}) == [Status.FAIL]
 
 

@@ -5,10 +5,11 @@ Every byte the host script prints passes through `ESCAPE_AWK`, the last stage of
 control characters (C0 but tab and newline, DEL), every byte of 0x80 and above (so the C1
 controls, U+0085, U+2028, U+2029 and any other non-ASCII text) and the backslash itself become
 `\\ooo` (three octal digits of the byte). What reaches auditor is printable ASCII, tab and
-newline, so a line ends only where the host printed a newline, which the sections' tagging
-puts at the start of every line (`split_lines`). A parser splits a line into its fields on the
-separators its source uses (a space, a colon) and only then decodes the fields it keeps
-(`unescape`): no text on the host can make a line, or a field, that it did not print.
+newline, so a line ends only where the host printed a newline, after which the sections' tags
+stand (`split_lines`; a file name holding a newline goes on in a `+:` line). A parser splits a
+line into its fields on the separators its source uses (a space, a colon) and only then
+decodes the fields it keeps (`unescape`): no text on the host can make a line, or a field,
+that it did not print.
 """
 
 from __future__ import annotations
@@ -44,11 +45,21 @@ _ESCAPES = re.compile(r"(?:\\[0-3][0-7]{2})+")
 
 def split_lines(raw: str) -> list[str]:
     """The lines of escaped host output, split on newline only (never on the other characters
-    `str.splitlines` breaks at: those arrive escaped, and must not end a line)."""
+    `str.splitlines` breaks at: those arrive escaped, and must not end a line). A `+:` line
+    continues the one before it: the script printed a value holding a newline (a file name),
+    which comes back escaped as `\\012`."""
     lines = raw.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    return lines
+    if "\n+:" not in raw:
+        return lines
+    joined: list[str] = []
+    for line in lines:
+        if line.startswith("+:") and joined:
+            joined[-1] += "\\012" + line[2:]
+        else:
+            joined.append(line)
+    return joined
 
 
 def unescape(text: str) -> str:
