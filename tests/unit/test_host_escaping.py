@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditor.collectors.host import parsers
+from auditor.collectors.host import parsers, sections
 from auditor.collectors.host.escaping import ESCAPE_AWK, split_lines, unescape
 
 AWKS = [["awk"], [shutil.which("busybox") or "busybox", "awk"]]
@@ -106,3 +106,18 @@ def test_a_backslash_escape_written_by_the_host_stays_text() -> None:
 def test_bytes_that_are_not_utf8_stay_visible() -> None:
     out = escaped(b"caf\xe9 \xff\n")
     assert unescape(out[:-1]) == "caf\\xe9 \\xff"
+
+
+def test_a_continuation_line_joins_the_line_before_it_as_an_escaped_newline() -> None:
+    """`__put` prints a file name holding newlines as a line and `+:` continuation lines."""
+    assert split_lines("F:/etc/a\n+:E:b\n+:\nL:x\n") == ["F:/etc/a\\012E:b\\012", "L:x"]
+    assert unescape("/etc/a\\012E:b\\012") == "/etc/a\nE:b\n"
+
+
+def test_put_prints_a_name_with_newlines_as_continuation_lines() -> None:
+    helpers = sections.HELPERS
+    shell = f"NL='\n'\n{helpers}\n__put F: \"$1\"\n__put E: plain\n"
+    done = subprocess.run(
+        ["sh", "-c", shell, "sh", "/etc/a\nE:b\n"], capture_output=True, text=True, check=True
+    )
+    assert done.stdout == "F:/etc/a\n+:E:b\n+:\nE:plain\n"

@@ -77,6 +77,7 @@ _OUTPUT = (
   echo "auditor: this host has no awk, which the audit needs to escape what it prints" >&2
   exit 127
 fi
+# shellcheck disable=SC2016
 __auditor_escape='"""
     + ESCAPE_AWK
     + """'

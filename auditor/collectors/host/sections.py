@@ -19,7 +19,11 @@ Every snippet is made safe by construction (`snippet`, and the runner in script.
   snippet for writing commands.
 
 Snippets prefix every line they print (`S:`, `F:`, `@rc` ...) so the parsers never have to guess
-which command a line came from; text read from the host is untrusted and is only ever parsed.
+which command a line came from: command output through `__tag`, files through
+`awk '{ print "T:" $0 }'`, a file name (which may hold a newline) through `__put`, never a bare
+`printf '%s'` of host text that may hold one. Text read from the host is untrusted and is only
+ever parsed; the runner escapes everything the sections print (escaping.py), so a section needs
+no escaping of its own.
 """
 
 from __future__ import annotations
