@@ -69,7 +69,8 @@ def build_script(
 
 # Everything the sections print goes through one awk that escapes controls, line separators
 # and non-ASCII bytes (escaping.py), so no section, present or future, needs code of its own
-# for it; without awk nothing is printed. The sections print line by line, and over SSH each
+# for it; without awk nothing is printed. LC_ALL=C: gawk in a UTF-8 locale reads characters,
+# not bytes. The sections print line by line, and over SSH each
 # write became a packet of its own (248 for the host profile, ~550 bytes each, costing both
 # ends): dd gathers them into 64 KiB writes.
 _OUTPUT = (
@@ -82,9 +83,9 @@ __auditor_escape='"""
     + ESCAPE_AWK
     + """'
 if command -v dd >/dev/null 2>&1; then
-  __auditor_main | awk "$__auditor_escape" | dd ibs=4096 obs=65536 2>/dev/null
+  __auditor_main | LC_ALL=C awk "$__auditor_escape" | dd ibs=4096 obs=65536 2>/dev/null
 else
-  __auditor_main | awk "$__auditor_escape"
+  __auditor_main | LC_ALL=C awk "$__auditor_escape"
 fi"""
 )
 
