@@ -121,3 +121,18 @@ def test_put_prints_a_name_with_newlines_as_continuation_lines() -> None:
         ["sh", "-c", shell, "sh", "/etc/a\nE:b\n"], capture_output=True, text=True, check=True
     )
     assert done.stdout == "F:/etc/a\n+:E:b\n+:\nE:plain\n"
+
+
+@settings(max_examples=40, deadline=None)
+@given(HOST_BYTES, HOST_BYTES)
+def test_no_command_output_or_file_name_makes_a_line_of_its_own(out: bytes, name: bytes) -> None:
+    """Command output tagged by `__tag` and a file name printed by `__put`, as the sections
+    print them, then escaped: only the script's own tags come out, with the host's text."""
+    shell = f'NL=\'\n\'\n{sections.HELPERS}\n__tag S: "$1"\n__put F: "$2"\necho E:end\n'
+    done = subprocess.run(["sh", "-c", shell, "sh", out, name], capture_output=True, check=True)
+    tagged = list(parsers._tagged(escaped(done.stdout)))
+    # __tag leaves out empty lines, and the shell drops the output's trailing newlines
+    lines = [line for line in out.rstrip(b"\n").split(b"\n") if line]
+    assert [tag for tag, _ in tagged] == ["S"] * len(lines) + ["F", "E"]
+    assert [_bytes_of(value) for _, value in tagged[:-2]] == lines
+    assert _bytes_of(tagged[-2][1]) == name
