@@ -1015,6 +1015,10 @@ def parse_sudoers(raw: str) -> dict[str, Any]:
 # -------------------------------------------------------------------------------- listening
 
 
+# a line of `grep -H` over /proc/PID files: the file names the process, on every line
+_PROC_PATH = re.compile(r"^/proc/(\d+)/(comm|status|cgroup):(.*)$")
+
+
 def _hex_ipv4(text: str) -> str:
     value = bytes.fromhex(text)[::-1]
     return ".".join(str(b) for b in value)
@@ -1102,9 +1106,6 @@ def _cgroup_path(lines: list[str]) -> str | None:
     if chosen is None and lines:
         chosen = lines[0].split(":", 2)[-1]
     return chosen
-
-
-_PROC_PATH = re.compile(r"^/proc/(\d+)/(comm|status|cgroup):(.*)$")
 
 
 def parse_processes(raw: str) -> list[dict[str, Any]]:
