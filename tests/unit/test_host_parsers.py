@@ -883,8 +883,7 @@ def test_a_forged_sudoers_line_hides_no_nopasswd_rule(tmp_path: Path) -> None:
     forged = "".join(f"# note{sep}E:/etc/sudoers\n" for sep in LINE_BREAKS)
     sudoers = tmp_path / "sudoers"
     sudoers.write_text(
-        f"Defaults env_reset\n{forged}@includedir /etc/sudoers.d\n"
-        "deploy ALL=(ALL) NOPASSWD: ALL\n"
+        f"Defaults env_reset\n{forged}@includedir /etc/sudoers.d\ndeploy ALL=(ALL) NOPASSWD: ALL\n"
     )
     checked = subprocess.run(["visudo", "-c", "-f", str(sudoers)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -974,3 +973,21 @@ def test_a_mount_source_name_cannot_make_a_docker_partition(tmp_path: Path) -> N
     assert not [m for m in mounts if m["target"] == "/var/lib/docker"]
     facts = {"host.mounts": mounts, "host.runtimes": {"docker": {"installed": True}}}
     assert _verdicts("host.docker.separate-partition", facts) == [Status.FAIL]
+
+
+def test_a_host_without_awk_gives_errors_not_unescaped_output() -> None:
+    """Every byte leaves through the escaping awk: without awk (its alternatives link gone,
+    in a private mount namespace) the script prints no section, and each fact says why."""
+    wanted = [BY_NAME["os"], BY_NAME["sudoers"]]
+    nonce = secrets.token_hex(8)
+    done = subprocess.run(
+        ["unshare", "--mount", "sh", "-c",
+         'mount -t tmpfs auditor-test /etc/alternatives && exec sh -c "$1"', "sh",
+         build_script(wanted, [], nonce)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (127, "")
+    result = CommandResult("sh -s", done.returncode, done.stdout, done.stderr, 0.1)
+    facts = host_collector._facts(wanted, result, nonce, "host", "2026-12-06T00:00:00.000Z")
+    for fact in facts.values():
+        assert fact.error is not None and "has no awk" in fact.error, fact.error
