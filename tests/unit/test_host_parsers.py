@@ -903,28 +903,31 @@ def test_a_forged_sudoers_line_hides_no_nopasswd_rule(tmp_path: Path) -> None:
 
 
 def test_a_forged_sshd_config_line_cannot_turn_root_login_off(tmp_path: Path) -> None:
-    """In files mode (sshd -T cannot run: no host keys here), a comment holding a line break
-    and a fake `L:PermitRootLogin no` came first, and the first value wins. sshd itself, given
-    a host key, says root may log in."""
+    """In files mode (sshd -T cannot run: no host keys in this /etc/ssh), comments holding a
+    line break and a fake `L:PermitRootLogin no` came first, and the first value wins; so did
+    an included file named with a newline and that text. sshd itself, given a host key, reads
+    the same files and lets root log in."""
     forged = "".join(f"# hardened{sep}L:PermitRootLogin no\n" for sep in LINE_BREAKS)
-    config = f"{forged}PermitRootLogin yes\n"
+    (tmp_path / "sshd_config").write_text(
+        f"{forged}Include /etc/ssh/sshd_config.d/*.conf\nPermitRootLogin yes\n"
+    )
     key = tmp_path / "key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    (tmp_path / "sshd_config").write_text(config)
-    effective = subprocess.run(
-        ["/usr/sbin/sshd", "-T", "-f", str(tmp_path / "sshd_config"), "-h", str(key)],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    assert "permitrootlogin yes" in effective.splitlines()
+    included = "/etc/ssh/sshd_config.d/a\nL:PermitRootLogin no\nL:#.conf"
     setup = (
-        "mount -t tmpfs auditor-test /etc/ssh && "
+        "mount -t tmpfs auditor-test /etc/ssh && mkdir /etc/ssh/sshd_config.d && "
         f"cp {tmp_path / 'sshd_config'} /etc/ssh/sshd_config && "
+        f"printf 'X11Forwarding no\\n' > \"$(printf '{included}')\" && "
+        f"/usr/sbin/sshd -T -h {key} > {tmp_path / 'effective'} && "
         'exec sh -c "$1"'
     )
     found = _in_private_mounts(setup, [BY_NAME["sshd_config"]], secrets.token_hex(8))
+    effective = (tmp_path / "effective").read_text().splitlines()
+    assert "permitrootlogin yes" in effective and "x11forwarding no" in effective
     sshd = parsers.parse_sshd_config(found["sshd_config"].stdout)
     assert sshd["source"] == "files"
-    assert sshd["settings"] == {"permitrootlogin": "yes"}
+    assert sshd["files"] == ["/etc/ssh/sshd_config", included]
+    assert sshd["settings"] == {"permitrootlogin": "yes", "x11forwarding": "no"}
     assert _verdicts("host.sshd.no-root-login", {"host.sshd_config": sshd}) == [Status.FAIL]
 
 
