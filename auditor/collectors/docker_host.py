@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditor.collectors.host import parsers
+from auditor.collectors.host.escaping import split_lines, unescape
 from auditor.collectors.host.sections import SECTIONS, FactUnavailable, Section, snippet
 
 # The upstream default data root; a dockerd without --data-root (or data-root) uses it.
@@ -167,10 +168,12 @@ def parse_daemon_section(raw: str) -> dict[str, Any]:
     roles: dict[str, list[str]] = {}
     reading: str | None = None
     body: list[str] = []
-    for line in raw.splitlines():
+    for line in split_lines(raw):  # escaped: each value is decoded once it is split off
         tag, sep, value = line.partition(":")
         if not sep:
             continue
+        if not tag.startswith("m"):
+            value = unescape(value)
         if tag == "CL" and reading is not None:
             body.append(value)
         elif tag == "CF":

@@ -26,7 +26,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from servers.process import ServerError, require_executable, run
+from servers.process import ServerError, free_port, require_executable, run
 
 DEBIAN_REPOSITORY = "auditor-test/debian-sshd"
 BASE_PACKAGES = ("openssh-server", "procps", "iproute2", "sudo")
@@ -209,7 +209,9 @@ def start_hosts(
             name=f"auditor-{variant.hostname}-{os.getpid()}",
             hostname=variant.hostname,
             network=network,
-            ports={"22/tcp": ("127.0.0.1", None)},
+            # a free port chosen here: the daemon's own choice starts at 32768 like every
+            # other daemon's on a shared box, and collides with theirs
+            ports={"22/tcp": ("127.0.0.1", free_port())},
             detach=True,
             labels={"auditor-test": "ssh-host"},
         )

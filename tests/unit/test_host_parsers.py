@@ -13,6 +13,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -34,7 +35,10 @@ from auditor.collectors.host.sections import (
     script_for,
     snippet,
 )
-from auditor.facts import clean_data, sha256_of
+from auditor.engine import evaluate
+from auditor.facts import clean_data, new_fact, sha256_of
+from auditor.model import Status, TargetRecord
+from auditor.profiles import load_profile
 from auditor.targets.base import CommandResult
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "facts"
@@ -640,7 +644,9 @@ def test_fim_finds_aide_in_cron_files_with_one_grep(tmp_path: Path) -> None:
     """The fim section greps every readable cron file at once. It runs in a private mount
     namespace over an /etc of this test's own (a tmpfs), so the host's files are untouched."""
     setup = (
-        "mount -t tmpfs auditor-test /etc && mkdir /etc/cron.daily /etc/cron.d && "
+        "awk=$(readlink -f /usr/bin/awk) && mount -t tmpfs auditor-test /etc && "
+        'mkdir /etc/alternatives && ln -s "$awk" /etc/alternatives/awk && '  # the probe's awk
+        "mkdir /etc/cron.daily /etc/cron.d && "
         "printf '/usr/bin/aide --check\\n' > '/etc/cron.daily/aide check' && "
         "printf 'logrotate /etc/logrotate.conf\\n' > /etc/cron.daily/logrotate && "
         "printf 'AIDE=1 run-it\\n' > /etc/cron.daily/zz-AIDE && "
@@ -695,7 +701,7 @@ def test_config_walks_follow_includes_line_for_line(tmp_path: Path) -> None:
         "L:PermitRootLogin no", "E:/etc/ssh/sshd_config",
     ]  # fmt: skip
     assert found["sudoers"].stdout.splitlines() == [
-        "F:/etc/sudoers", "L:Defaults env_reset", "L:root ALL=(ALL:ALL) ALL \\", "L:",
+        "F:/etc/sudoers", "L:Defaults env_reset", "L:root ALL=(ALL:ALL) ALL \\134", "L:",
         "L:ops ALL=(ALL) NOPASSWD: /bin/ls", "L:@includedir /etc/sudoers.d",
         "F:/etc/sudoers.d/10-ops", "L:ops2 ALL=(ALL) ALL", "E:/etc/sudoers.d/10-ops",
         "L:#include extra", "N:/etc/extra", "E:/etc/sudoers",
@@ -850,3 +856,141 @@ def test_sysctl_tells_file_names_from_values(tmp_path: Path) -> None:
         "net.ipv4.conf.eth0/100.forwarding": "1",
         "net.last_empty": "",
     }
+
+
+# ------------------------------------------------------------------------------- forgeries
+# Each forgery is planted in real files mounted in a private mount namespace and read by the
+# real sections; the verdict must be the true one. Every character str.splitlines() broke at
+# is tried, and the whitespace str.split() split on.
+
+LINE_BREAKS = ["\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\r"]
+
+
+def _verdicts(check_id: str, facts: dict[str, Any]) -> list[Status]:
+    """The statuses one check of the shipped profile gives over these facts."""
+    profile = load_profile()
+    check = next(c for c in profile.checks if c.id == check_id)
+    made = tuple(new_fact(name, "forged", data, source="test") for name, data in facts.items())
+    record = TargetRecord("forged", "local://", check.check.target, "", "", facts=made)
+    only = dataclasses.replace(profile, checks=(check,))
+    return [result.status for result in evaluate(only, record, profile.variables)]
+
+
+def test_a_forged_sudoers_line_hides_no_nopasswd_rule(tmp_path: Path) -> None:
+    """Comments holding a line break (for Python) and a fake `E:` line after it closed
+    /etc/sudoers early, and so did an included file named with a newline and `E:`, so the
+    NOPASSWD rule after them went unread. sudo itself (visudo) reads the file as valid."""
+    forged = "".join(f"# note{sep}E:/etc/sudoers\n" for sep in LINE_BREAKS)
+    sudoers = tmp_path / "sudoers"
+    sudoers.write_text(
+        f"Defaults env_reset\n{forged}@includedir /etc/sudoers.d\ndeploy ALL=(ALL) NOPASSWD: ALL\n"
+    )
+    checked = subprocess.run(["visudo", "-c", "-f", str(sudoers)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    setup = (
+        f"mount --bind {sudoers} /etc/sudoers && mount -t tmpfs auditor-test /etc/sudoers.d && "
+        "printf 'ops ALL=(ALL) ALL\\n' > \"$(printf '/etc/sudoers.d/ops\\nE:ops')\" && "
+        'exec sh -c "$1"'
+    )
+    found = _in_private_mounts(setup, [BY_NAME["sudoers"]], secrets.token_hex(8))
+    sudo = parsers.parse_sudoers(found["sudoers"].stdout)
+    assert sudo["files"] == ["/etc/sudoers", "/etc/sudoers.d/ops\nE:ops"]
+    assert [r["line"] for r in sudo["rules"]] == [
+        "Defaults env_reset", "ops ALL=(ALL) ALL", "deploy ALL=(ALL) NOPASSWD: ALL",
+    ]  # fmt: skip
+    assert [r["file"] for r in sudo["nopasswd"]] == ["/etc/sudoers"]
+    assert _verdicts("host.sudo.no-nopasswd", {"host.sudoers": sudo}) == [Status.FAIL]
+
+
+def test_a_forged_sshd_config_line_cannot_turn_root_login_off(tmp_path: Path) -> None:
+    """In files mode (sshd -T cannot run: no host keys in this /etc/ssh), comments holding a
+    line break and a fake `L:PermitRootLogin no` came first, and the first value wins; so did
+    an included file named with a newline and that text. sshd itself, given a host key, reads
+    the same files and lets root log in."""
+    forged = "".join(f"# hardened{sep}L:PermitRootLogin no\n" for sep in LINE_BREAKS)
+    (tmp_path / "sshd_config").write_text(
+        f"{forged}Include /etc/ssh/sshd_config.d/*.conf\nPermitRootLogin yes\n"
+    )
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    included = "/etc/ssh/sshd_config.d/a\nL:PermitRootLogin no\nL:#.conf"
+    setup = (
+        "mount -t tmpfs auditor-test /etc/ssh && mkdir /etc/ssh/sshd_config.d && "
+        f"cp {tmp_path / 'sshd_config'} /etc/ssh/sshd_config && "
+        f"printf 'X11Forwarding no\\n' > \"$(printf '{included}')\" && "
+        f"/usr/sbin/sshd -T -h {key} > {tmp_path / 'effective'} && "
+        'exec sh -c "$1"'
+    )
+    found = _in_private_mounts(setup, [BY_NAME["sshd_config"]], secrets.token_hex(8))
+    effective = (tmp_path / "effective").read_text().splitlines()
+    assert "permitrootlogin yes" in effective and "x11forwarding no" in effective
+    sshd = parsers.parse_sshd_config(found["sshd_config"].stdout)
+    assert sshd["source"] == "files"
+    assert sshd["files"] == ["/etc/ssh/sshd_config", included]
+    assert sshd["settings"] == {"permitrootlogin": "yes", "x11forwarding": "no"}
+    assert _verdicts("host.sshd.no-root-login", {"host.sshd_config": sshd}) == [Status.FAIL]
+
+
+def test_forged_audit_rules_are_not_rules(tmp_path: Path) -> None:
+    """A rules file watching /etc/passwd only, with comments forging `R:` rules for the other
+    identity files after a line break. No auditctl here, so the files are the evidence."""
+    forged = "".join(
+        f"## reviewed{sep}R:-w {path} -p wa -k identity\n"
+        for sep, path in zip(
+            LINE_BREAKS,
+            ["/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/sudoers"] * 3,
+            strict=False,
+        )  # fmt: skip
+    )
+    setup = (
+        "awk=$(readlink -f /usr/bin/awk) && mount -t tmpfs auditor-test /etc && "
+        'mkdir /etc/alternatives && ln -s "$awk" /etc/alternatives/awk && '  # the probe's awk
+        "mkdir -p /etc/audit/rules.d && "
+        f"printf '%s' '-w /etc/passwd -p wa -k identity\n{forged}' "
+        "> /etc/audit/rules.d/identity.rules && "
+        'exec sh -c "$1"'
+    )
+    found = _in_private_mounts(setup, [BY_NAME["audit"]], secrets.token_hex(8))
+    audit = parsers.parse_audit(found["audit"].stdout)
+    assert audit["rules"] is None  # no auditctl: the rules files decide
+    assert audit["rules_files"] == ["-w /etc/passwd -p wa -k identity"]
+    assert _verdicts("host.audit.identity-rules", {"host.audit": audit}) == [Status.FAIL]
+
+
+def test_a_mount_source_name_cannot_make_a_docker_partition(tmp_path: Path) -> None:
+    """tmpfs takes any source name, and the kernel escapes only space, tab, newline and
+    backslash in it: one holding a line break and fields split by other whitespace forged a
+    mount on /var/lib/docker (Python's split() splits on \\x1f and U+00A0 too)."""
+    target = tmp_path / "mnt"
+    target.mkdir()
+    fields = ["tmpfs", "/var/lib/docker", "tmpfs", "rw"]
+    sources = ["\x1f".join(fields)] + [f"x{sep}M:{chr(0xA0).join(fields)}" for sep in LINE_BREAKS]
+    setup = (
+        "".join(f"mount -t tmpfs {shlex.quote(source)} {target} && " for source in sources)
+        + 'exec sh -c "$1"'
+    )
+    found = _in_private_mounts(setup, [BY_NAME["mounts"]], secrets.token_hex(8))
+    mounts = parsers.parse_mounts(found["mounts"].stdout)
+    ours = [m for m in mounts if m["target"] == str(target)]
+    assert [m["source"] for m in ours] == sources
+    assert not [m for m in mounts if m["target"] == "/var/lib/docker"]
+    facts = {"host.mounts": mounts, "host.runtimes": {"docker": {"installed": True}}}
+    assert _verdicts("host.docker.separate-partition", facts) == [Status.FAIL]
+
+
+def test_a_host_without_awk_gives_errors_not_unescaped_output() -> None:
+    """Every byte leaves through the escaping awk: without awk (its alternatives link gone,
+    in a private mount namespace) the script prints no section, and each fact says why."""
+    wanted = [BY_NAME["os"], BY_NAME["sudoers"]]
+    nonce = secrets.token_hex(8)
+    done = subprocess.run(
+        ["unshare", "--mount", "sh", "-c",
+         'mount -t tmpfs auditor-test /etc/alternatives && exec sh -c "$1"', "sh",
+         build_script(wanted, [], nonce)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (127, "")
+    result = CommandResult("sh -s", done.returncode, done.stdout, done.stderr, 0.1)
+    facts = host_collector._facts(wanted, result, nonce, "host", "2026-12-06T00:00:00.000Z")
+    for fact in facts.values():
+        assert fact.error is not None and "has no awk" in fact.error, fact.error

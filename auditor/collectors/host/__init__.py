@@ -145,4 +145,4 @@ def _one_line(script: str) -> str:
 
 
 def _first_line(text: str) -> str:
-    return next((line for line in text.splitlines() if line.strip()), "no error output")
+    return next((line for line in text.split("\n") if line.strip()), "no error output")

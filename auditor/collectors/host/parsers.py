@@ -1,10 +1,11 @@
 """Pure parsers for the host fact sections: a snippet's stdout in, JSON-serialisable fact data out.
 
 No parser performs I/O or evaluates anything it reads: the text comes from the audited host and
-is untrusted. Each snippet prefixes its lines (`S:`, `F:`, `@rc` ...); lines without a known
-prefix are ignored. When the output shows that the evidence could not be read (not root, file
-unreadable, tool missing), a parser raises `FactUnavailable` or reports an explicit `None`,
-never data that looks compliant.
+is untrusted. It arrives escaped (escaping.py): lines are split on newline only, fields on their
+source's separators, and only then is a field kept decoded with `unescape`. Each snippet
+prefixes its lines (`S:`, `F:`, `@rc` ...); lines without a known prefix are ignored. When the
+output shows that the evidence could not be read (not root, file unreadable, tool missing), a
+parser raises `FactUnavailable` or reports an explicit `None`, never data that looks compliant.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from functools import lru_cache
 from typing import Any, TypedDict
 
 from debian.debian_support import Version
+
+from auditor.collectors.host.escaping import split_lines, unescape
 
 __all__ = [
     "FactUnavailable",
@@ -45,8 +48,9 @@ class FactUnavailable(Exception):
 
 
 def _tagged(raw: str) -> Iterator[tuple[str, str]]:
-    """Yield (tag, value) for every `tag:value` line; lines without a colon are skipped."""
-    for line in raw.splitlines():
+    """Yield (tag, value) for every `tag:value` line; lines without a colon are skipped. The
+    value is still escaped."""
+    for line in split_lines(raw):
         tag, sep, value = line.partition(":")
         if sep:
             yield tag, value
@@ -70,7 +74,7 @@ def _marker(raw: str, name: str) -> str | None:
     mark = "@" + name
     if mark not in raw:  # most output has none of a marker: no need to look at each line
         return None
-    for line in raw.splitlines():
+    for line in split_lines(raw):
         if line == mark:
             return ""
         if line.startswith(mark + " "):
@@ -141,14 +145,14 @@ def parse_os(raw: str) -> OsFact:
         key, _, val = line.partition("=")
         key = key.strip()
         if re.fullmatch(r"[A-Z0-9_]+", key):
-            fields[key] = _os_release_value(val)
+            fields[key] = _os_release_value(unescape(val))
 
     def get(key: str) -> str | None:
         return fields.get(key)
 
     def uname(tag: str) -> str | None:
         value = _first(raw, tag)
-        return value.strip() or None if value is not None else None
+        return unescape(value.strip()) or None if value is not None else None
 
     return {
         "id": get("ID"),
@@ -302,7 +306,8 @@ def parse_sshd_config(raw: str) -> dict[str, Any]:
     if _first(raw, "sshd") == "absent":
         return {"installed": False}
     t_rc = _first(raw, "T-rc")
-    t_error = "; ".join(line.strip() for line in _all(raw, "T-err") if line.strip()) or None
+    errors = (unescape(line).strip() for line in _all(raw, "T-err"))
+    t_error = "; ".join(line for line in errors if line) or None
 
     global_settings: dict[str, Any] = {}
     matches: list[dict[str, Any]] = []
@@ -314,19 +319,20 @@ def parse_sshd_config(raw: str) -> dict[str, Any]:
     stack: list[dict[str, Any]] = []
     for tag, value in _tagged(raw):
         if tag == "F":
-            files.append(value)
+            files.append(unescape(value))
             stack.append(current)
         elif tag == "E":
             # sshd restores the Match state at the end of an included file
             current = stack.pop() if stack else global_settings
         elif tag == "X":
-            unreadable.append(value)
+            unreadable.append(unescape(value))
         elif tag == "N":
-            missing.append(value)
+            missing.append(unescape(value))
         elif tag == "D":
-            too_deep.append(value)
+            too_deep.append(unescape(value))
         elif tag == "L":
-            parsed = _sshd_keyword_args(value)
+            # sshd's own tokenizer, over the line as sshd reads it: it splits on space and tab
+            parsed = _sshd_keyword_args(unescape(value))
             if parsed is None:
                 continue
             keyword, args = parsed
@@ -345,8 +351,8 @@ def parse_sshd_config(raw: str) -> dict[str, Any]:
             parts = line.split(None, 1)
             if not parts:
                 continue
-            keyword = parts[0].lower()
-            value = parts[1].strip() if len(parts) > 1 else ""
+            keyword = unescape(parts[0]).lower()
+            value = unescape(parts[1].strip()) if len(parts) > 1 else ""
             if keyword in _SSHD_LIST_KEYS:
                 settings.setdefault(keyword, []).append(value)
             elif keyword not in settings:
@@ -418,19 +424,20 @@ def parse_sysctl(raw: str) -> dict[str, str]:
     if _marker(raw, "unavailable") is not None:
         raise FactUnavailable("/proc/sys is not available")
     result: dict[str, str] = {}
-    for line in raw.splitlines():
+    for line in split_lines(raw):
         # "P:/proc/sys/net/ipv4/ip_forward:1"
         if not line.startswith("P:/proc/sys/"):
             continue
         path, sep, val = line[12:].partition(":")
         if not sep:
             continue
+        path = unescape(path)
         key = path.replace("/", ".")
         if "." in path:  # a dot inside a component becomes "/" (sysctl(8)): eth0.100
             key = ".".join(component.replace(".", "/") for component in path.split("/"))
         if key in VOLATILE_SYSCTLS:
             continue
-        val = " ".join(val.split())
+        val = unescape(" ".join(val.split()))
         result[key] = result[key] + "\n" + val if key in result else val
     if not result:
         raise FactUnavailable("no kernel parameter could be read under /proc/sys")
@@ -453,11 +460,15 @@ _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
 def _unescape_mount(field: str) -> str:
-    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
+    """A field of /proc/self/mounts, split from its line before this: the probe's escape
+    undone, then the kernel's own (it writes space, tab, newline and backslash as `\\ooo`)."""
+    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), unescape(field))
 
 
 def parse_mounts(raw: str) -> list[Mount]:
-    """Mounted filesystems from /proc/self/mounts, with `\\040`-style escapes decoded.
+    """Mounted filesystems from /proc/self/mounts, with `\\040`-style escapes decoded once
+    each line is split into its fields (a source name holding a vertical tab or any other
+    whitespace but the space is one field).
 
     Example::
 
@@ -513,8 +524,8 @@ def _stat_fields(text: str) -> dict[str, Any] | None:
         "mode": f"{raw_mode & 0o7777:04o}",
         "uid": uid,
         "gid": gid,
-        "owner": None if parts[3] == "UNKNOWN" else parts[3],
-        "group": None if parts[4] == "UNKNOWN" else parts[4],
+        "owner": None if parts[3] == "UNKNOWN" else unescape(parts[3]),
+        "group": None if parts[4] == "UNKNOWN" else unescape(parts[4]),
     }
 
 
@@ -551,7 +562,7 @@ def parse_file_modes(raw: str) -> list[dict[str, Any]]:
     for tag, value in _tagged(raw):
         if tag == "P":
             entry = {
-                "path": value,
+                "path": unescape(value),
                 "exists": None,
                 **dict.fromkeys(_STAT_KEYS),
                 "link": None,
@@ -567,16 +578,16 @@ def parse_file_modes(raw: str) -> list[dict[str, Any]]:
         if tag == "S" and "E" not in answered:
             fields = _stat_fields(value)
             if fields is None:
-                entry["error"] = f"unexpected stat output: {value}"
+                entry["error"] = f"unexpected stat output: {unescape(value)}"
             else:
                 entry.update(exists=True, error=None, **fields)
         elif tag == "E" and "S" not in answered:
             if _stat_error_means_absent(value):
                 entry.update(exists=False, error=None)
             else:
-                entry["error"] = value.strip()
+                entry["error"] = unescape(value.strip())
         elif tag == "L" and entry["type"] == "symlink":
-            entry["link"] = value
+            entry["link"] = unescape(value)
         elif tag == "T" and entry["type"] == "symlink":
             entry["resolved"] = _stat_fields(value)
     return entries
@@ -605,7 +616,7 @@ def parse_packages(raw: str) -> dict[str, Any]:
     tag = "D" if manager == "dpkg" else "R"
     lines = _all(raw, tag)
     if rc not in (None, "0"):
-        detail = next((line.strip() for line in lines if line.strip()), "")
+        detail = next((unescape(line.strip()) for line in lines if line.strip()), "")
         raise FactUnavailable(f"{manager} query failed (exit {rc}): {detail}")
     packages: dict[str, str] = {}
     seen: dict[str, list[str]] = {}
@@ -618,7 +629,7 @@ def parse_packages(raw: str) -> dict[str, Any]:
             parts = line.split()
             if len(parts) < 2:
                 continue
-        seen.setdefault(parts[0], []).append(parts[1])
+        seen.setdefault(unescape(parts[0]), []).append(unescape(parts[1]))
     for name, versions in seen.items():
         packages[name] = versions[0] if len(versions) == 1 else max(versions, key=_natural_key)
     duplicates = {name: versions for name, versions in seen.items() if len(versions) > 1}
@@ -658,7 +669,7 @@ def _dnf_lines(lines: list[str]) -> list[tuple[str, str]]:
         else:
             if "." in name_arch:
                 name = name_arch.rsplit(".", 1)[0]
-        result.append((name, version))
+        result.append((unescape(name), unescape(version)))
     return result
 
 
@@ -717,7 +728,7 @@ def parse_updates(raw: str) -> dict[str, Any]:
             parts = line.split()
             if len(parts) != 3:
                 continue
-            name, installed, offered = parts
+            name, installed, offered = (unescape(part) for part in parts)
             if not _newer(offered, installed):
                 continue
             if name not in newest or _newer(offered, newest[name][1]):
@@ -732,7 +743,7 @@ def parse_updates(raw: str) -> dict[str, Any]:
     src = _marker(raw, "src")
     lines = _all(raw, "U")
     if rc not in ("0", "100"):
-        detail = "; ".join(line.strip() for line in lines if line.strip())
+        detail = "; ".join(unescape(line.strip()) for line in lines if line.strip())
         raise FactUnavailable(f"{manager} -C check-update failed (exit {rc}): {detail}")
     security: set[tuple[str, str]] | None = None
     if src in ("0", "100"):
@@ -771,11 +782,11 @@ def parse_systemd(raw: str) -> dict[str, Any]:
     if units_rc is None:
         raise FactUnavailable("systemd section printed nothing")
     if units_rc != "0":
-        detail = "; ".join(_all(raw, "U"))
+        detail = "; ".join(unescape(line) for line in _all(raw, "U"))
         raise FactUnavailable(f"systemctl list-units failed (exit {units_rc}): {detail}")
     units: dict[str, dict[str, str | None]] = {}
     for line in _all(raw, "U"):
-        parts = line.split()
+        parts = [unescape(part) for part in line.split()]
         while parts and parts[0] in ("●", "*", "×", "○"):
             parts = parts[1:]
         if len(parts) < 4:
@@ -783,7 +794,7 @@ def parse_systemd(raw: str) -> dict[str, Any]:
         units[parts[0]] = {"load": parts[1], "active": parts[2], "sub": parts[3], "enabled": None}
     if _marker(raw, "files-rc") == "0":
         for line in _all(raw, "F"):
-            parts = line.split()
+            parts = [unescape(part) for part in line.split()]
             if len(parts) < 2:
                 continue
             unit = units.setdefault(
@@ -797,7 +808,10 @@ def parse_systemd(raw: str) -> dict[str, Any]:
 
 
 def _rule_lines(lines: list[str]) -> list[str]:
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    """Rule lines as auditctl reads a rules file: leading blanks skipped, then blank lines and
+    comments; each line is a rule of its own, whatever it holds."""
+    rules = (line.strip(" \t") for line in lines)
+    return [unescape(rule) for rule in rules if rule and not rule.startswith("#")]
 
 
 def parse_audit(raw: str) -> dict[str, Any]:
@@ -820,7 +834,7 @@ def parse_audit(raw: str) -> dict[str, Any]:
             if len(parts) == 2 and parts[0] == "enabled":
                 enabled = _int_or_none(parts[1])
     if auditctl and _marker(raw, "l-rc") == "0":
-        loaded = [line.strip() for line in _all(raw, "L") if line.strip()]
+        loaded = [unescape(line.strip(" \t")) for line in _all(raw, "L") if line.strip(" \t")]
         rules = [] if loaded == ["No rules"] else loaded
     unreadable = _all(raw, "X")
     rules_files: list[str] | None = None
@@ -859,11 +873,11 @@ def parse_accounts(raw: str) -> dict[str, Any]:
             continue
         users.append(
             {
-                "name": name,
+                "name": unescape(name),
                 "uid": uid_n,
                 "gid": gid_n,
-                "home": home,
-                "shell": shell,
+                "home": unescape(home),
+                "shell": unescape(shell),
                 "password_state": password,
             }
         )
@@ -874,11 +888,11 @@ def parse_accounts(raw: str) -> dict[str, Any]:
         parts = value.split(":")
         if len(parts) != 3 or not parts[0] or parts[0].startswith(("+", "-", "#")):
             continue
-        name, gid, members = parts
+        name, gid, members = unescape(parts[0]), parts[1], parts[2]
         gid_n = _int_or_none(gid)
         if gid_n is None or name in groups:
             continue
-        groups[name] = [m for m in members.split(",") if m]
+        groups[name] = [unescape(m) for m in members.split(",") if m]
         group_ids[name] = gid_n
         names_by_gid.setdefault(gid_n, name)
     for user in users:
@@ -912,13 +926,14 @@ def parse_shadow(raw: str) -> dict[str, list[str]]:
     for value in _all(raw, "H"):
         name, _, kind = value.rpartition(" ")
         if name and kind in keys:
-            result[keys[kind]].append(name)
+            result[keys[kind]].append(unescape(name))
     return result
 
 
 # ---------------------------------------------------------------------------------- sudoers
 
 _SUDO_INCLUDE = re.compile(r"^[#@]include(dir)?\s")
+_ESCAPED_BACKSLASH = "\\134"
 
 
 def parse_sudoers(raw: str) -> dict[str, Any]:
@@ -935,7 +950,7 @@ def parse_sudoers(raw: str) -> dict[str, Any]:
          "nopasswd": [{"file": "/etc/sudoers.d/ops", "line": "deploy ALL=(ALL) NOPASSWD: ALL"}],
          "authenticate_disabled": []}
     """
-    missing = _all(raw, "N")
+    missing = [unescape(path) for path in _all(raw, "N")]
     if "/etc/sudoers" in missing:
         return {
             "present": False,
@@ -957,11 +972,11 @@ def parse_sudoers(raw: str) -> dict[str, Any]:
     includes: list[str] = []
     rules: list[dict[str, str]] = []
     stack: list[str] = []
-    pending: dict[str, str] = {}  # file -> continued line
+    pending: dict[str, str] = {}  # file -> continued line (escaped, as it came)
     for tag, value in _tagged(raw):
         if tag == "F":
-            files.append(value)
-            stack.append(value)
+            files.append(unescape(value))
+            stack.append(files[-1])
             continue
         if tag == "E":
             if stack:
@@ -971,18 +986,18 @@ def parse_sudoers(raw: str) -> dict[str, Any]:
             continue
         file = stack[-1]
         line = pending.pop(file, "") + value
-        if line.endswith("\\"):
-            pending[file] = line[:-1] + " "
+        if line.endswith(_ESCAPED_BACKSLASH):  # a backslash before the newline continues it
+            pending[file] = line[: -len(_ESCAPED_BACKSLASH)] + " "
             continue
-        text = " ".join(line.split())
+        text = " ".join(line.split())  # escaped: only spaces and tabs are blanks in it
         if not text:
             continue
         if _SUDO_INCLUDE.match(text):
-            includes.append(text)
+            includes.append(unescape(text))
             continue
         if text.startswith("#"):
             continue
-        rules.append({"file": file, "line": text})
+        rules.append({"file": file, "line": unescape(text)})
     nopasswd = [r for r in rules if re.search(r"\bNOPASSWD\s*:", r["line"])]
     no_auth = [
         r for r in rules if r["line"].startswith("Defaults") and "!authenticate" in r["line"]
@@ -999,17 +1014,9 @@ def parse_sudoers(raw: str) -> dict[str, Any]:
 
 # -------------------------------------------------------------------------------- listening
 
-_SS_PROCESS = re.compile(r'\(\("((?:[^"\\]|\\.)*)",pid=(\d+)')
 
-
-def _split_address(local: str) -> tuple[str, int | None, str | None]:
-    """'[::1%lo]:53' / '0.0.0.0:22' / '*:68' -> (address, port, interface)."""
-    address, _, port = local.rpartition(":")
-    address = address.strip("[]")
-    interface = None
-    if "%" in address:
-        address, _, interface = address.partition("%")
-    return address, _int_or_none(port) if port != "*" else None, interface
+# a line of `grep -H` over /proc/PID files: the file names the process, on every line
+_PROC_PATH = re.compile(r"^/proc/(\d+)/(comm|status|cgroup):(.*)$")
 
 
 def _hex_ipv4(text: str) -> str:
@@ -1024,41 +1031,38 @@ def _hex_ipv6(text: str) -> str:
     return str(ipaddress.IPv6Address(raw))
 
 
+def _owners(raw: str) -> tuple[dict[str, int], dict[int, str]]:
+    """Socket inode -> the first process holding it (`I:pid inode`), and pid -> process name
+    (`c:/proc/PID/comm:name`; grep names the file on each line, so the lines of a name holding
+    a newline are joined back)."""
+    owner: dict[str, int] = {}
+    for value in _all(raw, "I"):
+        owner_pid, _, inode = value.partition(" ")
+        if owner_pid.isdigit() and inode.isdigit():
+            owner.setdefault(inode, int(owner_pid))
+    names: dict[int, str] = {}
+    for value in _all(raw, "c"):
+        m = _PROC_PATH.match(value)
+        if m and m.group(2) == "comm":
+            pid = int(m.group(1))
+            names[pid] = m.group(3) if pid not in names else f"{names[pid]}\\012{m.group(3)}"
+    return owner, {pid: unescape(name) for pid, name in names.items()}
+
+
 def parse_listening(raw: str) -> list[dict[str, Any]]:
-    """Listening TCP sockets and bound UDP sockets (`ss -H -tulnp`, else /proc/net/*).
+    """Listening TCP sockets and bound UDP sockets, from the kernel's tables in /proc/net.
 
-    `process`/`pid` are the first owning process; None when unknown (another user's process
-    seen without root, or the /proc fallback, which has no process data). `interface` is set for
-    scoped binds (`%lo`). Example::
+    `process`/`pid` are the first process holding the socket (its /proc/PID/fd links, its
+    /proc/PID/comm); None when unknown: another user's process seen without root, or a host
+    without GNU find. Example::
 
-        [{"proto": "tcp", "address": "0.0.0.0", "port": 22, "process": "sshd", "pid": 612,
-          "interface": None}]
+        [{"proto": "tcp", "address": "0.0.0.0", "port": 22, "process": "sshd", "pid": 612}]
     """
     source = _first(raw, "source")
     if source is None:
         raise FactUnavailable("listening section printed nothing")
+    owner, names = _owners(raw)
     sockets: list[dict[str, Any]] = []
-    if source == "ss":
-        for line in _all(raw, "S"):
-            parts = line.split()
-            if len(parts) < 5:
-                continue
-            proto = parts[0]
-            if proto not in ("tcp", "udp"):
-                continue
-            address, port, interface = _split_address(parts[4])
-            m = _SS_PROCESS.search(line)
-            sockets.append(
-                {
-                    "proto": proto,
-                    "address": address,
-                    "port": port,
-                    "process": m.group(1) if m else None,
-                    "pid": int(m.group(2)) if m else None,
-                    "interface": interface,
-                }
-            )
-        return sockets
     for line in _all(raw, "N"):
         parts = line.split()
         if len(parts) < 5:
@@ -1073,14 +1077,14 @@ def parse_listening(raw: str) -> list[dict[str, Any]]:
             port = int(hex_port, 16)
         except ValueError:
             continue
+        pid = owner.get(parts[10]) if len(parts) > 10 else None
         sockets.append(
             {
                 "proto": proto,
                 "address": address,
                 "port": port,
-                "process": None,
-                "pid": None,
-                "interface": None,
+                "process": names.get(pid) if pid is not None else None,
+                "pid": pid,
             }
         )
     return sockets
@@ -1102,9 +1106,6 @@ def _cgroup_path(lines: list[str]) -> str | None:
     if chosen is None and lines:
         chosen = lines[0].split(":", 2)[-1]
     return chosen
-
-
-_PROC_PATH = re.compile(r"^/proc/(\d+)/(comm|status|cgroup):(.*)$")
 
 
 def parse_processes(raw: str) -> list[dict[str, Any]]:
@@ -1145,8 +1146,8 @@ def parse_processes(raw: str) -> list[dict[str, Any]]:
             if pid is None:
                 continue
             e = entry(pid)
-            e.update({"ppid": ppid, "uid": uid, "user": parts[3]})
-            e["args"] = parts[4] if len(parts) > 4 else ""
+            e.update({"ppid": ppid, "uid": uid, "user": unescape(parts[3])})
+            e["args"] = unescape(parts[4]) if len(parts) > 4 else ""
         elif tag == "C":
             parts = value.strip().split(None, 1)
             pid = _int_or_none(parts[0]) if parts else None
@@ -1160,9 +1161,9 @@ def parse_processes(raw: str) -> list[dict[str, Any]]:
             if kind == "cgroup":
                 cgroups.setdefault(pid, []).append(text)
             elif kind == "comm":
+                # grep names the file on every line: a name holding a newline is two lines
                 e = entry(pid)
-                if e["comm"] is None:
-                    e["comm"] = text
+                e["comm"] = text if e["comm"] is None else f"{e['comm']}\\012{text}"
             elif kind == "status":
                 key, _, rest = text.partition(":")
                 fields = rest.split()
@@ -1174,7 +1175,11 @@ def parse_processes(raw: str) -> list[dict[str, Any]]:
         raise FactUnavailable("no process could be listed")
     for pid, lines in cgroups.items():
         if pid in procs:
-            procs[pid]["cgroup"] = _cgroup_path(lines)
+            path = _cgroup_path(lines)
+            procs[pid]["cgroup"] = None if path is None else unescape(path)
+    for e in procs.values():
+        if e["comm"] is not None:
+            e["comm"] = unescape(e["comm"])
     # drop the auditor's own shell and everything it started (ps, grep, awk ...)
     own: set[int] = set()
     if self_pid is not None:
@@ -1224,18 +1229,22 @@ def parse_runtimes(raw: str) -> dict[str, dict[str, Any]]:
         }
         for name in names
     }
-    package_versions = dict(value.partition(" ")[::2] for value in _all(raw, "K"))
+    package_versions = {
+        unescape(name): unescape(version)
+        for name, _, version in (value.partition(" ") for value in _all(raw, "K"))
+    }
     for value in _all(raw, "B"):
         name, _, path = value.partition(" ")
         if name in result:
-            result[name].update({"installed": True, "path": path})
+            result[name].update({"installed": True, "path": unescape(path)})
     for value in _all(raw, "V"):
         name, _, text = value.partition(" ")
-        m = _VERSION.search(text)
+        m = _VERSION.search(unescape(text))
         if name in result and m:
             result[name]["version"] = m.group(1)
     for value in _all(raw, "P"):
         name, _, package = value.partition(" ")
+        package = unescape(package)
         full = package_versions.get(package)
         if name in result and package:
             result[name].update(package=package, package_version=full)
@@ -1296,6 +1305,7 @@ def parse_kernel_security(raw: str) -> dict[str, Any]:
     else:
         se_mode = "disabled" if sysfs else None
     configured = _first(raw, "se-config")
+    configured = None if configured is None else unescape(configured)
     lockdown: str | None = None
     lsm: list[str] | None = None
     if securityfs:
@@ -1304,9 +1314,9 @@ def parse_kernel_security(raw: str) -> dict[str, Any]:
             lockdown = "none"
         else:
             m = re.search(r"\[(\w+)\]", text)
-            lockdown = m.group(1) if m else text.strip() or None
+            lockdown = m.group(1) if m else unescape(text.strip()) or None
         lsm_text = _first(raw, "lsm")
-        lsm = [s for s in lsm_text.strip().split(",") if s] if lsm_text is not None else None
+        lsm = [unescape(s) for s in lsm_text.strip().split(",") if s] if lsm_text else None
     return {
         "apparmor": {
             "enabled": aa_enabled,
@@ -1383,16 +1393,17 @@ def parse_fim(raw: str) -> dict[str, Any]:
                   "schedules": ["/etc/cron.daily/dailyaidecheck"]}}
     """
     path = _first(raw, "bin")
+    path = None if path is None else unescape(path)
     dbdir = _first(raw, "dbdir")
     if dbdir is None:
         raise FactUnavailable("fim section printed nothing")
-    db_files = _all(raw, "db")
+    db_files = [unescape(f) for f in _all(raw, "db")]
     database: bool | None
     if dbdir == "unreadable":
         database = None
     else:
         database = any(f.rsplit("/", 1)[-1] in ("aide.db", "aide.db.gz") for f in db_files)
-    schedules = _all(raw, "cron") + _all(raw, "timer")
+    schedules = [unescape(f) for f in _all(raw, "cron") + _all(raw, "timer")]
     scheduled: bool | None = True if schedules else (None if _all(raw, "X") else False)
     return {
         "aide": {
@@ -1426,20 +1437,20 @@ def parse_reboot(raw: str) -> dict[str, Any]:
         raise FactUnavailable("reboot section printed nothing")
     flag = _first(raw, "flag")
     kernels: set[str] = set()
-    for name in _all(raw, "boot"):
+    for name in map(unescape, _all(raw, "boot")):
         if name and not name.startswith("0-rescue-") and not name.endswith(".old"):
             kernels.add(name)
-    for package in _all(raw, "deb"):
+    for package in map(unescape, _all(raw, "deb")):
         version = package.removeprefix("linux-image-")
         if version.endswith("-dbg"):
             continue
         kernels.add(version.removesuffix("-unsigned"))
-    for version in _all(raw, "rpm"):
+    for version in map(unescape, _all(raw, "rpm")):
         if version:
             kernels.add(version)
     return {
         "reboot_required": None if flag is None else flag == "present",
-        "reboot_required_pkgs": _all(raw, "pkg"),
-        "running_kernel": running.strip() or None,
+        "reboot_required_pkgs": [unescape(p) for p in _all(raw, "pkg")],
+        "running_kernel": unescape(running.strip()) or None,
         "installed_kernels": sorted(kernels, key=_natural_key),
     }

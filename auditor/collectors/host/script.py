@@ -2,7 +2,8 @@
 
 Each section runs as a shell function; its stdout, stderr and exit status are kept apart
 between marker lines that carry a per-run random nonce, so nothing printed by the host (a file
-name, a process argument) can forge a section boundary.
+name, a process argument) can forge a section boundary; and all of it is escaped on its way
+out (escaping.py), so nothing can forge a line inside a section either.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from auditor.collectors.host.escaping import ESCAPE_AWK
 from auditor.collectors.host.sections import HELPERS, Section
 
 _PRELUDE = r"""LC_ALL=C
@@ -65,13 +67,27 @@ def build_script(
     return "\n".join(lines) + "\n"
 
 
-# The sections print line by line, and over SSH each write became a packet of its own (248 for
-# the host profile, ~550 bytes each, costing both ends): dd gathers them into 64 KiB writes.
-_OUTPUT = r"""if command -v dd >/dev/null 2>&1; then
-  __auditor_main | dd ibs=4096 obs=65536 2>/dev/null
+# Everything the sections print goes through one awk that escapes controls, line separators
+# and non-ASCII bytes (escaping.py), so no section, present or future, needs code of its own
+# for it; without awk nothing is printed. LC_ALL=C: gawk in a UTF-8 locale reads characters,
+# not bytes. The sections print line by line, and over SSH each
+# write became a packet of its own (248 for the host profile, ~550 bytes each, costing both
+# ends): dd gathers them into 64 KiB writes.
+_OUTPUT = (
+    """if ! command -v awk >/dev/null 2>&1; then
+  echo "auditor: this host has no awk, which the audit needs to escape what it prints" >&2
+  exit 127
+fi
+# shellcheck disable=SC2016
+__auditor_escape='"""
+    + ESCAPE_AWK
+    + """'
+if command -v dd >/dev/null 2>&1; then
+  __auditor_main | LC_ALL=C awk "$__auditor_escape" | dd ibs=4096 obs=65536 2>/dev/null
 else
-  __auditor_main
+  __auditor_main | LC_ALL=C awk "$__auditor_escape"
 fi"""
+)
 
 
 def shared_sources(sections: Sequence[Section]) -> list[str]:

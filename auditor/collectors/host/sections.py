@@ -19,7 +19,11 @@ Every snippet is made safe by construction (`snippet`, and the runner in script.
   snippet for writing commands.
 
 Snippets prefix every line they print (`S:`, `F:`, `@rc` ...) so the parsers never have to guess
-which command a line came from; text read from the host is untrusted and is only ever parsed.
+which command a line came from: command output through `__tag`, files through
+`awk '{ print "T:" $0 }'`, a file name (which may hold a newline) through `__put`, never a bare
+`printf '%s'` of host text that may hold one. Text read from the host is untrusted and is only
+ever parsed; the runner escapes everything the sections print (escaping.py), so a section needs
+no escaping of its own.
 """
 
 from __future__ import annotations
@@ -143,6 +147,24 @@ __tag() {
   IFS=$__tag_ifs
   set +f
 }
+# __put TAG VALUE: VALUE (a file name, which may hold newlines) on one line after TAG; each
+# newline in it starts a continuation line "+:" that the parsers' line splitter joins back
+# (escaping.py), so a name cannot start a line of its own.
+__put() {
+  case $2 in
+    *"$NL"*) ;;
+    *) printf '%s%s\n' "$1" "$2"; return 0 ;;
+  esac
+  __put_v=$2
+  printf '%s' "$1"
+  while :; do
+    case $__put_v in
+      *"$NL"*) printf '%s\n+:' "${__put_v%%"$NL"*}"; __put_v=${__put_v#*"$NL"} ;;
+      *) break ;;
+    esac
+  done
+  printf '%s\n' "$__put_v"
+}
 """
 
 
@@ -222,10 +244,10 @@ else
     __tag T-err: "$out"
   fi
   _sshd_walk() {
-    if [ "$2" -gt 16 ]; then printf 'D:%s\n' "$1"; return 0; fi
-    if [ ! -e "$1" ]; then printf 'N:%s\n' "$1"; return 0; fi
-    if [ ! -r "$1" ]; then printf 'X:%s\n' "$1"; return 0; fi
-    printf 'F:%s\n' "$1"
+    if [ "$2" -gt 16 ]; then __put D: "$1"; return 0; fi
+    if [ ! -e "$1" ]; then __put N: "$1"; return 0; fi
+    if [ ! -r "$1" ]; then __put X: "$1"; return 0; fi
+    __put F: "$1"
     # the file read by one awk and split into lines here (dash's `read` costs a syscall a
     # byte); every line keeps its L: tag, so no empty line is lost to the split
     _o=$(awk '{ print "L:" $0 }' "$1")
@@ -249,7 +271,7 @@ else
         case $_p in /*) ;; *) _p=/etc/ssh/$_p ;; esac
         _dir=${_p%/*}
         if [ -d "$_dir" ] && { [ ! -r "$_dir" ] || [ ! -x "$_dir" ]; }; then
-          printf 'X:%s\n' "$_dir"
+          __put X: "$_dir"
           continue
         fi
         for _g in $_p; do
@@ -260,7 +282,7 @@ else
     done
     unset IFS
     set +f
-    printf 'E:%s\n' "$1"
+    __put E: "$1"
   }
   _sshd_walk /etc/ssh/sshd_config 0
 fi
@@ -389,7 +411,7 @@ if command -v apt-get >/dev/null 2>&1 && [ -d /var/lib/apt/lists ]; then
   for f in /var/lib/apt/lists /var/lib/apt/periodic/update-success-stamp; do
     [ -e "$f" ] && set -- "$@" "$f"
   done
-  [ $# -gt 0 ] && stat -c 'mtime:%Y %n' -- "$@" 2>/dev/null
+  [ $# -gt 0 ] && stat -c 'mtime:%Y' -- "$@" 2>/dev/null
   n=0
   for f in /var/lib/apt/lists/*_Packages*; do
     [ -e "$f" ] && n=$((n + 1))
@@ -426,7 +448,7 @@ elif command -v dnf >/dev/null 2>&1 || command -v yum >/dev/null 2>&1; then
     /var/cache/libdnf5/*/repodata/repomd.xml; do
     [ -e "$f" ] && set -- "$@" "$f"
   done
-  [ $# -gt 0 ] && stat -c 'mtime:%Y %n' -- "$@" 2>/dev/null
+  [ $# -gt 0 ] && stat -c 'mtime:%Y' -- "$@" 2>/dev/null
   if [ "$AUDITOR_DNF" != yes ]; then
     echo "@dnf-not-allowed"
   elif [ "$(id -u)" != 0 ]; then
@@ -483,10 +505,12 @@ else
   set --
   for f in /etc/audit/rules.d/*.rules /etc/audit/audit.rules; do
     [ -e "$f" ] || continue
-    if [ -r "$f" ]; then set -- "$@" "$f"; else printf 'X:%s\n' "$f"; fi
+    if [ -r "$f" ]; then set -- "$@" "$f"; else __put X: "$f"; fi
   done
   # one awk for every readable rules file (an empty one prints no F: line)
-  [ $# -gt 0 ] && awk 'FNR == 1 { print "F:" FILENAME } { print "R:" $0 }' "$@"
+  [ $# -gt 0 ] && awk '
+    FNR == 1 { f = FILENAME; gsub(/\n/, "\n+:", f); print "F:" f }
+    { print "R:" $0 }' "$@"
 fi
 """
 
@@ -526,10 +550,10 @@ fi
 # @include/#include paths are relative to the including file's directory, 128 levels at most.
 _SUDOERS = r"""
 _sudo_walk() {
-  if [ "$2" -gt 128 ]; then printf 'D:%s\n' "$1"; return 0; fi
-  if [ ! -e "$1" ]; then printf 'N:%s\n' "$1"; return 0; fi
-  if [ ! -r "$1" ]; then printf 'X:%s\n' "$1"; return 0; fi
-  printf 'F:%s\n' "$1"
+  if [ "$2" -gt 128 ]; then __put D: "$1"; return 0; fi
+  if [ ! -e "$1" ]; then __put N: "$1"; return 0; fi
+  if [ ! -r "$1" ]; then __put X: "$1"; return 0; fi
+  __put F: "$1"
   # as in the sshd_config walk: one awk reads the file, the shell splits its tagged lines
   _o=$(awk '{ print "L:" $0 }' "$1")
   IFS=$NL
@@ -554,9 +578,9 @@ _sudo_walk() {
     case $_k in
       *dir)
         if [ ! -d "$_a" ]; then
-          printf 'N:%s\n' "$_a"
+          __put N: "$_a"
         elif [ ! -r "$_a" ] || [ ! -x "$_a" ]; then
-          printf 'X:%s\n' "$_a"
+          __put X: "$_a"
         else
           for _g in "$_a"/*; do
             case ${_g##*/} in *~|*.*) continue ;; esac
@@ -569,21 +593,56 @@ _sudo_walk() {
   done
   unset IFS
   set +f
-  printf 'E:%s\n' "$1"
+  __put E: "$1"
 }
 _sudo_walk /etc/sudoers 0
 """
 
+# Sockets from the kernel's tables in /proc/net (hex addresses, states and inodes: no text any
+# process chose; `ss -p` printed process names raw, and `ss -e` cgroup names, which a user can
+# pick). Their owners: the processes whose /proc/PID/fd links name a listening socket's inode
+# (GNU find; another user's process is seen by root only), named from /proc/PID/comm by grep,
+# which puts the file name before each line, so a name holding a newline cannot pass for
+# another process's.
 _LISTENING = r"""
-out=
-if command -v ss >/dev/null 2>&1 && out=$(ss -H -tulnp 2>/dev/null); then
-  echo "source:ss"
-  __tag S: "$out"
-else
-  echo "source:proc"
-  for f in tcp tcp6 udp udp6; do
-    [ -r "/proc/net/$f" ] && awk -v t="$f" 'NR > 1 { print "N:" t " " $0 }' "/proc/net/$f"
+echo "source:proc"
+set --
+for f in tcp tcp6 udp udp6; do
+  [ -r "/proc/net/$f" ] && set -- "$@" "/proc/net/$f"
+done
+# listening TCP (state 0A) and bound UDP (07) sockets only, each line after its table's name
+socks=
+[ $# -gt 0 ] && socks=$(awk '
+  FNR == 1 { t = substr(FILENAME, 11); s = t ~ /^tcp/ ? "0A" : "07"; next }
+  $4 == s { print t " " $0 }' "$@")
+__tag N: "$socks"
+set -f
+IFS=$NL
+inodes=
+for l in $socks; do
+  IFS=' '
+  # shellcheck disable=SC2086
+  set -- $l
+  inodes="$inodes ${11}"
+done
+unset IFS
+set +f
+if [ -n "$inodes" ] && find /proc/self/fd -maxdepth 0 -printf '' 2>/dev/null; then
+  owners=$(find /proc/[0-9]*/fd -lname 'socket:\[*' -printf '%h %l\n' 2>/dev/null |
+    awk -v want="$inodes" '
+    BEGIN { n = split(want, w, " "); for (i = 1; i <= n; i++) k["socket:[" w[i] "]"] = 1 }
+    $2 in k { split($1, p, "/"); print p[3] " " substr($2, 9, length($2) - 9) }')
+  __tag I: "$owners"
+  seen=
+  set --
+  IFS=$NL
+  for l in $owners; do
+    case " $seen " in *" ${l%% *} "*) continue ;; esac
+    seen="$seen ${l%% *}"
+    set -- "$@" "/proc/${l%% *}/comm"
   done
+  unset IFS
+  [ $# -gt 0 ] && __tag c: "$(grep -s -H '' "$@")"
 fi
 """
 
@@ -818,7 +877,7 @@ elif [ ! -r /var/lib/aide ] || [ ! -x /var/lib/aide ]; then
 else
   echo "dbdir:readable"
   for f in /var/lib/aide/aide.db*; do
-    [ -e "$f" ] && printf 'db:%s\n' "$f"
+    [ -e "$f" ] && __put db: "$f"
   done
 fi
 for d in /etc/cron.d /etc/cron.hourly /etc/cron.daily /etc/cron.weekly /etc/cron.monthly \
@@ -833,7 +892,7 @@ for d in /etc/cron.d /etc/cron.hourly /etc/cron.daily /etc/cron.weekly /etc/cron
     if [ -r "$f" ]; then
       readable="$readable$f$nl"
     else
-      printf 'X:%s\n' "$f"
+      __put X: "$f"
     fi
   done
 done
@@ -846,7 +905,7 @@ IFS=$nl
 unset IFS
 set +f
 for f in /etc/systemd/system/*.wants/*aide*.timer; do
-  [ -e "$f" ] && printf 'timer:%s\n' "$f"
+  [ -e "$f" ] && __put timer: "$f"
 done
 """
 
@@ -865,7 +924,7 @@ elif [ -d /var/run ]; then
   echo "flag:absent"
 fi
 for f in /boot/vmlinuz-* /boot/vmlinux-*; do
-  [ -e "$f" ] && printf 'boot:%s\n' "${f#/boot/vmlinu?-}"
+  [ -e "$f" ] && __put boot: "${f#/boot/vmlinu?-}"
 done
 if [ -n "$AUDITOR_DPKG_RC" ]; then
   printf '%s\n' "$AUDITOR_DPKG" |
@@ -962,7 +1021,7 @@ SECTIONS: tuple[Section, ...] = (
         "listening",
         snippet(_LISTENING),
         parsers.parse_listening,
-        "listening TCP and UDP sockets with their owning process",
+        "listening TCP and bound UDP sockets (/proc/net) with their owning process",
         needs_root=True,
     ),
     Section(
