@@ -25,6 +25,8 @@ from auditor.cli import main
 os.environ.setdefault("AUDITOR_FINGERPRINT_KEY", "auditor-test-suite")
 os.environ.setdefault("XDG_DATA_HOME", tempfile.mkdtemp(prefix="auditor-xdg-"))
 os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="auditor-cache-"))
+# ... and the user's trusted bundle keys out of the tests' (they trust what they give).
+os.environ.setdefault("XDG_CONFIG_HOME", tempfile.mkdtemp(prefix="auditor-config-"))
 
 
 @pytest.fixture(scope="session")

@@ -93,7 +93,7 @@ def _runs_table(found: list[RunInfo]) -> str:
             "complete"
             if info.complete
             else f"INCOMPLETE ({info.saved_targets}/{len(info.targets)})",
-            info.source,
+            info.source + (" UNTRUSTED" if info.untrusted else ""),
         ]
         for info in found
     ]

@@ -54,6 +54,8 @@ class MarkdownReporter:
                 "unanswered: the score speaks only for what could be evaluated.",
                 "",
             ]
+        if document.get("untrusted"):
+            lines += [f"> **UNTRUSTED EVIDENCE:** {md(document['untrusted'], 300)}", ""]
         if not run["complete"]:
             lines += ["> **Incomplete run:** it was interrupted before every target finished.", ""]
         counts = overall["counts"]

@@ -212,6 +212,7 @@ class OscalReporter:
                     "coverage", overall["coverage"] if overall["coverage"] is not None else "n/a"
                 ),
                 _prop("complete", str(run["complete"]).lower()),
+                *([_prop("untrusted", document["untrusted"])] if document.get("untrusted") else []),
             ],
             "local-definitions": {
                 "components": [

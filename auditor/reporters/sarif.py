@@ -210,6 +210,7 @@ class SarifReporter:
                         "grade": overall["grade"],
                         "coverage": overall["coverage"],
                         "counts": overall["counts"],
+                        "untrusted": document.get("untrusted"),
                     },
                 }
             ],

@@ -22,6 +22,11 @@ class TerminalReporter:
         run, score = document["run"], document["score"]
         overall = score["overall"]
         lines = [
+            *(
+                [f"UNTRUSTED EVIDENCE: {plain(document['untrusted'])} (--allow-untrusted)"]
+                if document.get("untrusted")
+                else []
+            ),
             f"auditor {run['tool_version']} - {run['profile']['title']} "
             f"(profile {run['profile']['id']} {run['profile']['version']})",
             f"run {run['id']}  {run['started_at']} .. {run['finished_at']}"

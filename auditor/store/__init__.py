@@ -168,6 +168,7 @@ class RunInfo:
     counts: dict[str, int]
     source: str
     saved_targets: int
+    untrusted: str | None  # why the evidence judged is not trusted (an unsigned bundle ...)
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -370,6 +371,7 @@ class Store:
                 counts=dict(row.counts or {}),
                 source=row.source,
                 saved_targets=int(row.saved),
+                untrusted=(row.extra or {}).get("untrusted"),
             )
             for row in rows
         ]
