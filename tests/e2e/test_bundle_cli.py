@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
@@ -347,6 +348,8 @@ def test_allow_untrusted_marks_every_output(auditor_cli, signed, tmp_path):
     document = json.loads(out["json"].read_text())
     assert document["untrusted"] == "the bundle is not signed"
     assert document["bundle"]["trusted_key"] is False
+    schema = json.loads((Path(__file__).parents[2] / "docs" / "results.schema.json").read_text())
+    jsonschema.validate(document, schema)
     assert "UNTRUSTED EVIDENCE" in out["html"].read_text()
     pdf = subprocess.run(["pdftotext", "-l", "1", str(out["pdf"]), "-"], capture_output=True,
                          text=True, check=True, timeout=60).stdout  # fmt: skip
