@@ -569,6 +569,27 @@ def _progress(total: int) -> Any:
     return _Bar()
 
 
+def _fail_on(doc: dict[str, Any], floor: Severity) -> list[str]:
+    """Why --fail-on fails: failing results of `floor` or worse, and errored ones (unknown is
+    never compliant), counting the checks of targets that could not be audited at all."""
+    counts = {Status.FAIL: 0, Status.ERROR: 0}
+    for r in doc["results"]:
+        if r["status"] in counts and Severity(r["severity"]).rank >= floor.rank:
+            counts[Status(r["status"])] += 1
+    for target in doc.get("not_audited", []):
+        counts[Status.ERROR] += sum(
+            n for s, n in target["checks_by_severity"].items() if Severity(s).rank >= floor.rank
+        )
+    reasons = []
+    if counts[Status.FAIL]:
+        reasons.append(f"{counts[Status.FAIL]} failing result(s) of severity {floor} or worse")
+    if counts[Status.ERROR]:
+        reasons.append(
+            f"{counts[Status.ERROR]} result(s) of severity {floor} or worse could not be evaluated"
+        )
+    return reasons
+
+
 def _exit_status(doc: dict[str, Any], gates: Gates) -> ExitStatus:
     """3 when no target could be audited, 1 when a gate failed, else 0."""
     if doc["targets"] and all(t["error"] for t in doc["targets"]):
@@ -582,13 +603,7 @@ def _exit_status(doc: dict[str, Any], gates: Gates) -> ExitStatus:
     if gates.min_coverage is not None and (overall["coverage"] or 0) < gates.min_coverage:
         failed.append(f"coverage {overall['coverage']}% is below {gates.min_coverage:g}%")
     if gates.fail_on is not None:
-        worst = [
-            r
-            for r in doc["results"]
-            if r["status"] == Status.FAIL and Severity(r["severity"]).rank >= gates.fail_on.rank
-        ]
-        if worst:
-            failed.append(f"{len(worst)} failing result(s) of severity {gates.fail_on} or worse")
+        failed += _fail_on(doc, gates.fail_on)
     for reason in failed:
         click.echo(f"auditor: gate failed: {reason}", err=True)
     return ExitStatus.GATE_FAILED if failed else ExitStatus.OK

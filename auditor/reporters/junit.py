@@ -47,6 +47,24 @@ def _fmt(value: float | None, suffix: str = "") -> str:
     return "n/a" if value is None else f"{value:.1f}{suffix}"
 
 
+def _not_audited(down: dict[str, Any], profile: str) -> dict[str, Any]:
+    """A target that could not be audited at all, as the one error result JUnit shows."""
+    return {
+        "check_id": f"auditor.{profile}.target",
+        "control_id": "-",
+        "title": "target audited",
+        "severity": "info",
+        "target": down["target"],
+        "subject": {"kind": down["kind"], "name": down["target"], "location": None},
+        "status": "error",
+        "message": f"not audited: {down['reason']} ({down['checks']} checks could not judge it)",
+        "observed": {},
+        "expected": "the target answers and its facts can be collected",
+        "remediation": "",
+        "evidence": [],
+    }
+
+
 class JunitReporter:
     def render(self, document: dict[str, Any]) -> str:
         run = document["run"]
@@ -56,6 +74,8 @@ class JunitReporter:
         by_target: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
         for result in document["results"]:
             by_target.setdefault(result["target"], []).append(result)
+        for down in document.get("not_audited", []):  # one test case, not one per check
+            by_target[down["target"]] = [_not_audited(down, run["profile"]["id"])]
 
         root = ET.Element("testsuites")
         for index, (name, results) in enumerate(by_target.items()):
@@ -103,11 +123,7 @@ class JunitReporter:
             out.text = visible(
                 f"{name}: score {_fmt(score.get('value'))} grade {score.get('grade') or 'n/a'}, "
                 f"coverage {_fmt(score.get('coverage'), '%')}"
-                + (
-                    f"\ncould not be audited: {target['error']}"
-                    if target and target["error"]
-                    else ""
-                )
+                + (f"\nnot audited: {target['error']}" if target and target["error"] else "")
             )
             ET.SubElement(suite, "system-err").text = ""
         ET.indent(root, space=" ")

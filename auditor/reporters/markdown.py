@@ -91,8 +91,11 @@ class MarkdownReporter:
             lines += ["No check failed.", ""]
         errors = [t for t in report.targets if t.error]
         if errors:
-            lines += ["### Targets that could not be audited", ""]
-            lines += [f"- **{md(t.name)}**: {md(t.error or '', 300)}" for t in errors[:TARGETS]]
+            lines += ["### Not audited", ""]
+            lines += [
+                f"- **{md(t.name)}**: not audited: {md(t.error or '', 300)}"
+                for t in errors[:TARGETS]
+            ]
             lines.append("")
         if len(report.targets) > 1:
             worst = report.target_rows[:TARGETS]

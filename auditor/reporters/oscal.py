@@ -293,7 +293,7 @@ class OscalReporter:
             "props": [_prop("target-kind", target["kind"]), _prop("target-name", target["name"])],
         }
         if target["error"]:
-            item["remarks"] = visible(f"Could not be audited: {target['error']}")
+            item["remarks"] = visible(f"Not audited: {target['error']}")
         return item
 
     @staticmethod

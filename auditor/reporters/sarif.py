@@ -159,7 +159,7 @@ class SarifReporter:
         notifications = [
             {
                 "level": "error",
-                "message": {"text": visible(f"{t['name']} could not be audited: {t['error']}")},
+                "message": {"text": visible(f"{t['name']}: not audited: {t['error']}")},
                 "timeUtc": t["finished_at"],
             }
             for t in document["targets"]

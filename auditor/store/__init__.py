@@ -460,8 +460,9 @@ class Store:
             "sections": catalog["sections"],
             "controls": catalog["controls"],
             "coverage_matrix": catalog.get("coverage_matrix", []),  # older stores lack it
-            "targets": [_target_doc(t, loaded[t.facts_sha]) for t in targets],
-            "results": result_rows,
+            **document.fold_unaudited_document(
+                [_target_doc(t, loaded[t.facts_sha]) for t in targets], result_rows
+            ),
             "evidence": {
                 fact["sha256"]: evidence[fact["sha256"]]
                 for t in targets
