@@ -215,6 +215,10 @@ def diff_table(result: dict[str, Any]) -> str:
             f"targets added: {', '.join(map(plain, result['targets']['added'])) or '-'}; "
             f"removed: {', '.join(map(plain, result['targets']['removed'])) or '-'}"
         )
+    for side in ("a", "b"):
+        if result["targets"].get(f"not_audited_{side}"):
+            names = ", ".join(map(plain, result["targets"][f"not_audited_{side}"]))
+            lines.append(f"not audited in run {side.upper()}: {names}")
     for key, title in _CATEGORY_TITLES.items():
         entries = result[key]
         if not entries:

@@ -173,3 +173,14 @@ def test_textfile_is_replaced_atomically(tmp_path):
     assert path.stat().st_ino != first  # a new file renamed over the old one
     assert [p.name for p in path.parent.iterdir()] == ["auditor.prom"]  # no leftovers
     assert "auditor_run_score" in path.read_text()
+
+
+def test_a_target_not_audited_is_listed_once_not_as_changed_results():
+    before = doc([res("a", "pass"), res("b", "fail")], 50.0, {})
+    after = doc([], None, {})
+    after["targets"][0]["error"] = "connection refused"
+    after["not_audited"] = [{"target": "h1", "kind": "host", "reason": "connection refused",
+                             "checks": 2, "checks_by_severity": {"high": 2}}]  # fmt: skip
+    drift = compare(before, after)
+    assert drift["targets"]["not_audited_b"] == ["h1"] and drift["targets"]["not_audited_a"] == []
+    assert all(count == 0 for count in drift["counts"].values())
