@@ -36,6 +36,7 @@ from auditor.facts import utc_now
 from auditor.model import Run, Severity
 from auditor.recorder import Recorder
 from auditor.reporters import ReportRequest
+from auditor.sanitize import plain
 
 if TYPE_CHECKING:  # cryptography is imported when a bundle command runs, not at start-up
     from auditor.bundle import Bundle
@@ -69,7 +70,9 @@ def open_bundle(path: Path, verify_keys: tuple[Path, ...], allow_untrusted: bool
     keys += load_trusted_keys(trusted_keys_file())
     bundle = read_bundle(path, keys, allow_untrusted=allow_untrusted)
     if bundle.untrusted is not None:
-        click.echo(f"auditor: warning: UNTRUSTED bundle {path}: {bundle.untrusted}", err=True)
+        click.echo(
+            f"auditor: warning: UNTRUSTED bundle {plain(str(path))}: {bundle.untrusted}", err=True
+        )
     return bundle
 
 
@@ -158,11 +161,11 @@ def collect(
         os._exit(130)  # collection threads in flight cannot be stopped; do not wait for them
     for record in records:
         if record.error:
-            click.echo(f"auditor: {record.name}: {record.error}", err=True)
+            click.echo(f"auditor: {plain(record.name)}: {plain(record.error)}", err=True)
         elif not quiet:
             failed = sum(1 for f in record.facts if f.error)
             click.echo(
-                f"collected {record.name}: {len(record.facts)} facts"
+                f"collected {plain(record.name)}: {len(record.facts)} facts"
                 + (f" ({failed} could not be collected)" if failed else ""),
                 err=True,
             )

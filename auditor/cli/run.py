@@ -29,6 +29,7 @@ from auditor.model import Result, Severity, Status, TargetRecord
 from auditor.profiles import DEFAULT_PROFILE, LoadedProfile, load_profile
 from auditor.recorder import Recorder, RecordOptions
 from auditor.reporters import ReportRequest, write
+from auditor.sanitize import plain
 from auditor.targets import scheme_of
 from auditor.waivers import DEFAULT_WARNING_DAYS
 
@@ -594,7 +595,7 @@ def _exit_status(doc: dict[str, Any], gates: Gates) -> ExitStatus:
     """3 when no target could be audited, 1 when a gate failed, else 0."""
     if doc["targets"] and all(t["error"] for t in doc["targets"]):
         for target in doc["targets"]:
-            click.echo(f"auditor: {target['name']}: {target['error']}", err=True)
+            click.echo(f"auditor: {plain(target['name'])}: {plain(target['error'])}", err=True)
         return ExitStatus.NO_TARGET
     overall = doc["score"]["overall"]
     failed: list[str] = []

@@ -13,7 +13,8 @@ import io
 import json
 from typing import Any
 
-from auditor.reporters.common import checks_by_id, facts_by_hash, visible
+from auditor.reporters.common import checks_by_id, facts_by_hash
+from auditor.sanitize import visible
 
 COLUMNS = (
     "run_id",

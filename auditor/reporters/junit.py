@@ -18,11 +18,10 @@ from auditor.reporters.common import (
     checks_by_id,
     evidence_lines,
     facts_by_hash,
-    one_line,
     reference_lines,
     subject_text,
-    visible,
 )
+from auditor.sanitize import one_line, visible
 
 
 def _timestamp(value: str) -> str:

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from auditor.reporters import view
-from auditor.reporters.common import one_line
+from auditor.sanitize import one_line
 
 TOP = 10
 TARGETS = 15

@@ -19,7 +19,8 @@ from typing import Any
 from auditor.facts import canonical_json
 from auditor.oscal import OSCAL_VERSION, PROPERTY_NS, stable_uuid
 from auditor.oscal import control_id as control_id_of
-from auditor.reporters.common import checks_by_id, facts_by_hash, one_line, visible
+from auditor.reporters.common import checks_by_id, facts_by_hash
+from auditor.sanitize import one_line, visible
 
 NS = PROPERTY_NS
 MAX_SUBJECT_LINES = 50

@@ -15,14 +15,8 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from auditor.reporters.common import (
-    checks_by_id,
-    evidence_lines,
-    facts_by_hash,
-    one_line,
-    reference_lines,
-    visible,
-)
+from auditor.reporters.common import checks_by_id, evidence_lines, facts_by_hash, reference_lines
+from auditor.sanitize import one_line, visible
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 TAXONOMY = "NIST SP 800-190"

@@ -18,8 +18,9 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from auditor.reporters.common import one_line, subject_text, visible
+from auditor.reporters.common import subject_text
 from auditor.resources import templates_dir
+from auditor.sanitize import one_line, visible
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 STATUSES = ("fail", "error", "manual", "waived", "pass", "skip")
