@@ -181,7 +181,11 @@ def _serve(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.nice(NICE)
     if debug:
-        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+        from auditor.redact import RedactingFormatter
+
+        handler = logging.StreamHandler()
+        handler.setFormatter(RedactingFormatter("%(name)s: %(message)s"))
+        logging.basicConfig(level=logging.DEBUG, handlers=[handler])
     failure: tuple[str, str | None, bool] | None = None
     store = None
     try:

@@ -57,11 +57,11 @@ class _LazyGroup(click.Group):
 )
 def cli(debug: bool) -> None:
     """auditor: NIST SP 800-190 as code for hosts, Docker daemons and Kubernetes clusters."""
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from auditor.redact import RedactingFormatter
+
+    handler = logging.StreamHandler(sys.stderr)  # logs are a sink too: redacted like the rest
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler])
 
 
 def print_error(exc: AuditorError) -> None:
