@@ -10,8 +10,8 @@ What is a secret:
   keys, GitHub, GitLab (`glpat-`), Slack, Stripe ... tokens, JWTs, the password of a URL
   (`postgres://admin:PASSWORD@db` keeps scheme, user and host), plus private key blocks and
   bearer tokens;
-- an AWS secret access key under any name: 40 characters of base64 with the entropy of a
-  random key, or beside an access key id in the same text or list;
+- an AWS secret access key under any name: a 40-character base64 word with the mixed case
+  and entropy of a random key (hex digests such as git commit ids have neither);
 - in free text and command lines: `--password=X`, `--password X`, `token: X`, a password in
   quoted JSON (`'{"password": "X"}'`), `PGPASSWORD=X`, and a MySQL client's `-pX`;
 - in argument lists (Docker `Args`, Kubernetes `command`/`args`): the item after a flag such
@@ -74,7 +74,6 @@ _SECRET_VALUE = re.compile(
 )
 _TOKEN_TAIL = re.compile(r"[A-Za-z0-9\-_.+/=~]*")  # the rest of a token a rule matched the start of
 
-_AWS_KEY_ID = re.compile(r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}")
 _BASE64_40 = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 _MIN_KEY_ENTROPY = 4.0  # bits per character: random base64 keys have 4.2-5.1, hex digests < 4
 
@@ -116,7 +115,11 @@ def is_secret_name(name: str) -> bool:
 
 def is_secret_value(name: str, value: str) -> bool:
     """Whether `value`, held under `name`, must be redacted."""
-    return bool(_SECRET_VALUE.search(value)) or _secret_by_name(name, value)
+    return (
+        bool(_SECRET_VALUE.search(value))
+        or _secret_by_name(name, value)
+        or _looks_like_aws_secret(value)
+    )
 
 
 def _secret_by_name(name: str, value: str) -> bool:
@@ -144,12 +147,11 @@ def redact_text(name: str, value: str) -> str:
     the substrings that have a credential's shape or follow `password=` in free text."""
     if MARKER in value:
         return value
-    with_key_id = _AWS_KEY_ID.search(value) if "A" in value else None
     if _SECRET_VALUE.search(value):
         value = _redact_shapes(value)
     elif _secret_by_name(name, value) or _looks_like_aws_secret(value):
         return redacted(value)
-    if with_key_id:  # beside an access key id, a 40-character base64 word is its secret
+    if len(value) > 40:  # an AWS secret access key among other words, whatever names it
         value = _BASE64_40.sub(_redact_random_key, value)
     if _may_hold_inline_secret(value):
         value = _INLINE.sub(_redact_inline, value)
@@ -260,11 +262,15 @@ def _program(word: str) -> str:
     return word.rsplit("/", 1)[-1]
 
 
-def redact_arguments(items: list[Any]) -> list[Any] | None:
+def redact_arguments(items: list[Any], program: str | None = None) -> list[Any] | None:
     """An argument list (`["mysqld", "--password", "x"]`) with the values of secret flags
-    redacted, or None when it has none. Only the context of the list makes them secret."""
+    redacted, or None when it has none. Only the context of the list makes them secret.
+    `program`: the command the arguments are for, when the list does not start with it
+    (Docker's `Path` beside `Args`)."""
     changed: list[Any] | None = None
-    mysql = bool(items) and isinstance(items[0], str) and _program(items[0]) in _MYSQL_CLIENTS
+    if program is None and items and isinstance(items[0], str):
+        program = items[0]
+    mysql = program is not None and _program(program) in _MYSQL_CLIENTS
     for index, item in enumerate(items):
         if not isinstance(item, str) or not item.startswith("-") or MARKER in item:
             continue
@@ -285,6 +291,19 @@ def redact_arguments(items: list[Any]) -> list[Any] | None:
             changed = changed if changed is not None else list(items)
             changed[index] = clean
     return changed
+
+
+# Argument lists whose command is a sibling field: Docker's Path + Args and Entrypoint + Cmd,
+# Kubernetes' command + args.
+_COMMAND_OF = {"Args": "Path", "Cmd": "Entrypoint", "args": "command"}
+
+
+def _program_of(data: dict[str, Any], key: str) -> str | None:
+    """The command the argument list `data[key]` is for, when a sibling field names it."""
+    command = data.get(_COMMAND_OF.get(key, ""))
+    if isinstance(command, list):
+        command = command[0] if command else None
+    return command if isinstance(command, str) else None
 
 
 def redact(data: Any) -> Any:
@@ -323,6 +342,7 @@ class _Redaction:
 
     def __init__(self) -> None:
         self._texts: dict[tuple[bool, str, str], str] = {}
+        self._program: str | None = None  # the command of the argument list being visited
 
     def value(self, data: Any, name: str) -> Any:
         if isinstance(data, str):
@@ -343,6 +363,7 @@ class _Redaction:
                     else:
                         clean = self.text(field, item)
                 elif isinstance(item, dict | list | str):
+                    self._program = _program_of(data, key) if type(item) is list else None
                     clean = self.value(item, field)
                 else:
                     continue
@@ -353,8 +374,9 @@ class _Redaction:
             return data if copied is None else copied
         if isinstance(data, list):
             items: list[Any] | None = None
+            program, self._program = self._program, None
             if any(type(item) is str and item[:1] == "-" for item in data):
-                items = redact_arguments(data)  # `--password VALUE`: secret by its neighbour
+                items = redact_arguments(data, program)  # `--password VALUE`: by its neighbour
             for index, item in enumerate(data if items is None else items):
                 if isinstance(item, dict | list | str):
                     clean = self.value(item, name)

@@ -145,6 +145,8 @@ def test_argument_lists_redact_the_value_after_a_secret_flag():
     out = redact({"Args": args})["Args"]
     assert "PLANTED11" not in out and "PLANTED12" not in out
     assert out[2:3] == ["--verbose"] and out[-2:] == ["--port", "80"]
+    docker = redact({"Path": "mysql", "Args": ["-uroot", "-pPLANTED14"]})["Args"]
+    assert docker[0] == "-uroot" and docker[1].startswith("-p[REDACTED fp=")
     mysql = redact({"command": ["mysql", "-uroot", "-pPLANTED13"]})["command"]
     assert mysql[:2] == ["mysql", "-uroot"] and mysql[2].startswith("-p[REDACTED fp=")
     # a path, a flag value and an option that only names a secret are not secrets
