@@ -363,7 +363,7 @@ class _Redaction:
                     else:
                         clean = self.text(field, item)
                 elif isinstance(item, dict | list | str):
-                    self._program = _program_of(data, key) if type(item) is list else None
+                    self._program = _program_of(data, key) if key in _COMMAND_OF else None
                     clean = self.value(item, field)
                 else:
                     continue
@@ -375,7 +375,7 @@ class _Redaction:
         if isinstance(data, list):
             items: list[Any] | None = None
             program, self._program = self._program, None
-            if any(type(item) is str and item[:1] == "-" for item in data):
+            if data and type(data[0]) is str and any(type(i) is str and i[:1] == "-" for i in data):
                 items = redact_arguments(data, program)  # `--password VALUE`: by its neighbour
             for index, item in enumerate(data if items is None else items):
                 if isinstance(item, dict | list | str):
