@@ -36,14 +36,14 @@ from auditor.secret_rules import RULES
 
 MARKER = "[REDACTED"
 
-# Names that hold credentials: NAME_PASSWORD, DB_PASS, api-key, AWS_SECRET_ACCESS_KEY ... The
-# long words also count inside a name (PGPASSWORD, VAULTTOKEN); the short ones only as a word
-# of their own (PASS, PWD: not COMPASS).
+# Names that hold credentials: NAME_PASSWORD, DB_PASS, api-key, AWS_SECRET_ACCESS_KEY ...,
+# each a word of its own (not COMPASS, SECRETVOLUME); PASSWORD and PASSWD also at the end of
+# a word (PGPASSWORD, MYSQLPASSWD).
 _NAME_TOKENS = (
     "PASSWORD|PASSWD|PASS|PWD|SECRET|TOKEN|APIKEY|API_KEY|ACCESS_KEY|SECRET_KEY|PRIVATE_KEY|"
     "ACCOUNT_KEY|AUTH_KEY|CREDENTIAL|CREDENTIALS|CONNECTION_STRING"
 )
-_SECRET_NAME = re.compile(rf"(?:^|_)(?:{_NAME_TOKENS})(?:_|$)|PASSWORD|PASSWD|SECRET|TOKEN")
+_SECRET_NAME = re.compile(rf"(?:^|_)(?:{_NAME_TOKENS})(?:_|$)|PASSW(?:OR)?D(?:_|$)")
 _NOT_SECRET_SUFFIX = re.compile(
     r"_(?:FILE|PATH|DIR|NAME|TYPE|REF|ENABLED|LENGTH|INTERVAL|TTL|TIMEOUT|EXPIRY|EXPIRATION|"
     r"LIFETIME|VERSION|STDIN)$"

@@ -162,6 +162,8 @@ def test_argument_lists_redact_the_value_after_a_secret_flag():
         "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
         "https://registry.example.org:5000/v2/app",
         "COMPASS_HOME=/opt/compass",
+        "pod-secretVolume-PASSED.yaml:12",  # a file and line, not a secret named secretVolume
+        "ServiceAccountTokensFAILED.yaml:3",
         "eyJ is not a token",
     ],
 )
