@@ -107,6 +107,11 @@ class JunitReporter:
                 ("auditor.score", _fmt(score.get("value"))),
                 ("auditor.grade", score.get("grade") or "n/a"),
                 ("auditor.coverage", _fmt(score.get("coverage"), "%")),
+                *(
+                    [("auditor.untrusted", document["untrusted"])]
+                    if document.get("untrusted")
+                    else []
+                ),
             ):
                 ET.SubElement(properties, "property", name=key, value=visible(str(value)))
             if target and target["error"]:

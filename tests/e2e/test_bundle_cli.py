@@ -315,6 +315,8 @@ def test_a_deleted_signature_is_refused(auditor_cli, signed, tmp_path):
         result = auditor_cli(command, str(stripped), "--verify-key", str(signed["public"]))
         assert result.code == 2 and "the bundle is not signed" in error_line(result)
         assert "--allow-untrusted" in result.err  # the hint says how to read it anyway
+    anyway = auditor_cli("verify", str(stripped), "--allow-untrusted")
+    assert anyway.code == 0 and "UNTRUSTED: the bundle is not signed" in anyway.out
 
 
 def test_the_trusted_keys_file_makes_a_bundle_trusted(auditor_cli, signed, tmp_path, monkeypatch):
@@ -337,7 +339,7 @@ def test_allow_untrusted_marks_every_output(auditor_cli, signed, tmp_path):
     stripped = forge(signed["path"], tmp_path, lambda name, data: data)
     db = tmp_path / "store.db"
     out = {fmt: tmp_path / f"report.{fmt}" for fmt in
-           ("json", "html", "pdf", "markdown", "sarif", "oscal")}  # fmt: skip
+           ("json", "html", "pdf", "markdown", "sarif", "oscal", "junit")}  # fmt: skip
     result = auditor_cli(
         "evaluate", str(stripped), "--allow-untrusted", "--db", str(db), "-r", "terminal:-",
         *[arg for fmt, path in out.items() for arg in ("-r", f"{fmt}:{path}")],
@@ -362,6 +364,7 @@ def test_allow_untrusted_marks_every_output(auditor_cli, signed, tmp_path):
     assert {"untrusted": "the bundle is not signed"}.items() <= {
         p["name"]: p["value"] for p in props
     }.items()
+    assert 'name="auditor.untrusted" value="the bundle is not signed"' in out["junit"].read_text()
     listed = json.loads(auditor_cli("runs", "list", "--db", str(db), "-f", "json").out)
     assert listed[0]["untrusted"] == "the bundle is not signed"
     assert "evaluate UNTRUSTED" in auditor_cli("runs", "list", "--db", str(db)).out
