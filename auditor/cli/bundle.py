@@ -217,8 +217,9 @@ def evaluate(
         loaded.version,
     ):
         click.echo(
-            f"auditor: note: collected for {collected_for['id']} {collected_for['version']}, "
-            f"evaluated with {loaded.id} {loaded.version}",
+            "auditor: note: collected for "
+            + plain(f"{collected_for['id']} {collected_for['version']}")
+            + f", evaluated with {loaded.id} {loaded.version}",
             err=True,
         )
     targets = bundle.records()
@@ -278,11 +279,14 @@ def verify(
     else:
         signed = f"signed by trusted key {bundle.key_id}"
     click.echo(
-        f"verified {bundle_path}: {len(manifest['targets'])} target(s), "
+        f"verified {plain(str(bundle_path))}: {len(manifest['targets'])} target(s), "
         f"{len(manifest['files'])} files match their sha256; {signed}\n"
-        f"collected {manifest['created_at']} by auditor {manifest['tool_version']} for "
-        f"{manifest['profile']['id']} {manifest['profile']['version']}; "
-        f"manifest sha256 {bundle.manifest_sha256}"
+        # the manifest is the bundle's text: shown, never obeyed
+        + plain(
+            f"collected {manifest['created_at']} by auditor {manifest['tool_version']} for "
+            f"{manifest['profile']['id']} {manifest['profile']['version']}; "
+            f"manifest sha256 {bundle.manifest_sha256}"
+        )
     )
     return 0
 
