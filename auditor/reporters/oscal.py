@@ -164,9 +164,10 @@ class OscalReporter:
         findings = []
         scores = document["score"]["by_control"]
         for control in document["controls"]:
-            counts = control_counts.get(control["id"], Counter())
-            state, reason, evaluation = _evaluation(counts)
             score = scores.get(control["id"], {})
+            # the scored counts include the checks of targets not audited (not in `results`)
+            counts = Counter(score.get("counts") or control_counts.get(control["id"], {}))
+            state, reason, evaluation = _evaluation(counts)
             props = [_prop("evaluation", evaluation), _prop("coverage-kind", control["coverage"])]
             for key, name in (("value", "score"), ("grade", "grade"), ("coverage", "coverage")):
                 if score.get(key) is not None:

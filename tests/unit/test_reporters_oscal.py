@@ -55,6 +55,17 @@ def test_controls_that_could_not_be_evaluated_say_so(ar):
             assert finding["target"]["status"]["reason"] == "other"
 
 
+def test_a_target_not_audited_keeps_its_controls_from_reading_satisfied(ar):
+    """Its error rows are folded out of `results`; the scored counts still carry them."""
+    doc = fixture_document()
+    assert doc["not_audited"]
+    scores = doc["score"]["by_control"]
+    for finding in ar["results"][0]["findings"]:
+        control = finding["target"]["target-id"].removeprefix("nist-800-190-")[: -len("_obj")]
+        if scores.get(control, {}).get("counts", {}).get("error"):
+            assert finding["target"]["status"]["state"] == "not-satisfied", control
+
+
 def test_observations_link_evidence_by_sha256(ar):
     doc = fixture_document()
     resources = {r["uuid"]: r for r in ar["back-matter"]["resources"]}
