@@ -144,6 +144,8 @@ def full_doc() -> dict[str, Any]:
                          "facts": []})  # fmt: skip
     d["waivers"] = {"applied": [{}], "expiring": [], "expired": [{}, {}], "not_started": [],
                     "unmatched": []}  # fmt: skip
+    d["not_audited"] = [{"target": 'we"ird\nname', "kind": "host", "reason": "unreachable",
+                         "checks": 3, "checks_by_severity": {"high": 2, "low": 1}}]  # fmt: skip
     return d
 
 
@@ -162,6 +164,10 @@ def test_prometheus_text_has_scores_coverage_and_counts():
     # hostile target names are escaped, not able to break the exposition format
     weird = (("kind", "host"), profile, ("target", 'we"ird\nname'))
     assert found[("auditor_target_up", weird)] == 0.0
+    # the checks of a target not audited still count as errors, by severity
+    errors = ("auditor_target_results", (profile, ("severity", "high"), ("status", "error"),
+                                         ("target", 'we"ird\nname')))  # fmt: skip
+    assert found[errors] == 2.0
     assert found[("auditor_waivers", (profile, ("state", "expired")))] == 2.0
 
 
