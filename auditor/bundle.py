@@ -4,19 +4,22 @@ A bundle is a gzip tar of regular files only:
 
     manifest.json          schema, tool and profile versions, time, targets, and the sha256
                            of every other member
-    manifest.sig           optional: an Ed25519 signature over the bytes of manifest.json
+    manifest.sig           an OpenSSH signature (SSHSIG, Ed25519, namespace auditor-bundle)
+                           over the bytes of manifest.json: `ssh-keygen -Y verify` checks it
     targets/0000.json      one target: name, URL, kind, times, error, variables, fact metadata
     evidence/<sha256>.json one fact's data (canonical JSON), named by its hash
 
 Reading refuses, with one line naming the problem, anything that is not exactly that: a
 truncated or corrupt archive, links, absolute or `..` paths, unexpected or missing members, a
-hash or a signature that does not match, a bundle that is not signed by the key given.
+hash or a signature that does not match. A bundle is trusted only when a key the user
+trusts (`--verify-key`, or the trusted-keys file) signed it; the public key a signature
+carries only says which key to look for, never that it is trusted. An unsigned or untrusted
+bundle is refused unless the caller allows it, and is then marked untrusted.
 Nothing is ever extracted to disk.
 """
 
 from __future__ import annotations
 
-import base64
 import gzip
 import hashlib
 import io
@@ -25,11 +28,11 @@ import os
 import re
 import tarfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -41,6 +44,7 @@ from auditor.facts import canonical_json, utc_now
 from auditor.model import Fact, TargetKind, TargetRecord
 from auditor.profiles import LoadedProfile
 from auditor.redact import redact
+from auditor.sshsig import SignatureFormatError, fingerprint, parse, raw_public, sign
 
 SCHEMA = "auditor-bundle/1"
 MANIFEST = "manifest.json"
@@ -59,6 +63,8 @@ _EXTENDED_HEADERS = frozenset(
 _TARGET = re.compile(r"^targets/[0-9]{4,6}\.json$")
 _EVIDENCE = re.compile(r"^evidence/([0-9a-f]{64})\.json$")
 PASSWORD_ENV = "AUDITOR_SIGN_KEY_PASSWORD"
+NAMESPACE = "auditor-bundle"  # the SSH signature namespace (ssh-keygen -Y ... -n)
+TRUSTED_KEYS_ENV = "AUDITOR_TRUSTED_KEYS"
 
 
 class BundleError(InputError):
@@ -119,13 +125,53 @@ def _read_key(path: Path) -> bytes:
         raise BundleError(f"cannot read the key: {exc.strerror}", path=path) from exc
 
 
-def _raw(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
 def key_id(key: Ed25519PublicKey) -> str:
-    """A short fingerprint of a public key (sha256 of its raw bytes, 16 hex digits)."""
-    return _sha256(_raw(key))[:16]
+    """A public key's OpenSSH fingerprint (`SHA256:...`, as `ssh-keygen -l` prints it)."""
+    return fingerprint(raw_public(key))
+
+
+def trusted_keys_file() -> Path:
+    """The trusted-keys file: $AUDITOR_TRUSTED_KEYS, else
+    $XDG_CONFIG_HOME/auditor/trusted-keys (~/.config/auditor/trusted-keys)."""
+    configured = os.environ.get(TRUSTED_KEYS_ENV)
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "auditor" / "trusted-keys"
+
+
+def load_trusted_keys(path: Path) -> list[Ed25519PublicKey]:
+    """The keys of a trusted-keys file; none when it does not exist.
+
+    One key a line in OpenSSH's allowed_signers form (`[principals] ssh-ed25519 AAAA...
+    [comment]`, so the same file serves `ssh-keygen -Y verify -f`); `#` comments and blank
+    lines are ignored. A file others can write is refused: it would let them add a key.
+    """
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BundleError(f"cannot read the trusted keys: {exc}", path=path) from exc
+    if mode & 0o022:
+        raise BundleError(
+            "others can write this trusted-keys file: refused (chmod go-w)", path=path
+        )
+    keys = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        at = fields.index("ssh-ed25519") if "ssh-ed25519" in fields else -1
+        try:
+            if at < 0 or at + 1 >= len(fields):
+                raise ValueError("no `ssh-ed25519 AAAA...` key on the line")
+            key: Any = serialization.load_ssh_public_key(f"ssh-ed25519 {fields[at + 1]}".encode())
+        except ValueError as exc:
+            raise BundleError(f"not an Ed25519 public key: {exc}", path=path, line=number) from exc
+        keys.append(key)
+    return keys
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -175,15 +221,7 @@ def write_bundle(
     }
     members[MANIFEST] = _json(manifest)
     if sign_key is not None:
-        public = sign_key.public_key()
-        members[SIGNATURE] = _json(
-            {
-                "algorithm": "ed25519",
-                "public_key": base64.b64encode(_raw(public)).decode(),
-                "key_id": key_id(public),
-                "signature": base64.b64encode(sign_key.sign(members[MANIFEST])).decode(),
-            }
-        )
+        members[SIGNATURE] = sign(sign_key, members[MANIFEST], NAMESPACE).encode()
     staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -217,7 +255,12 @@ class Bundle:
     manifest_sha256: str
     members: dict[str, bytes]
     key_id: str | None  # of the key that signed it; None when unsigned
-    trusted: bool  # signed by the key the caller gave (--verify-key)
+    untrusted: str | None  # why it is not trusted (read with allow_untrusted); None: trusted
+
+    @property
+    def trusted(self) -> bool:
+        """Signed by a key the caller trusts."""
+        return self.untrusted is None
 
     def records(self) -> list[tuple[TargetRecord, dict[str, Any]]]:
         """Every target with its facts, and the variables it was collected with."""
@@ -274,11 +317,22 @@ class Bundle:
             "signed": self.key_id is not None,
             "key_id": self.key_id,
             "trusted_key": self.trusted,
+            "untrusted": self.untrusted,
         }
 
 
-def read_bundle(path: Path, verify_key: Ed25519PublicKey | None = None) -> Bundle:
-    """Read and verify a bundle; BundleError (exit 2, one line) for anything amiss."""
+def read_bundle(
+    path: Path,
+    trusted_keys: Sequence[Ed25519PublicKey] = (),
+    *,
+    allow_untrusted: bool = False,
+) -> Bundle:
+    """Read and verify a bundle; BundleError (exit 2, one line) for anything amiss.
+
+    It must be signed by one of `trusted_keys`; with `allow_untrusted`, an unsigned bundle
+    or one signed by another key is read and marked untrusted. A signature that does not
+    match the manifest is refused either way.
+    """
     members = _members(path)
     if MANIFEST not in members:
         raise BundleError("no manifest.json: not an auditor bundle", path=path)
@@ -288,7 +342,14 @@ def read_bundle(path: Path, verify_key: Ed25519PublicKey | None = None) -> Bundl
         raise BundleError(f"manifest.json is not JSON: {exc}", path=path) from exc
     if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
         raise BundleError(f"not an auditor bundle (schema {SCHEMA})", path=path)
-    signer = _check_signature(path, members, verify_key)
+    signer, untrusted = _check_signature(path, members, trusted_keys)
+    if untrusted is not None and not allow_untrusted:
+        raise BundleError(
+            untrusted,
+            path=path,
+            hint="trust the signer with --verify-key KEY or in "
+            f"{trusted_keys_file()}, or read it anyway with --allow-untrusted",
+        )
     files = manifest.get("files")
     if not isinstance(files, dict):
         raise BundleError("manifest.json has no `files`", path=path)
@@ -309,7 +370,7 @@ def read_bundle(path: Path, verify_key: Ed25519PublicKey | None = None) -> Bundl
         manifest_sha256=_sha256(members[MANIFEST]),
         members=members,
         key_id=signer,
-        trusted=verify_key is not None,
+        untrusted=untrusted,
     )
 
 
@@ -379,29 +440,31 @@ def _why(exc: BaseException) -> str:
 
 
 def _check_signature(
-    path: Path, members: dict[str, bytes], verify_key: Ed25519PublicKey | None
-) -> str | None:
-    """The key id that signed the manifest, or None when unsigned (refused if a key is
-    required). A signature that does not verify is refused whether or not a key is given."""
+    path: Path, members: dict[str, bytes], trusted_keys: Sequence[Ed25519PublicKey]
+) -> tuple[str | None, str | None]:
+    """(the signer's key id or None when unsigned, why the bundle is not trusted or None).
+
+    A signature that does not verify is refused outright. Trust comes only from
+    `trusted_keys`: the key a signature names is looked up among them, and the signature is
+    checked with the trusted key found, never with the key it carries."""
     if SIGNATURE not in members:
-        if verify_key is not None:
-            raise BundleError(
-                "the bundle is not signed (--verify-key needs a signature)", path=path
-            )
-        return None
+        return None, "the bundle is not signed"
     try:
-        signature = json.loads(members[SIGNATURE])
-        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(signature["public_key"]))
-        raw = base64.b64decode(signature["signature"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BundleError(f"malformed manifest.sig: {_why(exc)}", path=path) from exc
-    if verify_key is not None and _raw(public) != _raw(verify_key):
+        claimed = parse(members[SIGNATURE])
+    except SignatureFormatError as exc:
+        raise BundleError(f"malformed manifest.sig: {exc}", path=path) from exc
+    if claimed.namespace != NAMESPACE:
         raise BundleError(
-            f"signed by key {key_id(public)}, not by the key given ({key_id(verify_key)})",
+            f"manifest.sig is a signature for {claimed.namespace!r}, not {NAMESPACE!r}",
             path=path,
         )
-    try:
-        public.verify(raw, members[MANIFEST])
-    except InvalidSignature as exc:
-        raise BundleError("the signature does not match manifest.json", path=path) from exc
-    return key_id(public)
+    signer = fingerprint(claimed.public_key)
+    trusted = next((k for k in trusted_keys if raw_public(k) == claimed.public_key), None)
+    checker: Ed25519PublicKey = trusted or Ed25519PublicKey.from_public_bytes(claimed.public_key)
+    if not claimed.verifies(checker, members[MANIFEST]):
+        raise BundleError("the signature does not match manifest.json", path=path)
+    if trusted is None:
+        if not trusted_keys:
+            return signer, f"signed by key {signer}, but no key is trusted"
+        return signer, f"signed by key {signer}, which is not a trusted key"
+    return signer, None

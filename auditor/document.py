@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -51,10 +52,50 @@ def build(run: Run, profile: LoadedProfile) -> dict[str, Any]:
         "sections": about["sections"],
         "controls": about["controls"],
         "coverage_matrix": about["coverage_matrix"],
-        "targets": [_target(record) for record in run.targets],
-        "results": [result_dict(result) for result in run.results],
+        **fold_unaudited_document(
+            [_target(record) for record in run.targets],
+            [result_dict(result) for result in run.results],
+        ),
         "evidence": evidence,
     }
+
+
+def fold_unaudited_document(
+    targets: list[dict[str, Any]], results: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """`targets`, `results` and `not_audited` of a document (see fold_unaudited)."""
+    kept, not_audited = fold_unaudited(targets, results)
+    return {"targets": targets, "results": kept, "not_audited": not_audited}
+
+
+def fold_unaudited(
+    targets: list[dict[str, Any]], results: Iterable[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(results, not_audited): a target that could not be audited at all (it has an `error`)
+    leaves the results and appears once in not_audited, with the reason and the number of
+    checks, by severity, that could not judge it; not once per check. The score is
+    computed before the fold: those checks still lower coverage and count for --fail-on."""
+    down = {t["name"]: t for t in targets if t["error"]}
+    if not down:
+        return list(results), []
+    checks: dict[str, Counter[str]] = {name: Counter() for name in down}
+    kept = []
+    for result in results:
+        if result["target"] in down:
+            checks[result["target"]][result["severity"]] += 1
+        else:
+            kept.append(result)
+    not_audited = [
+        {
+            "target": name,
+            "kind": target["kind"],
+            "reason": target["error"],
+            "checks": sum(checks[name].values()),
+            "checks_by_severity": dict(sorted(checks[name].items())),
+        }
+        for name, target in down.items()
+    ]
+    return kept, not_audited
 
 
 def catalog(profile: LoadedProfile) -> dict[str, Any]:

@@ -63,7 +63,10 @@ def category(before: str | None, after: str | None) -> str | None:
 
 def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     """The drift from run `a` (earlier) to run `b` (later)."""
-    old, new = _indexed(a["results"]), _indexed(b["results"])
+    # a target not audited in either run has no results there to compare: it is listed once
+    down = {t["target"] for doc in (a, b) for t in doc.get("not_audited", [])}
+    old = _indexed(r for r in a["results"] if r["target"] not in down)
+    new = _indexed(r for r in b["results"] if r["target"] not in down)
     found: dict[str, list[dict[str, Any]]] = {name: [] for name in CATEGORIES}
     for key in [*old, *(k for k in new if k not in old)]:
         before, after = old.get(key), new.get(key)
@@ -85,6 +88,8 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
             "removed": sorted(
                 {t["name"] for t in a["targets"]} - {t["name"] for t in b["targets"]}
             ),
+            "not_audited_a": sorted(t["target"] for t in a.get("not_audited", [])),
+            "not_audited_b": sorted(t["target"] for t in b.get("not_audited", [])),
         },
         "evidence": _evidence(a, b),
     }

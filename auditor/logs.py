@@ -40,13 +40,14 @@ def hide(value: str) -> None:
 
 def redact_message(text: str) -> str:
     """`text` with URL credentials, query strings, hidden values and secrets replaced."""
-    text = redact_text("", text)  # first: it leaves text that holds its marker alone
     with _hidden_lock:  # another thread may be adding one
         hidden = sorted(_hidden, key=len, reverse=True)
     for value in hidden:
         text = text.replace(value, HIDDEN)
+    # URLs first, whole: evidence redaction would put a marker with a space inside one
     text = _URL.sub(lambda match: _redact_url(match.group(0)), text)
-    return _QUERY.sub("?" + HIDDEN, text)
+    text = _QUERY.sub("?" + HIDDEN, text)
+    return redact_text("", text)
 
 
 def _redact_url(url: str) -> str:

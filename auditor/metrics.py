@@ -72,6 +72,10 @@ def registry_for(document: Mapping[str, Any]) -> CollectorRegistry:
     for result in document["results"]:
         overall_counts[(result["status"], result["severity"])] += 1
         per_target[(result["target"], result["status"], result["severity"])] += 1
+    for down in document.get("not_audited", []):  # its checks, folded out of `results`
+        for severity, count in down["checks_by_severity"].items():
+            overall_counts[("error", severity)] += count
+            per_target[(down["target"], "error", severity)] += count
     results = gauge("auditor_run_results", "Results of the last run by status and severity.",
                     ("status", "severity"))  # fmt: skip
     for (status, severity), count in sorted(overall_counts.items()):

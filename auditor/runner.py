@@ -27,6 +27,7 @@ from auditor.model import Severity, Status, TargetRecord
 from auditor.profiles import LoadedProfile
 from auditor.recorder import Recorder, RecordOptions
 from auditor.reporters import ReportRequest, write
+from auditor.sanitize import plain
 
 T = TypeVar("T")
 Say = Callable[[str], None]
@@ -174,7 +175,7 @@ def exit_status(doc: dict[str, Any], gates: Gates, say: Say) -> ExitStatus:
     """3 when no target could be audited, 1 when a gate failed, else 0."""
     if doc["targets"] and all(t["error"] for t in doc["targets"]):
         for target in doc["targets"]:
-            say(f"auditor: {target['name']}: {target['error']}")
+            say(f"auditor: {plain(target['name'])}: {plain(target['error'])}")
         return ExitStatus.NO_TARGET
     failed = failed_gates(doc, gates)
     for reason in failed:
@@ -191,14 +192,29 @@ def failed_gates(doc: dict[str, Any], gates: Gates) -> list[str]:
     if gates.min_coverage is not None and (overall["coverage"] or 0) < gates.min_coverage:
         failed.append(f"coverage {overall['coverage']}% is below {gates.min_coverage:g}%")
     if gates.fail_on is not None:
-        worst = [
-            r
-            for r in doc["results"]
-            if r["status"] == Status.FAIL and Severity(r["severity"]).rank >= gates.fail_on.rank
-        ]
-        if worst:
-            failed.append(f"{len(worst)} failing result(s) of severity {gates.fail_on} or worse")
+        failed += _fail_on(doc, gates.fail_on)
     return failed
+
+
+def _fail_on(doc: dict[str, Any], floor: Severity) -> list[str]:
+    """Why --fail-on fails: failing results of `floor` or worse, and errored ones (unknown is
+    never compliant), counting the checks of targets that could not be audited at all."""
+    counts = {Status.FAIL: 0, Status.ERROR: 0}
+    for r in doc["results"]:
+        if r["status"] in counts and Severity(r["severity"]).rank >= floor.rank:
+            counts[Status(r["status"])] += 1
+    for target in doc.get("not_audited", []):
+        counts[Status.ERROR] += sum(
+            n for s, n in target["checks_by_severity"].items() if Severity(s).rank >= floor.rank
+        )
+    reasons = []
+    if counts[Status.FAIL]:
+        reasons.append(f"{counts[Status.FAIL]} failing result(s) of severity {floor} or worse")
+    if counts[Status.ERROR]:
+        reasons.append(
+            f"{counts[Status.ERROR]} result(s) of severity {floor} or worse could not be evaluated"
+        )
+    return reasons
 
 
 def _interrupted(

@@ -1,13 +1,19 @@
 """The score: the only place the formula lives (the README and the HTML report show it).
 
-- A check's ratio on one target = passed / (passed + failed + errored) subjects. Skipped,
-  unanswered manual and waived subjects are left out and counted apart. A check with no
-  evaluable subject has no ratio and does not count.
+- A check's ratio on one target = passed / (passed + failed) subjects. Errored, skipped,
+  unanswered manual and waived subjects are left out of the ratio and counted apart; errors
+  lower coverage instead. A check with no passed or failed subject has no ratio and does
+  not count.
 - The score of a target, control, section or run = the severity-weighted mean of the ratios
   of the (check, target) pairs under it, x 100, one decimal. Weights: critical 10, high 6,
   medium 3, low 1, info 0. Grade: A >= 90, B >= 80, C >= 70, D >= 60, else F.
+- An attested manual control counts as pass (or fail) with the weight of its severity.
 - Coverage = the weighted share of subjects that could be evaluated (not `error`, not an
-  unanswered `manual`), over the same pairs. A good score with low coverage is not good.
+  unanswered `manual`), over the same pairs. So the score says how compliant the evaluated
+  part is, and coverage how much of it could be evaluated: a good score with low coverage
+  is not good, and --min-coverage and --fail-on (which counts errors) gate on the unknown.
+- A target that could not be audited at all has no score of its own (none of its checks has
+  a ratio); its checks lower coverage, and reports show it once, as "not audited: reason".
 """
 
 from __future__ import annotations
@@ -66,11 +72,10 @@ class _Pair:
     def reckon(self) -> None:
         counts = self.counts
         passed = counts[Status.PASS]
-        errored = counts[Status.ERROR]
-        denominator = passed + counts[Status.FAIL] + errored
+        denominator = passed + counts[Status.FAIL]
         self.ratio = passed / denominator if denominator else None
         total = sum(counts.values())
-        unevaluated = errored + counts[Status.MANUAL]
+        unevaluated = counts[Status.ERROR] + counts[Status.MANUAL]
         self.share = (total - unevaluated) / total if total else None
         self.named = {str(status): count for status, count in counts.items()}
 

@@ -25,7 +25,8 @@ from auditor.cli import main
 os.environ.setdefault("AUDITOR_FINGERPRINT_KEY", "auditor-test-suite")
 os.environ.setdefault("XDG_DATA_HOME", tempfile.mkdtemp(prefix="auditor-xdg-"))
 os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="auditor-cache-"))
-# ... and the user's own config file (a test that wants one writes its own).
+# ... and the user's own config file and trusted bundle keys (a test that wants one writes
+# its own).
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="auditor-config-")
 
 

@@ -30,8 +30,16 @@ FINISHED = "2026-11-20T09:00:42.000Z"
 # Everything a target could send that must stay text: markup, a template expression, quotes,
 # a spreadsheet formula and terminal / NUL / BEL control characters.
 SCRIPT = "<script>alert(1)</script>"
+# Invisible formatting characters that reorder or hide what a reader sees ("Trojan Source"):
+# a right-to-left override, an isolate, zero-width and direction marks, a byte order mark, a
+# soft hyphen, the Arabic letter mark, a tag character and the line separator.
+INVISIBLE = (
+    "\u202eevil\u202c \u2066iso\u2069 zero\u200bwidth\u200f \ufeffbom soft\u00adhyphen "
+    "\u061cmark \U000e0041tag line\u2028sep"
+)
 HOSTILE = (
     f"{SCRIPT}</textarea>{{{{ 7*7 }}}}\"quoted\" 'single' =cmd|' /C calc'!A0 \x1b[31mred\x00\x07"
+    f" {INVISIBLE}"
 )
 FORMULA = "=cmd|' /C calc'!A0"
 SECRET = "hunter2-planted"

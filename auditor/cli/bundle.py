@@ -34,16 +34,44 @@ from auditor.facts import utc_now
 from auditor.model import Severity
 from auditor.reporters import parse_requests
 from auditor.runner import CollectedTargets, RunPlan
+from auditor.sanitize import plain
 
 if TYPE_CHECKING:  # cryptography is imported when a bundle command runs, not at start-up
     from auditor.bundle import Bundle
 
-verify_key_option = click.option(
-    "--verify-key",
-    type=click.Path(path_type=Path),
-    metavar="KEY",
-    help="Ed25519 public key (PEM or OpenSSH): the bundle must be signed by it.",
-)
+
+def trust_options(command: Any) -> Any:
+    """--verify-key (repeatable) and --allow-untrusted: which signers a bundle may have."""
+    command = click.option(
+        "--allow-untrusted",
+        is_flag=True,
+        help="Read an unsigned bundle, or one signed by a key not trusted, and mark "
+        "everything produced from it UNTRUSTED.",
+    )(command)
+    return click.option(
+        "--verify-key",
+        "verify_keys",
+        multiple=True,
+        type=click.Path(path_type=Path),
+        metavar="KEY",
+        help="A trusted Ed25519 public key (PEM or OpenSSH; repeatable), beside those of "
+        "the trusted-keys file ($XDG_CONFIG_HOME/auditor/trusted-keys).",
+    )(command)
+
+
+def open_bundle(path: Path, verify_keys: tuple[Path, ...], allow_untrusted: bool) -> Bundle:
+    """The bundle at `path`, verified against the keys given and the trusted-keys file; an
+    untrusted one read (with allow_untrusted) is announced on stderr."""
+    from auditor.bundle import load_public_key, load_trusted_keys, read_bundle, trusted_keys_file
+
+    keys = [load_public_key(key) for key in verify_keys]
+    keys += load_trusted_keys(trusted_keys_file())
+    bundle = read_bundle(path, keys, allow_untrusted=allow_untrusted)
+    if bundle.untrusted is not None:
+        click.echo(
+            f"auditor: warning: UNTRUSTED bundle {plain(str(path))}: {bundle.untrusted}", err=True
+        )
+    return bundle
 
 
 @click.command()
@@ -105,11 +133,11 @@ def collect(
         os._exit(130)  # collection threads in flight cannot be stopped; do not wait for them
     for record in records:
         if record.error:
-            click.echo(f"auditor: {record.name}: {record.error}", err=True)
+            click.echo(f"auditor: {plain(record.name)}: {plain(record.error)}", err=True)
         elif not quiet:
             failed = sum(1 for f in record.facts if f.error)
             click.echo(
-                f"collected {record.name}: {len(record.facts)} facts"
+                f"collected {plain(record.name)}: {len(record.facts)} facts"
                 + (f" ({failed} could not be collected)" if failed else ""),
                 err=True,
             )
@@ -128,13 +156,14 @@ def collect(
 
 @click.command()
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path))
-@verify_key_option
+@trust_options
 @profile_options
 @report_options
 @record_options
 def evaluate(
     bundle_path: Path,
-    verify_key: Path | None,
+    verify_keys: tuple[Path, ...],
+    allow_untrusted: bool,
     profile: str,
     overlays: tuple[Path, ...],
     variables: tuple[str, ...],
@@ -147,14 +176,12 @@ def evaluate(
 ) -> int:
     """Score a bundle offline, with this or another profile version, as `auditor run` would.
 
-    The bundle is verified first (hashes, and the signature when present or required).
-    Facts the profile needs but the bundle lacks make those checks `error`, never `pass`.
+    The bundle is verified first (hashes, and a signature by a trusted key; --allow-untrusted
+    reads it anyway and marks the run untrusted). Facts the profile needs but the bundle lacks
+    make those checks `error`, never `pass`.
     """
-    from auditor.bundle import load_public_key, read_bundle
-
     requests = parse_requests(reports or DEFAULT_REPORTS)
-    key = load_public_key(verify_key) if verify_key is not None else None
-    bundle = read_bundle(bundle_path, key)
+    bundle = open_bundle(bundle_path, verify_keys, allow_untrusted)
     loaded = prepared_profile(profile, overlays, parse_vars(variables))
     collected_for = bundle.manifest["profile"]
     if not quiet and (collected_for["id"], collected_for["version"]) != (
@@ -162,8 +189,9 @@ def evaluate(
         loaded.version,
     ):
         click.echo(
-            f"auditor: note: collected for {collected_for['id']} {collected_for['version']}, "
-            f"evaluated with {loaded.id} {loaded.version}",
+            "auditor: note: collected for "
+            + plain(f"{collected_for['id']} {collected_for['version']}")
+            + f", evaluated with {loaded.id} {loaded.version}",
             err=True,
         )
     plan = RunPlan(
@@ -171,40 +199,45 @@ def evaluate(
         record=record_options_from(record_flags),
         gates=Gates(fail_under, Severity(fail_on) if fail_on else None, min_coverage),
         quiet=quiet,
-        extra={"bundle": bundle.summary()},
+        extra={
+            "bundle": bundle.summary(),
+            **({"untrusted": bundle.untrusted} if bundle.untrusted is not None else {}),
+        },
     )
     return int(runner.execute(loaded, CollectedTargets(bundle.records()), plan, say))
 
 
 @click.command()
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path))
-@verify_key_option
+@trust_options
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-def verify(bundle_path: Path, verify_key: Path | None, fmt: str) -> int:
-    """Check a bundle: every member against the manifest's sha256, and the signature.
+def verify(
+    bundle_path: Path, verify_keys: tuple[Path, ...], allow_untrusted: bool, fmt: str
+) -> int:
+    """Check a bundle: every member against the manifest's sha256, and a signature by a
+    trusted key.
 
-    Exit 0 when it verifies; exit 2 with one line saying what is wrong otherwise.
+    Exit 0 when it verifies; exit 2 with one line saying what is wrong otherwise (with
+    --allow-untrusted, an unsigned or untrusted bundle is reported as UNTRUSTED, exit 0).
     """
-    from auditor.bundle import load_public_key, read_bundle
-
-    key = load_public_key(verify_key) if verify_key is not None else None
-    bundle = read_bundle(bundle_path, key)
+    bundle = open_bundle(bundle_path, verify_keys, allow_untrusted)
     if fmt == "json":
         click.echo(json.dumps(_verified(bundle), indent=1))
         return 0
     manifest = bundle.manifest
-    if bundle.key_id is None:
-        signed = "unsigned"
-    elif bundle.trusted:
-        signed = f"signed by key {bundle.key_id} (the key given)"
+    if bundle.untrusted is not None:
+        signed = f"UNTRUSTED: {bundle.untrusted}"
     else:
-        signed = f"signed by key {bundle.key_id} (not checked against a trusted key: --verify-key)"
+        signed = f"signed by trusted key {bundle.key_id}"
     click.echo(
-        f"verified {bundle_path}: {len(manifest['targets'])} target(s), "
+        f"verified {plain(str(bundle_path))}: {len(manifest['targets'])} target(s), "
         f"{len(manifest['files'])} files match their sha256; {signed}\n"
-        f"collected {manifest['created_at']} by auditor {manifest['tool_version']} for "
-        f"{manifest['profile']['id']} {manifest['profile']['version']}; "
-        f"manifest sha256 {bundle.manifest_sha256}"
+        # the manifest is the bundle's text: shown, never obeyed
+        + plain(
+            f"collected {manifest['created_at']} by auditor {manifest['tool_version']} for "
+            f"{manifest['profile']['id']} {manifest['profile']['version']}; "
+            f"manifest sha256 {bundle.manifest_sha256}"
+        )
     )
     return 0
 

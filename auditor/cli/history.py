@@ -94,7 +94,7 @@ def _runs_table(found: list[RunInfo]) -> str:
             "complete"
             if info.complete
             else f"INCOMPLETE ({info.saved_targets}/{len(info.targets)})",
-            info.source,
+            info.source + (" UNTRUSTED" if info.untrusted else ""),
         ]
         for info in found
     ]
@@ -246,6 +246,10 @@ def diff_table(result: dict[str, Any]) -> str:
             f"targets added: {', '.join(map(plain, result['targets']['added'])) or '-'}; "
             f"removed: {', '.join(map(plain, result['targets']['removed'])) or '-'}"
         )
+    for side in ("a", "b"):
+        if result["targets"].get(f"not_audited_{side}"):
+            names = ", ".join(map(plain, result["targets"][f"not_audited_{side}"]))
+            lines.append(f"not audited in run {side.upper()}: {names}")
     for key, title in _CATEGORY_TITLES.items():
         entries = result[key]
         if not entries:

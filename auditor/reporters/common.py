@@ -1,34 +1,12 @@
-"""What every report format shares: target text made safe, evidence and subject lookups."""
+"""What every report format shares: evidence and subject lookups (target text is made safe
+by auditor.sanitize)."""
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from typing import Any
 
-# C0 and C1 controls except tab, newline and carriage return, lone surrogates (they cannot be
-# encoded) and the non-characters U+FFFE/U+FFFF: none is allowed in XML 1.0 or HTML.
-_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-_SPACE = re.compile(r"\s+")
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def visible(text: str) -> str:
-    """`text` with unsafe characters written as `\\x1b` / `\\ud800`: a terminal escape from a
-    target is shown to the reader, not obeyed, and XML and HTML stay well formed."""
-    return _UNSAFE.sub(_escape, text)
-
-
-def one_line(text: str, limit: int | None = None) -> str:
-    """`visible(text)` on one line with whitespace collapsed, cut to `limit` characters."""
-    single = _SPACE.sub(" ", visible(text)).strip()
-    if limit is not None and len(single) > limit:
-        return single[: limit - 1] + "…"
-    return single
+from auditor.sanitize import one_line
 
 
 def subject_text(result: dict[str, Any]) -> str:

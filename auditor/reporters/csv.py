@@ -1,4 +1,5 @@
-"""CSV: one row per result, for spreadsheets and GRC imports.
+"""CSV: one row per result, for spreadsheets and GRC imports; a target that could not be
+audited at all is one row with status `not audited`.
 
 Every cell is target-controlled text at heart, so cells that a spreadsheet would read as a
 formula (starting with = + - @, a tab or a carriage return) get a leading apostrophe (the
@@ -12,7 +13,8 @@ import io
 import json
 from typing import Any
 
-from auditor.reporters.common import checks_by_id, facts_by_hash, visible
+from auditor.reporters.common import checks_by_id, facts_by_hash
+from auditor.sanitize import visible
 
 COLUMNS = (
     "run_id",
@@ -101,4 +103,16 @@ class CsvReporter:
                 else "",
             )
             writer.writerow([neutralise(str(cell)) for cell in row])
+        for down in document.get("not_audited", []):  # one row, not one per check
+            cells = dict.fromkeys(COLUMNS, "")
+            cells.update(
+                run_id=document["run"]["id"],
+                target=down["target"],
+                target_kind=down["kind"],
+                status="not audited",
+                subject_kind=down["kind"],
+                subject_name=down["target"],
+                message=f"not audited: {down['reason']}",
+            )
+            writer.writerow([neutralise(str(cells[c])) for c in COLUMNS])
         return out.getvalue()

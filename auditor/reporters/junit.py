@@ -22,11 +22,10 @@ from auditor.reporters.common import (
     checks_by_id,
     evidence_lines,
     facts_by_hash,
-    one_line,
     reference_lines,
     subject_text,
-    visible,
 )
+from auditor.sanitize import one_line, visible
 
 
 def _timestamp(value: str) -> str:
@@ -73,6 +72,24 @@ def _case_names(results: list[dict[str, Any]]) -> list[str]:
     return names
 
 
+def _not_audited(down: dict[str, Any], profile: str) -> dict[str, Any]:
+    """A target that could not be audited at all, as the one error result JUnit shows."""
+    return {
+        "check_id": f"auditor.{profile}.target",
+        "control_id": "-",
+        "title": "target audited",
+        "severity": "info",
+        "target": down["target"],
+        "subject": {"kind": down["kind"], "name": down["target"], "location": None},
+        "status": "error",
+        "message": f"not audited: {down['reason']} ({down['checks']} checks could not judge it)",
+        "observed": {},
+        "expected": "the target answers and its facts can be collected",
+        "remediation": "",
+        "evidence": [],
+    }
+
+
 class JunitReporter:
     def render(self, document: dict[str, Any]) -> str:
         run = document["run"]
@@ -82,6 +99,8 @@ class JunitReporter:
         by_target: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
         for result in document["results"]:
             by_target.setdefault(result["target"], []).append(result)
+        for down in document.get("not_audited", []):  # one test case, not one per check
+            by_target[down["target"]] = [_not_audited(down, run["profile"]["id"])]
 
         root = ET.Element("testsuites")
         for index, (name, results) in enumerate(by_target.items()):
@@ -114,6 +133,11 @@ class JunitReporter:
                 ("auditor.score", _fmt(score.get("value"))),
                 ("auditor.grade", score.get("grade") or "n/a"),
                 ("auditor.coverage", _fmt(score.get("coverage"), "%")),
+                *(
+                    [("auditor.untrusted", document["untrusted"])]
+                    if document.get("untrusted")
+                    else []
+                ),
             ):
                 ET.SubElement(properties, "property", name=key, value=visible(str(value)))
             if target and target["error"]:
@@ -129,11 +153,7 @@ class JunitReporter:
             out.text = visible(
                 f"{name}: score {_fmt(score.get('value'))} grade {score.get('grade') or 'n/a'}, "
                 f"coverage {_fmt(score.get('coverage'), '%')}"
-                + (
-                    f"\ncould not be audited: {target['error']}"
-                    if target and target["error"]
-                    else ""
-                )
+                + (f"\nnot audited: {target['error']}" if target and target["error"] else "")
             )
             ET.SubElement(suite, "system-err").text = ""
         ET.indent(root, space=" ")

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from auditor.reporters import view
-from auditor.reporters.common import one_line
+from auditor.sanitize import one_line
 
 TOP = 10
 TARGETS = 15
@@ -54,6 +54,8 @@ class MarkdownReporter:
                 "unanswered: the score speaks only for what could be evaluated.",
                 "",
             ]
+        if document.get("untrusted"):
+            lines += [f"> **UNTRUSTED EVIDENCE:** {md(document['untrusted'], 300)}", ""]
         if not run["complete"]:
             lines += ["> **Incomplete run:** it was interrupted before every target finished.", ""]
         counts = overall["counts"]
@@ -89,8 +91,11 @@ class MarkdownReporter:
             lines += ["No check failed.", ""]
         errors = [t for t in report.targets if t.error]
         if errors:
-            lines += ["### Targets that could not be audited", ""]
-            lines += [f"- **{md(t.name)}**: {md(t.error or '', 300)}" for t in errors[:TARGETS]]
+            lines += ["### Not audited", ""]
+            lines += [
+                f"- **{md(t.name)}**: not audited: {md(t.error or '', 300)}"
+                for t in errors[:TARGETS]
+            ]
             lines.append("")
         if len(report.targets) > 1:
             worst = report.target_rows[:TARGETS]

@@ -20,7 +20,8 @@ from typing import Any
 from auditor.facts import canonical_json
 from auditor.oscal import OSCAL_VERSION, PROPERTY_NS, stable_uuid
 from auditor.oscal import control_id as control_id_of
-from auditor.reporters.common import checks_by_id, facts_by_hash, one_line, visible
+from auditor.reporters.common import checks_by_id, facts_by_hash
+from auditor.sanitize import one_line, visible
 
 NS = PROPERTY_NS
 MAX_SUBJECT_LINES = 50
@@ -111,9 +112,10 @@ def _findings(document: dict[str, Any], observed: _Observed, tool: str) -> list[
     findings = []
     scores = document["score"]["by_control"]
     for control in document["controls"]:
-        counts = observed.control_counts.get(control["id"], Counter())
-        state, reason, evaluation = _evaluation(counts)
         score = scores.get(control["id"], {})
+        # the scored counts include the checks of targets not audited (not in `results`)
+        counts = Counter(score.get("counts") or observed.control_counts.get(control["id"], {}))
+        state, reason, evaluation = _evaluation(counts)
         props = [_prop("evaluation", evaluation), _prop("coverage-kind", control["coverage"])]
         for key, name in (("value", "score"), ("grade", "grade"), ("coverage", "coverage")):
             if score.get(key) is not None:
@@ -166,6 +168,7 @@ def _assessment(
             _prop("grade", overall["grade"] or "n/a"),
             _prop("coverage", overall["coverage"] if overall["coverage"] is not None else "n/a"),
             _prop("complete", str(run["complete"]).lower()),
+            *([_prop("untrusted", document["untrusted"])] if document.get("untrusted") else []),
         ],
         "local-definitions": {
             "components": [
@@ -352,7 +355,7 @@ class OscalReporter:
             "props": [_prop("target-kind", target["kind"]), _prop("target-name", target["name"])],
         }
         if target["error"]:
-            item["remarks"] = visible(f"Could not be audited: {target['error']}")
+            item["remarks"] = visible(f"Not audited: {target['error']}")
         return item
 
     @staticmethod

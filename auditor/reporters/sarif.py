@@ -20,15 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from auditor.reporters.common import (
-    checks_by_id,
-    evidence_lines,
-    facts_by_hash,
-    one_line,
-    reference_lines,
-    visible,
-)
+from auditor.reporters.common import checks_by_id, evidence_lines, facts_by_hash, reference_lines
 from auditor.reporters.srcroot import SourceRoot
+from auditor.sanitize import one_line, visible
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 TAXONOMY = "NIST SP 800-190"
@@ -250,7 +244,7 @@ def _notifications(document: dict[str, Any], without_file: Counter[str]) -> list
     notes = [
         {
             "level": "error",
-            "message": {"text": visible(f"{t['name']} could not be audited: {t['error']}")},
+            "message": {"text": visible(f"{t['name']}: not audited: {t['error']}")},
             "timeUtc": t["finished_at"],
         }
         for t in document["targets"]
@@ -333,6 +327,7 @@ def _run_properties(document: dict[str, Any], without_file: Counter[str]) -> dic
         "grade": overall["grade"],
         "coverage": overall["coverage"],
         "counts": overall["counts"],
+        "untrusted": document.get("untrusted"),
         "resultsWithoutFile": {
             "total": sum(without_file.values()),
             "byTarget": {visible(k): v for k, v in sorted(without_file.items())},

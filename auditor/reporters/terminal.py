@@ -22,6 +22,11 @@ class TerminalReporter:
         run, score = document["run"], document["score"]
         overall = score["overall"]
         lines = [
+            *(
+                [f"UNTRUSTED EVIDENCE: {plain(document['untrusted'])} (--allow-untrusted)"]
+                if document.get("untrusted")
+                else []
+            ),
             f"auditor {run['tool_version']} - {run['profile']['title']} "
             f"(profile {run['profile']['id']} {run['profile']['version']})",
             f"run {run['id']}  {run['started_at']} .. {run['finished_at']}"
@@ -53,13 +58,13 @@ class TerminalReporter:
                     _fmt(s.get("value")),
                     s.get("grade") or "-",
                     _fmt(s.get("coverage"), "%"),
-                    plain(target["error"] or ""),
+                    plain(f"not audited: {target['error']}" if target["error"] else ""),
                 ]
             )
         if target_rows:
             lines += [
                 "",
-                tabulate(target_rows, ["target", "kind", "score", "grade", "coverage", "error"]),
+                tabulate(target_rows, ["target", "kind", "score", "grade", "coverage", ""]),
             ]
         failures = [r for r in document["results"] if r["status"] in ("fail", "error")]
         failures.sort(key=lambda r: (_SEVERITY_ORDER[r["severity"]], r["status"], r["check_id"]))

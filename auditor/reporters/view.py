@@ -19,8 +19,9 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from auditor.reporters.common import one_line, subject_text, visible
+from auditor.reporters.common import subject_text
 from auditor.resources import templates_dir
+from auditor.sanitize import one_line, visible
 from auditor.scoring import trend_point
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")

@@ -179,6 +179,7 @@ class RunInfo:
     counts: dict[str, int]
     source: str
     saved_targets: int
+    untrusted: str | None  # why the evidence judged is not trusted (an unsigned bundle ...)
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -382,6 +383,7 @@ class Store:
                 counts=dict(row.counts or {}),
                 source=row.source,
                 saved_targets=int(row.saved),
+                untrusted=(row.extra or {}).get("untrusted"),
             )
             for row in rows
         ]
@@ -478,8 +480,9 @@ class Store:
             "sections": catalog["sections"],
             "controls": catalog["controls"],
             "coverage_matrix": catalog.get("coverage_matrix", []),  # older stores lack it
-            "targets": [_target_doc(t, loaded[t.facts_sha]) for t in targets],
-            "results": result_rows,
+            **document.fold_unaudited_document(
+                [_target_doc(t, loaded[t.facts_sha]) for t in targets], result_rows
+            ),
             "evidence": {
                 fact["sha256"]: evidence[fact["sha256"]]
                 for t in targets

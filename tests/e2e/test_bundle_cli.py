@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
@@ -70,10 +71,15 @@ def error_line(result) -> str:
 def test_verify_a_signed_bundle(auditor_cli, signed):
     result = auditor_cli("verify", str(signed["path"]), "--verify-key", str(signed["public"]))
     assert result.code == 0, result.err
-    assert "files match their sha256" in result.out and "(the key given)" in result.out
-    as_json = auditor_cli("verify", str(signed["path"]), "--format", "json")
+    assert (
+        "files match their sha256" in result.out and "signed by trusted key SHA256:" in result.out
+    )
+    as_json = auditor_cli(
+        "verify", str(signed["path"]), "--format", "json", "--verify-key", str(signed["public"])
+    )
     summary = json.loads(as_json.out)
-    assert summary["verified"] and summary["signed"] and not summary["trusted_key"]
+    assert summary["verified"] and summary["signed"] and summary["trusted_key"]
+    assert summary["untrusted"] is None
     assert summary["targets"] == ["local://"]
     with tarfile.open(signed["path"]) as tar:
         names = tar.getnames()
@@ -101,7 +107,7 @@ def test_a_tampered_bundle_is_refused_by_verify_and_evaluate(auditor_cli, signed
             member.size = len(data)
             tar.addfile(member, io.BytesIO(data))
     for args in (["verify", str(path)], ["evaluate", str(path), "--no-store"]):
-        result = auditor_cli(*args)
+        result = auditor_cli(*args, "--verify-key", str(signed["public"]))
         assert result.code == 2
         assert "does not match its sha256 in the manifest" in error_line(result)
 
@@ -109,13 +115,16 @@ def test_a_tampered_bundle_is_refused_by_verify_and_evaluate(auditor_cli, signed
 def test_a_truncated_bundle_and_a_wrong_key_are_refused(auditor_cli, signed, tmp_path):
     path = copy(signed["path"], tmp_path)
     path.write_bytes(path.read_bytes()[:-200])
-    result = auditor_cli("verify", str(path))
+    result = auditor_cli("verify", str(path), "--allow-untrusted")
     assert result.code == 2 and "truncated or corrupt bundle" in error_line(result)
     _, stranger = write_keys(tmp_path, "stranger")
     result = auditor_cli("verify", str(signed["path"]), "--verify-key", str(stranger))
-    assert result.code == 2 and "not by the key given" in error_line(result)
+    assert result.code == 2 and "which is not a trusted key" in error_line(result)
     result = auditor_cli("evaluate", str(signed["path"]), "--verify-key", str(stranger))
-    assert result.code == 2 and "not by the key given" in error_line(result)
+    assert result.code == 2 and "which is not a trusted key" in error_line(result)
+    for args in (["verify", str(signed["path"])], ["evaluate", str(signed["path"])]):
+        result = auditor_cli(*args)  # no key given, none configured: the bundle's own is no use
+        assert result.code == 2 and "no key is trusted" in error_line(result)
 
 
 def test_evaluate_scores_offline_and_missing_facts_are_errors(auditor_cli, signed, tmp_path):
@@ -151,7 +160,7 @@ def test_evaluate_with_another_profile_version(auditor_cli, signed, tmp_path):
     report = tmp_path / "results.json"
     result = auditor_cli(
         "evaluate", str(signed["path"]), "--profile", str(newer), "--no-store",
-        "--report", f"json:{report}",
+        "--report", f"json:{report}", "--verify-key", str(signed["public"]),
     )  # fmt: skip
     assert result.code in (0, 1), result.err
     assert "evaluated with nist-800-190 9.9-" in result.err
@@ -178,7 +187,8 @@ def test_a_waiver_that_expires_mid_test_stops_applying(auditor_cli, signed, tmp_
             }
         )
     )
-    args = ["evaluate", str(signed["path"]), "--no-store", "--waivers", str(waivers), "-q"]
+    args = ["evaluate", str(signed["path"]), "--no-store", "--waivers", str(waivers), "-q",
+            "--verify-key", str(signed["public"])]  # fmt: skip
     before = tmp_path / "before.json"
     result = auditor_cli(*args, "--report", f"json:{before}")
     assert result.code in (0, 1), result.err
@@ -207,3 +217,161 @@ def test_collect_refuses_a_bad_key_before_collecting(auditor_cli, tmp_path):
     result = auditor_cli("collect", "-o", str(tmp_path / "b.tar.gz"), "--sign-key", str(key))
     assert result.code == 2 and "not a private key" in error_line(result)
     assert time.monotonic() - started < 5 and not (tmp_path / "b.tar.gz").exists()
+
+
+def forge(bundle: Path, tmp_path: Path, change) -> Path:
+    """A copy of `bundle` whose members `change(name, data)` rewrites (None drops one), with
+    the manifest's hashes made to match again and no signature: what a forger can do."""
+    import hashlib
+
+    path = tmp_path / "forged.tar.gz"
+    with tarfile.open(bundle) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    members.pop("manifest.sig")
+    members = {n: d for n, d in ((n, change(n, d)) for n, d in members.items()) if d is not None}
+    manifest = json.loads(members["manifest.json"])
+    renamed = {}
+    for name, data in list(members.items()):
+        if name.startswith("evidence/"):
+            digest = hashlib.sha256(data).hexdigest()
+            renamed[name] = f"evidence/{digest}.json"
+    for old, new in renamed.items():
+        members[new] = members.pop(old)
+    for name, data in list(members.items()):
+        if name.startswith("targets/"):
+            for old, new in renamed.items():
+                data = data.replace(old[9:-5].encode(), new[9:-5].encode())
+            members[name] = data
+    manifest["files"] = {
+        n: hashlib.sha256(d).hexdigest() for n, d in sorted(members.items()) if n != "manifest.json"
+    }
+    members["manifest.json"] = json.dumps(manifest).encode()
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def ssh_sign(path: Path, key: Path) -> None:
+    """Sign a bundle's manifest with `ssh-keygen -Y sign` and put the signature in it."""
+    import subprocess
+
+    with tarfile.open(path) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    manifest = path.parent / "manifest.json"
+    manifest.write_bytes(members["manifest.json"])
+    subprocess.run(["ssh-keygen", "-Y", "sign", "-f", str(key), "-n", "auditor-bundle",
+                    str(manifest)], check=True, capture_output=True, timeout=30)  # fmt: skip
+    members["manifest.sig"] = (path.parent / "manifest.json.sig").read_bytes()
+    (path.parent / "manifest.json.sig").unlink()
+    with tarfile.open(path, "w:gz") as tar:
+        for name in [
+            "manifest.json",
+            "manifest.sig",
+            *sorted(set(members) - {"manifest.json", "manifest.sig"}),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size = len(members[name])
+            tar.addfile(info, io.BytesIO(members[name]))
+
+
+def flip_a_fact(name: str, data: bytes) -> bytes:
+    """The host's os-release made to say something else (a different judged fact)."""
+    if name.startswith("evidence/") and b'"version_id"' in data:
+        fact = json.loads(data)
+        fact["id"] = "forged"
+        return json.dumps(fact, sort_keys=True, separators=(",", ":")).encode()
+    return data
+
+
+def test_edited_facts_re_signed_with_another_key_are_refused(auditor_cli, signed, tmp_path):
+    import subprocess
+
+    forged = forge(signed["path"], tmp_path, flip_a_fact)
+    with tarfile.open(forged) as tar:
+        evidence = [tar.extractfile(m).read() for m in tar if m.name.startswith("evidence/")]
+    assert any(b'"forged"' in data for data in evidence)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "evil")],
+                   check=True, timeout=30)  # fmt: skip
+    ssh_sign(forged, tmp_path / "evil")
+    trusted = ["--verify-key", str(signed["public"])]
+    for command in ("verify", "evaluate"):
+        result = auditor_cli(
+            command, str(forged), *trusted, *(["--no-store"] * (command == "evaluate"))
+        )
+        assert result.code == 2, result.out
+        assert "which is not a trusted key" in error_line(result)
+        # it is a valid signature, only by the wrong key: trusting that key lets it through
+        assert (
+            auditor_cli("verify", str(forged), "--verify-key", str(tmp_path / "evil.pub")).code == 0
+        )
+
+
+def test_a_deleted_signature_is_refused(auditor_cli, signed, tmp_path):
+    stripped = forge(signed["path"], tmp_path, lambda name, data: data)
+    for command in ("verify", "evaluate"):
+        result = auditor_cli(command, str(stripped), "--verify-key", str(signed["public"]))
+        assert result.code == 2 and "the bundle is not signed" in error_line(result)
+        assert "--allow-untrusted" in result.err  # the hint says how to read it anyway
+    anyway = auditor_cli("verify", str(stripped), "--allow-untrusted")
+    assert anyway.code == 0 and "UNTRUSTED: the bundle is not signed" in anyway.out
+
+
+def test_the_trusted_keys_file_makes_a_bundle_trusted(auditor_cli, signed, tmp_path, monkeypatch):
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    key = load_pem_public_key(signed["public"].read_bytes())
+    line = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    config = tmp_path / "config"
+    (config / "auditor").mkdir(parents=True)
+    (config / "auditor" / "trusted-keys").write_bytes(b"assessors " + line + b" team key\n")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    result = auditor_cli("verify", str(signed["path"]))
+    assert result.code == 0, result.err
+    assert "signed by trusted key SHA256:" in result.out
+
+
+def test_allow_untrusted_marks_every_output(auditor_cli, signed, tmp_path):
+    import subprocess
+
+    stripped = forge(signed["path"], tmp_path, lambda name, data: data)
+    db = tmp_path / "store.db"
+    out = {fmt: tmp_path / f"report.{fmt}" for fmt in
+           ("json", "html", "pdf", "markdown", "sarif", "oscal", "junit")}  # fmt: skip
+    result = auditor_cli(
+        "evaluate", str(stripped), "--allow-untrusted", "--db", str(db), "-r", "terminal:-",
+        *[arg for fmt, path in out.items() for arg in ("-r", f"{fmt}:{path}")],
+    )  # fmt: skip
+    assert result.code in (0, 1), result.err
+    assert "warning: UNTRUSTED bundle" in result.err
+    assert result.out.startswith("UNTRUSTED EVIDENCE: the bundle is not signed")
+    document = json.loads(out["json"].read_text())
+    assert document["untrusted"] == "the bundle is not signed"
+    assert document["bundle"]["trusted_key"] is False
+    schema = json.loads((Path(__file__).parents[2] / "docs" / "results.schema.json").read_text())
+    jsonschema.validate(document, schema)
+    assert "UNTRUSTED EVIDENCE" in out["html"].read_text()
+    pdf = subprocess.run(["pdftotext", "-l", "1", str(out["pdf"]), "-"], capture_output=True,
+                         text=True, check=True, timeout=60).stdout  # fmt: skip
+    assert "UNTRUSTED EVIDENCE" in pdf
+    assert "UNTRUSTED EVIDENCE" in out["markdown"].read_text()
+    sarif = json.loads(out["sarif"].read_text())
+    assert sarif["runs"][0]["properties"]["untrusted"] == "the bundle is not signed"
+    oscal = json.loads(out["oscal"].read_text())
+    props = oscal["assessment-results"]["results"][0]["props"]
+    assert {"untrusted": "the bundle is not signed"}.items() <= {
+        p["name"]: p["value"] for p in props
+    }.items()
+    assert 'name="auditor.untrusted" value="the bundle is not signed"' in out["junit"].read_text()
+    listed = json.loads(auditor_cli("runs", "list", "--db", str(db), "-f", "json").out)
+    assert listed[0]["untrusted"] == "the bundle is not signed"
+    assert "evaluate UNTRUSTED" in auditor_cli("runs", "list", "--db", str(db)).out
+    again = tmp_path / "again.json"
+    assert auditor_cli("report", listed[0]["id"], "--db", str(db), "-r", f"json:{again}").code == 0
+    assert json.loads(again.read_text())["untrusted"] == "the bundle is not signed"
+    # the trusted run says nothing of the kind
+    trusted = auditor_cli("evaluate", str(signed["path"]), "--verify-key", str(signed["public"]),
+                          "--no-store", "-r", "terminal:-")  # fmt: skip
+    assert "UNTRUSTED" not in trusted.out + trusted.err

@@ -78,7 +78,9 @@ def waive_everything(tmp_path):
 
 
 def evaluate(auditor_cli, bundle, db, *args):
-    result = auditor_cli("evaluate", str(bundle), "--db", str(db), "-q", "-r", "json:-", *args)
+    result = auditor_cli(
+        "evaluate", str(bundle), "--allow-untrusted", "--db", str(db), "-q", "-r", "json:-", *args
+    )
     assert result.code in (0, 1), result.err
     return result, json.loads(result.out)
 

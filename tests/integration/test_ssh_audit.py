@@ -74,7 +74,10 @@ def test_unknown_host_key_is_refused(auditor_cli, sshd_server, tmp_path):
     assert result.code == 3
     error = document["targets"][0]["error"]
     assert "unknown host key" in error and "--accept-new-host-keys" in error
-    assert {r["status"] for r in document["results"] if r["target"] != "organisation"} == {"error"}
+    # not audited: once, with the reason, not one error row per check
+    assert [r for r in document["results"] if r["target"] != "organisation"] == []
+    (down,) = document["not_audited"]
+    assert down["reason"] == error and down["checks"] > 0
     assert empty.read_text() == ""  # nothing was trusted behind the user's back
 
 
@@ -113,7 +116,9 @@ def test_closed_port_is_an_error_for_that_target(auditor_cli, sshd_server, close
     errors = {t["name"]: t["error"] for t in document["targets"]}
     assert errors[f"ssh://root@127.0.0.1:{sshd_server.port}"] is None
     assert "refused" in errors[f"ssh://root@127.0.0.1:{closed_port}"]
-    assert document["score"]["by_target"][f"ssh://root@127.0.0.1:{closed_port}"]["value"] == 0.0
+    dead = document["score"]["by_target"][f"ssh://root@127.0.0.1:{closed_port}"]
+    assert dead["value"] is None and dead["coverage"] == 0.0  # no score; it lowers coverage
+    assert [t["target"] for t in document["not_audited"]] == [f"ssh://root@127.0.0.1:{closed_port}"]
 
 
 def test_stalled_host_times_out(auditor_cli, sshd_server, stalling_server, tmp_path):

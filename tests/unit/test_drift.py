@@ -144,6 +144,8 @@ def full_doc() -> dict[str, Any]:
                          "facts": []})  # fmt: skip
     d["waivers"] = {"applied": [{}], "expiring": [], "expired": [{}, {}], "not_started": [],
                     "unmatched": []}  # fmt: skip
+    d["not_audited"] = [{"target": 'we"ird\nname', "kind": "host", "reason": "unreachable",
+                         "checks": 3, "checks_by_severity": {"high": 2, "low": 1}}]  # fmt: skip
     return d
 
 
@@ -162,6 +164,10 @@ def test_prometheus_text_has_scores_coverage_and_counts():
     # hostile target names are escaped, not able to break the exposition format
     weird = (("kind", "host"), profile, ("target", 'we"ird\nname'))
     assert found[("auditor_target_up", weird)] == 0.0
+    # the checks of a target not audited still count as errors, by severity
+    errors = ("auditor_target_results", (profile, ("severity", "high"), ("status", "error"),
+                                         ("target", 'we"ird\nname')))  # fmt: skip
+    assert found[errors] == 2.0
     assert found[("auditor_waivers", (profile, ("state", "expired")))] == 2.0
 
 
@@ -173,3 +179,14 @@ def test_textfile_is_replaced_atomically(tmp_path):
     assert path.stat().st_ino != first  # a new file renamed over the old one
     assert [p.name for p in path.parent.iterdir()] == ["auditor.prom"]  # no leftovers
     assert "auditor_run_score" in path.read_text()
+
+
+def test_a_target_not_audited_is_listed_once_not_as_changed_results():
+    before = doc([res("a", "pass"), res("b", "fail")], 50.0, {})
+    after = doc([], None, {})
+    after["targets"][0]["error"] = "connection refused"
+    after["not_audited"] = [{"target": "h1", "kind": "host", "reason": "connection refused",
+                             "checks": 2, "checks_by_severity": {"high": 2}}]  # fmt: skip
+    drift = compare(before, after)
+    assert drift["targets"]["not_audited_b"] == ["h1"] and drift["targets"]["not_audited_a"] == []
+    assert all(count == 0 for count in drift["counts"].values())

@@ -1,5 +1,7 @@
 """Secrets never survive redaction; ordinary values do."""
 
+import re
+
 import pytest
 
 from auditor.redact import MARKER, redact
@@ -103,3 +105,98 @@ def test_package_names_are_not_secret_names_but_a_secret_shaped_version_still_is
     assert out["duplicates"] == {"base-passwd": ["3.6.1", "3.6.0"]}
     assert MARKER in out["packages"]["odd"]
     assert MARKER in redact({"config": {"passwd": "hunter2"}})["config"]["passwd"]
+
+
+# Issue 16: forms that reached the reports, the store and bundles in plaintext.
+LEAKED = [
+    ("postgres://admin:PLANTED1@db:5432/app", "PLANTED1", "postgres://admin:"),
+    ("clone https://u:PLANTED2@git.example.org/x.git", "PLANTED2", "@git.example.org/x.git"),
+    ("mysqld --password PLANTED3 --user=mysql", "PLANTED3", "--user=mysql"),
+    ("/usr/bin/mysql -uroot -pPLANTED4 shop", "PLANTED4", "-uroot -p[REDACTED"),
+    ("env PGPASSWORD=PLANTED5 psql -h db", "PLANTED5", "psql -h db"),
+    ("token glpat-PLANTED6abcdefghijklmnop", "PLANTED6", "token "),
+    (
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJQTEFOVEVENyJ9.PLANTED7signaturepart",
+        "PLANTED7",
+        "",
+    ),
+    ('app --config={"user": "app", "password": "PLANTED8 with spaces"}', "PLANTED8", "app"),
+    ('app --config=\'{"db":{"password":"PLANTED9"}}\'', "PLANTED9", '"password":"[REDACTED'),
+    ("ids AKIAIOSFODNN7EXAMPLE and Pl4nted10K7MDENG/bPxRfiCYEXAMPLEKEYzz+Q9", "Pl4nted10", "ids"),
+]
+
+
+@pytest.mark.parametrize(("text", "secret", "kept"), LEAKED)
+def test_forms_that_leaked_are_redacted_and_their_context_kept(text, secret, kept):
+    out = redact(text)
+    assert secret not in out and MARKER in out
+    assert kept in out
+
+
+def test_an_aws_secret_key_under_an_innocuous_name():
+    key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    out = redact({"env": [f"BLOB={key}"], "Config": {"Labels": {"checksum": key}}})
+    assert key not in repr(out)
+    assert out["env"][0].startswith("BLOB=[REDACTED fp=")
+
+
+def test_argument_lists_redact_the_value_after_a_secret_flag():
+    args = ["--db-password", "PLANTED11", "--verbose", "--token", "PLANTED12", "--port", "80"]
+    out = redact({"Args": args})["Args"]
+    assert "PLANTED11" not in out and "PLANTED12" not in out
+    assert out[2:3] == ["--verbose"] and out[-2:] == ["--port", "80"]
+    docker = redact({"Path": "mysql", "Args": ["-uroot", "-pPLANTED14"]})["Args"]
+    assert docker[0] == "-uroot" and docker[1].startswith("-p[REDACTED fp=")
+    mysql = redact({"command": ["mysql", "-uroot", "-pPLANTED13"]})["command"]
+    assert mysql[:2] == ["mysql", "-uroot"] and mysql[2].startswith("-p[REDACTED fp=")
+    # a path, a flag value and an option that only names a secret are not secrets
+    plain = ["--password-file", "/run/secrets/db", "--token-ttl", "3600", "-p", "8080"]
+    assert redact({"Args": plain})["Args"] == plain
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "git checkout da39a3ee5e6b4b0d3255bfef95601890afd80709",  # a commit id is not a key
+        "docker run -p8080:80 nginx",  # -p is a port outside the MySQL clients
+        "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "https://registry.example.org:5000/v2/app",
+        "COMPASS_HOME=/opt/compass",
+        "pod-secretVolume-PASSED.yaml:12",  # a file and line, not a secret named secretVolume
+        "ServiceAccountTokensFAILED.yaml:3",
+        "eyJ is not a token",
+    ],
+)
+def test_infrastructure_text_is_not_mistaken_for_secrets(text):
+    assert redact(text) == text
+
+
+def test_the_rules_are_detect_secrets_rules():
+    """secret_rules.RULES is a verbatim copy of the installed detect-secrets' denylists."""
+    from importlib.metadata import version
+
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+
+    from auditor.secret_rules import RULE_SET, RULES
+
+    plugins = {cls.__name__: cls for cls in get_mapping_from_secret_type_to_class().values()}
+    for plugin in {rule.plugin for rule in RULES}:
+        theirs = [(p.pattern, p.flags & ~re.UNICODE) for p in plugins[plugin]().denylist]
+        ours = [(r.pattern, r.flags) for r in RULES if r.plugin == plugin]
+        assert ours == theirs, plugin
+    assert f"detect-secrets {version('detect-secrets')}" == RULE_SET
+
+
+def test_log_lines_are_redacted():
+    import logging
+
+    from auditor.logs import RedactingFilter
+
+    record = logging.LogRecord(
+        "auditor.test", logging.DEBUG, __file__, 1, "connecting to %s with %s",
+        ("postgres://a:PW9@db", "--password=hunter2x"), None,
+    )  # fmt: skip
+    RedactingFilter().filter(record)
+    line = logging.Formatter("%(message)s").format(record)
+    assert "PW9" not in line and "hunter2x" not in line
+    assert line.startswith("connecting to postgres://") and "@db" in line

@@ -18,9 +18,13 @@ def rows(text):
 def test_one_row_per_result_with_remediation_and_evidence():
     doc = fixture_document()
     table = rows(CsvReporter().render(doc))
-    assert len(table) == len(doc["results"])
+    assert len(table) == len(doc["results"]) + 1  # + the unreachable target, once
     assert list(table[0]) == list(COLUMNS)
-    for row, result in zip(table, doc["results"], strict=True):
+    (down,) = doc["not_audited"]
+    assert table[-1]["status"] == "not audited" and table[-1]["target"] == down["target"]
+    assert table[-1]["message"] == f"not audited: {down['reason']}"
+    assert not [r for r in table[:-1] if r["target"] == down["target"]]
+    for row, result in zip(table[:-1], doc["results"], strict=True):
         assert row["check_id"] == result["check_id"] and row["status"] == result["status"]
         assert row["remediation"] == neutralise(result["remediation"])
         for digest in result["evidence"]:

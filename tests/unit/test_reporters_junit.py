@@ -30,10 +30,14 @@ def test_one_testcase_per_check_and_subject(xml):
     doc = fixture_document()
     root = ET.fromstring(xml)
     cases = root.findall("testsuite/testcase")
-    assert len(cases) == len(doc["results"])
+    (down,) = doc["not_audited"]  # the unreachable target: one test case, not one per check
+    assert len(cases) == len(doc["results"]) + 1
     statuses = Counter(r["status"] for r in doc["results"])
     assert len(root.findall("testsuite/testcase/failure")) == statuses["fail"]
-    assert len(root.findall("testsuite/testcase/error")) == statuses["error"]
+    assert len(root.findall("testsuite/testcase/error")) == statuses["error"] + 1
+    unreachable = next(s for s in root.findall("testsuite") if s.get("name") == down["target"])
+    (case,) = unreachable.findall("testcase")
+    assert case.find("error").get("message").startswith(f"not audited: {down['reason']}")
     skipped = statuses["skip"] + statuses["manual"] + statuses["waived"]
     assert len(root.findall("testsuite/testcase/skipped")) == skipped
     suites = {s.get("name"): s for s in root.findall("testsuite")}
@@ -90,7 +94,8 @@ def test_case_identities_are_unique_with_the_file_and_line_in_the_name():
         for suite in root.findall("testsuite")
         for case in suite.findall("testcase")
     ]
-    assert len(keys) == len(set(keys)) == len(doc["results"])
+    not_audited = len(doc.get("not_audited", []))  # one case each, not one per check
+    assert len(keys) == len(set(keys)) == len(doc["results"]) + not_audited
     names = {n for s, c, n in keys if s == result["target"] and c == result["check_id"]}
     subject = f"{result['subject']['kind']} {result['subject']['name']}"
     title = f"[{result['control_id']}] {result['title']}"

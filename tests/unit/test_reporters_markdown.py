@@ -17,7 +17,7 @@ def test_summary_has_score_grade_coverage_and_top_failures():
     assert f"**Score {overall['value']:.1f}** · grade **{overall['grade']}**" in text
     assert f"coverage **{overall['coverage']:.1f}%**" in text
     assert "### Top failing checks" in text
-    assert "Targets that could not be audited" in text
+    assert "### Not audited" in text
     assert len(text) < 20_000  # GitHub comments stop at 65,536 characters
 
 

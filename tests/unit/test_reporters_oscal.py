@@ -55,6 +55,28 @@ def test_controls_that_could_not_be_evaluated_say_so(ar):
             assert finding["target"]["status"]["reason"] == "other"
 
 
+def test_a_target_not_audited_keeps_its_controls_from_reading_satisfied():
+    """Its error rows are folded out of `results`; the scored counts still carry them, so a
+    control whose remaining results all pass is not `satisfied`."""
+    doc = fixture_document()
+    (down,) = doc["not_audited"]
+    errored = {
+        control
+        for control, score in doc["score"]["by_control"].items()
+        if score["counts"].get("error")
+    }
+    control = next(c for c in sorted(errored) if any(r["control_id"] == c for r in doc["results"]))
+    for result in doc["results"]:  # every result left for the control passes
+        if result["control_id"] == control:
+            result["status"] = "pass"
+    findings = json.loads(OscalReporter().render(doc))["assessment-results"]["results"][0]
+    (finding,) = [
+        f for f in findings["findings"]
+        if f["target"]["target-id"] == f"{oscal_control_id('nist-800-190', control)}_obj"
+    ]  # fmt: skip
+    assert finding["target"]["status"]["state"] == "not-satisfied"
+
+
 def test_observations_link_evidence_by_sha256(ar):
     doc = fixture_document()
     resources = {r["uuid"]: r for r in ar["back-matter"]["resources"]}

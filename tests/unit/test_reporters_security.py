@@ -13,6 +13,7 @@ import io
 import json
 import re
 import subprocess
+import unicodedata
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -20,10 +21,11 @@ import jsonschema
 import pytest
 import xmlschema
 from html_check import parse
-from report_docs import FORMULA, HOSTILE, SCRIPT, SECRET, hostile_document
+from report_docs import FORMULA, HOSTILE, INVISIBLE, SCRIPT, SECRET, hostile_document
 from schemas import oscal_errors
 
 from auditor.reporters import FORMATS, reporter_for
+from auditor.reporters.markdown import md
 from auditor.resources import templates_dir
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "data" / "schemas"
@@ -63,6 +65,35 @@ def test_no_secret_in_any_format(outputs, fmt):
 @pytest.mark.parametrize("fmt", sorted(set(FORMATS) - {"pdf", "terminal"}))
 def test_no_raw_control_characters(outputs, fmt):
     assert not RAW_CONTROLS.search(outputs[fmt])
+
+
+def shown_text(outputs, fmt: str) -> str:
+    """What a reader gets: the text of the PDF, the output of the others."""
+    if fmt == "pdf":
+        return subprocess.run(
+            ["pdftotext", "-", "-"], input=outputs[fmt], capture_output=True, timeout=120,
+            check=True,
+        ).stdout.decode()  # fmt: skip
+    return outputs[fmt]
+
+
+# Every format a person reads; `json` is the canonical data and keeps the exact values.
+@pytest.mark.parametrize("fmt", sorted(set(FORMATS) - {"json"}))
+def test_invisible_formatting_characters_are_made_visible(outputs, fmt):
+    text = shown_text(outputs, fmt)
+    if fmt == "markdown":  # the one we add ourselves, so that `@name` mentions nobody
+        text = text.replace("@\u200b", "@")
+    raw = {f"U+{ord(c):04X}" for c in text if unicodedata.category(c) in ("Cf", "Zl", "Zp")}
+    assert raw == set()
+    if fmt == "markdown":  # the summary cuts target names before the invisible part
+        text = md(f"web-{INVISIBLE}")
+    unescaped = text.replace("\\\\", "\\")  # JSON and Markdown double a backslash
+    for shown in ("\\u202e", "\\u2066", "\\u200b", "\\ufeff", "\\U000e0041"):
+        assert shown in unescaped, (fmt, shown)
+
+
+def test_the_hostile_text_carries_invisible_characters(document):
+    assert INVISIBLE in document["targets"][0]["name"]
 
 
 def test_html_inert(outputs):

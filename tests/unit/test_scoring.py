@@ -32,18 +32,19 @@ def test_weighted_mean_of_check_ratios():
     assert card.by_section["host-os"].value == 54.5
 
 
-def test_skip_manual_and_waived_are_left_out_of_the_ratio_but_errors_count_against_it():
+def test_skip_manual_waived_and_errors_are_left_out_of_the_ratio_errors_lower_coverage():
     results = [
         result("a", Status.PASS),
+        result("a", Status.FAIL),
         result("a", Status.SKIP),
         result("a", Status.WAIVED),
         result("a", Status.ERROR),
     ]
     card = score(results, {})
-    assert card.overall.value == 50.0  # 1 pass / (1 pass + 1 error)
-    # coverage: 3 of 4 subjects evaluated (the error is not)
-    assert card.overall.coverage == 75.0
-    assert card.overall.counts == {"pass": 1, "skip": 1, "waived": 1, "error": 1}
+    assert card.overall.value == 50.0  # 1 pass / (1 pass + 1 fail): the error is not counted
+    # coverage: 4 of 5 subjects evaluated (the error is not)
+    assert card.overall.coverage == 80.0
+    assert card.overall.counts == {"pass": 1, "fail": 1, "skip": 1, "waived": 1, "error": 1}
 
 
 def test_check_without_evaluable_subject_does_not_count():
@@ -81,3 +82,21 @@ def test_grades():
         "F",
         None,
     ]
+
+
+def test_a_target_that_could_not_be_audited_has_no_score_and_lowers_coverage_only():
+    """Issue 16: one unreachable host pulled a fleet from 39.8 to 25.5."""
+    good = [result("a", Status.PASS), result("b", Status.FAIL, Severity.LOW)]
+    down = [result("a", Status.ERROR, target="t2"), result("b", Status.ERROR, Severity.LOW, "t2")]
+    alone, fleet = score(good, {}), score(good + down, {})
+    assert fleet.overall.value == alone.overall.value == round(100 * 6 / 7, 1)
+    assert fleet.by_target["t2"].value is None and fleet.by_target["t2"].grade is None
+    assert fleet.by_target["t2"].coverage == 0.0
+    assert alone.overall.coverage == 100.0 and fleet.overall.coverage == 50.0
+
+
+def test_the_formula_text_says_errors_are_left_out():
+    from auditor.scoring import FORMULA
+
+    assert "passed / (passed + failed)" in FORMULA
+    assert "Errored" in FORMULA and "not audited: reason" in FORMULA
