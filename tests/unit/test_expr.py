@@ -8,6 +8,7 @@ from auditor.expr import (
     EvaluationError,
     ExpressionError,
     Scope,
+    SharedScopes,
     compile_expression,
     fact_alias,
 )
@@ -260,11 +261,10 @@ class _CountingCel:
 
 @pytest.fixture
 def counting_cel(monkeypatch):
-    from auditor import expr
+    from auditor.expr import scope
 
-    counting = _CountingCel(expr.cel)
-    monkeypatch.setattr(expr, "cel", counting)
-    monkeypatch.setattr(expr, "_threads", type(expr._threads)())  # an empty cache
+    counting = _CountingCel(scope.cel)
+    monkeypatch.setattr(scope, "cel", counting)
     return counting
 
 
@@ -272,35 +272,46 @@ def test_scopes_with_one_key_convert_once_and_judge_each_subject(counting_cel):
     size = compile_expression("size(facts.host.packages.packages) == 2")
     owner = compile_expression("subject.owner == 'root' && 'bash' in facts.host.packages.packages")
     facts = {"host": {"packages": {"packages": {"bash": "5.2", "zsh": "5.9"}}}}
-    first = Scope({"facts": facts}, [size, owner], shared="same content")
+    contexts = SharedScopes()
+    first = Scope({"facts": facts}, [size, owner], shared="same content", contexts=contexts)
     first.enter({"owner": "root"})
     assert first.evaluate(size) is True and first.evaluate(owner) is True
     # the key names the content: a second scope with it is not converted again, even when
     # handed other data (the engine's key is made of the facts' hashes)
     second = Scope(
-        {"facts": {"host": {"packages": {"packages": {}}}}}, [size, owner], shared="same content"
+        {"facts": {"host": {"packages": {"packages": {}}}}},
+        [size, owner],
+        shared="same content",
+        contexts=contexts,
     )
     second.enter({"owner": "nobody"})
     assert second.evaluate(size) is True and second.evaluate(owner) is False
     assert counting_cel.contexts == 1
-    Scope({"facts": facts}, [size, owner], shared="other content")
-    Scope({"facts": facts}, [size], shared="same content")  # other expressions
+    Scope({"facts": facts}, [size, owner], shared="other content", contexts=contexts)
+    Scope({"facts": facts}, [size], shared="same content", contexts=contexts)  # other expressions
     assert counting_cel.contexts == 3
+
+
+def test_without_shared_contexts_every_scope_converts_its_own(counting_cel):
+    size = compile_expression("size(facts.host.packages.packages) == 2")
+    for _ in range(2):
+        Scope({"facts": {"host": {"packages": {"packages": {}}}}}, [size], shared="same")
+    assert counting_cel.contexts == 2
 
 
 def test_scopes_reading_now_are_never_shared(counting_cel):
     recent = compile_expression("timestamp(subject.at) > now - duration('1h')")
+    contexts = SharedScopes()
     for _ in range(2):
-        Scope({}, [recent], shared="same content")
-    assert counting_cel.contexts == 2
+        Scope({}, [recent], shared="same content", contexts=contexts)
+    assert counting_cel.contexts == 2 and len(contexts) == 0
 
 
 def test_shared_contexts_are_bounded(counting_cel):
-    from auditor import expr
-
     one = compile_expression("subject.x == 1")
-    for n in range(expr.SHARED_CONTEXTS + 3):
-        Scope({}, [one], shared=n)
-    assert len(expr._shared_contexts()) == expr.SHARED_CONTEXTS
-    Scope({}, [one], shared=0)  # the oldest was let go
-    assert counting_cel.contexts == expr.SHARED_CONTEXTS + 4
+    contexts = SharedScopes(size=8)
+    for n in range(contexts.size + 3):
+        Scope({}, [one], shared=n, contexts=contexts)
+    assert len(contexts) == contexts.size
+    Scope({}, [one], shared=0, contexts=contexts)  # the oldest was let go
+    assert counting_cel.contexts == contexts.size + 4

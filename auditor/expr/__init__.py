@@ -1,0 +1,33 @@
+"""CEL behind a two-function interface: `compile_expression` at load time, `Scope.evaluate`
+per subject; the rest of auditor imports only from here.
+
+The package, one concept per module: `binding` (how the CEL library is loaded), `aliases`
+(the fact-alias rewriter), `functions` (the named helper functions checks call), `compiler`
+(the compiled `Expression`) and `scope` (evaluating: converted variables, one subject at a
+time). CEL stays behind this package so it can be swapped.
+"""
+
+from auditor.expr.aliases import fact_alias
+from auditor.expr.compiler import (
+    VARIABLES,
+    EvaluationError,
+    Expression,
+    ExpressionError,
+    compile_expression,
+)
+from auditor.expr.functions import FUNCTIONS
+from auditor.expr.scope import OBSERVED_LIMIT, Scope, SharedScopes, shorten
+
+__all__ = [
+    "FUNCTIONS",
+    "OBSERVED_LIMIT",
+    "VARIABLES",
+    "EvaluationError",
+    "Expression",
+    "ExpressionError",
+    "Scope",
+    "SharedScopes",
+    "compile_expression",
+    "fact_alias",
+    "shorten",
+]

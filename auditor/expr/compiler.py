@@ -1,0 +1,119 @@
+"""Compiling CEL once, at load time: the `Expression` and what static analysis found in it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache, cached_property
+from typing import Any
+
+from auditor.expr.aliases import chain_path, chains, fact_alias, rewrite
+from auditor.expr.binding import cel
+from auditor.expr.functions import FUNCTIONS
+
+VARIABLES = frozenset({"subject", "facts", "vars", "target", "now"})
+
+_VAR_REF = re.compile(r"\bvars\.([A-Za-z_][A-Za-z0-9_]*)")
+# Variables bound by comprehension macros: list.exists(m, ...), map.all(k, ...).
+_COMPREHENSION_VAR = re.compile(
+    r"\.(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,"
+)
+# CEL's own functions and macros (cel-spec standard definitions) that this engine provides.
+_BUILTINS = frozenset(
+    {
+        "size", "startsWith", "endsWith", "contains", "matches", "string", "int", "uint",
+        "double", "bool", "bytes", "dyn", "type", "timestamp", "duration", "has", "all",
+        "exists", "exists_one", "map", "filter", "getFullYear", "getMonth", "getDate",
+        "getDayOfMonth", "getDayOfWeek", "getDayOfYear", "getHours", "getMinutes",
+        "getSeconds", "getMilliseconds", "max", "min",
+    }
+)  # fmt: skip
+
+
+class ExpressionError(ValueError):
+    """A CEL expression does not compile or names something unknown."""
+
+
+class EvaluationError(RuntimeError):
+    """A CEL expression failed on this data (missing key, wrong type, helper raised)."""
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A compiled CEL expression and what static analysis found in it."""
+
+    source: str
+    cel_source: str  # what is compiled: `source` with each fact as a top-level variable
+    facts: frozenset[str]  # dotted fact names it reads, e.g. {"host.sysctl"}
+    variables: frozenset[str]  # profile variables it reads, e.g. {"allowed_services"}
+    reads: tuple[tuple[str, tuple[str | int, ...]], ...]  # (member chain, its path): `observed`
+    # Per fact, the paths into it that the expression reads; () = the whole fact.
+    fact_paths: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    subject_paths: tuple[tuple[str, ...], ...] = ()  # the paths into `subject` it reads
+    # The variables `cel_source` reads facts through: (fact, keys), see `fact_alias`.
+    aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    uses: frozenset[str] = frozenset()  # which of VARIABLES other than facts it may read
+
+    @cached_property
+    def program(self) -> Any:
+        """The cel.Program (not picklable, so not a field: a cached profile compiles only the
+        expressions a run evaluates)."""
+        return compiled_program(self.cel_source)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "program"}
+
+
+@cache
+def compiled_program(cel_source: str) -> Any:
+    """A cel.Program for `cel_source`, compiled once per process (programs hold no data)."""
+    return cel.compile(cel_source)
+
+
+def compile_expression(source: str) -> Expression:
+    """Compile CEL once, at load time; raise ExpressionError for syntax errors and for names
+    that no evaluation could resolve (unknown variables or functions)."""
+    rewritten = rewrite(source)
+    facts = frozenset(name for name, _ in rewritten.fact_paths)
+    try:
+        program = compiled_program(rewritten.source)
+    except ValueError as exc:
+        raise ExpressionError(first_line(str(exc))) from exc
+    bound = set(_COMPREHENSION_VAR.findall(source))
+    aliases = {fact_alias(fact, keys) for fact, keys in rewritten.aliases}
+    names = set(program.variables()) - aliases
+    if "facts" in names - bound:
+        raise ExpressionError("name facts in full: facts.<kind>.<name>, e.g. facts.host.sysctl")
+    unknown_vars = names - VARIABLES - bound
+    if unknown_vars:
+        raise ExpressionError(
+            f"unknown variable {sorted(unknown_vars)[0]!r} (use subject, facts, vars, target)"
+        )
+    for name in program.functions():
+        if name[0] in "_@!" or name in _BUILTINS or name in FUNCTIONS:
+            continue
+        raise ExpressionError(f"unknown function {name!r}")
+    return Expression(
+        source=source,
+        cel_source=rewritten.source,
+        facts=facts,
+        variables=frozenset(_VAR_REF.findall(source)),
+        reads=tuple((chain, chain_path(chain)) for chain in dict.fromkeys(chains(source))),
+        fact_paths=rewritten.fact_paths,
+        subject_paths=rewritten.subject_paths,
+        aliases=rewritten.aliases,
+        uses=frozenset(names & VARIABLES),  # also when only a comprehension variable is so named
+    )
+
+
+def first_line(text: str) -> str:
+    """The line of a CEL error that says what is wrong, with its column."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if "ERROR:" in line:
+            detail = line.split("ERROR:", 1)[1].strip()
+            found = re.match(r"<input>:(\d+):(\d+): (.*)", detail)
+            if found:
+                detail = f"column {found.group(2)}: {found.group(3)}"
+            return detail.split(" expecting {")[0]
+    return lines[0] if lines else text
