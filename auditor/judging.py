@@ -196,8 +196,7 @@ class _GroupJudge:
             self._ready = [(check, *self._prepared(check)) for check in self.group.checks]
         self._scope.enter(data)
         return [
-            self._one(check, evidence, missing, subject, data)
-            for check, evidence, missing in self._ready
+            self._one(check, evidence, missing, subject) for check, evidence, missing in self._ready
         ]
 
     def _prepared(self, check: CompiledCheck) -> tuple[tuple[str, ...], str | None]:
@@ -217,7 +216,6 @@ class _GroupJudge:
         evidence: tuple[str, ...],
         absent: str | None,
         subject: Subject,
-        data: Any,
     ) -> Result:
         if absent is not None:
             return result(check, self.target, subject, Status.ERROR, absent, evidence=evidence)
@@ -231,30 +229,41 @@ class _GroupJudge:
             verdict = scope.evaluate(check.assertion)
         except EvaluationError as exc:
             status, message = Status.ERROR, f"could not evaluate: {exc}"
-            observed = scope.observe(check.assertion)
         else:
-            if verdict is True:
-                status, message = Status.PASS, check.check.title
-                observed = scope.observe(check.assertion)
-            elif verdict is False:
-                status = Status.FAIL
-                if check.observe:
-                    observed = scope.observe_named(check.observe)
-                else:
-                    observed = scope.observe(check.assertion)
-                message = check.render_message(data, self.group.variables, observed)
-                message = message or f"not met: {check.check.title}"
-            else:
-                status = Status.ERROR
-                message = (
-                    "the evidence it needs is unknown (null) on this target"
-                    if verdict is None
-                    else f"assertion gave {type(verdict).__name__}, not a boolean"
-                )
-                observed = scope.observe(check.assertion)
+            status, message = _verdict(check, verdict)
+        observed = self._observed(scope, check, status)
+        if status is Status.FAIL:
+            rendered = check.render_message(observed, self.group.variables)
+            message = rendered or f"not met: {check.check.title}"
         return result(
             check, self.target, subject, status, message, observed=observed, evidence=evidence
         )
+
+    @staticmethod
+    def _observed(scope: Scope, check: CompiledCheck, status: Status) -> dict[str, Any]:
+        """What the check's `where` and `assert` read; on a failure or an error also the items
+        that decided its predicates, and on a failure its named observations and what its
+        message reads."""
+        failed = status is not Status.PASS
+        observed = scope.observe(check.assertion, items=failed)
+        if check.where is not None:
+            observed = {**scope.observe(check.where, items=failed), **observed}
+        if status is Status.FAIL:
+            if check.observe:
+                observed.update(scope.observe_named(check.observe))
+            scope.observe_chains(check.message_reads, observed)
+        return observed
+
+
+def _verdict(check: CompiledCheck, verdict: Any) -> tuple[Status, str]:
+    """The status an assertion's value gives, with the message of a pass or an error."""
+    if verdict is True:
+        return Status.PASS, check.check.title
+    if verdict is False:
+        return Status.FAIL, ""  # rendered from what was observed
+    if verdict is None:
+        return Status.ERROR, "the evidence it needs is unknown (null) on this target"
+    return Status.ERROR, f"assertion gave {type(verdict).__name__}, not a boolean"
 
 
 def missing(name: str, fact: Fact | None) -> str:

@@ -16,9 +16,13 @@ from auditor.expr.compiler import (
     compile_expression,
 )
 from auditor.expr.functions import FUNCTIONS
-from auditor.expr.scope import OBSERVED_LIMIT, Scope, SharedScopes, shorten
+from auditor.expr.observe import ABSENT, NOT_READ, OBSERVED_LIMIT, Chain
+from auditor.expr.scope import Scope, SharedScopes
 
 __all__ = [
+    "ABSENT",
+    "NOT_READ",
+    "Chain",
     "FUNCTIONS",
     "OBSERVED_LIMIT",
     "VARIABLES",
@@ -29,5 +33,4 @@ __all__ = [
     "SharedScopes",
     "compile_expression",
     "fact_alias",
-    "shorten",
 ]

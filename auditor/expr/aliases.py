@@ -114,23 +114,3 @@ def rewrite(source: str) -> Rewritten:
             position = match.end() + steps[taken - 1].end()
     rewritten.append(source[position:])
     return Rewritten("".join(rewritten), tuple(facts), tuple(subject), tuple(aliases))
-
-
-# Member chains an expression reads (subject.a.b['c'], facts.host.sysctl['x']), stopping
-# before a method call so `subject.Mounts.exists(...)` records `subject.Mounts`.
-_CHAIN = re.compile(rf"\b(?:subject|facts)(?:{STEP})+")
-
-
-def chains(source: str) -> list[str]:
-    """The member chains `source` reads, in order."""
-    return [match.group(0) for match in _CHAIN.finditer(source)]
-
-
-def chain_path(chain: str) -> tuple[str | int, ...]:
-    """`subject.a['b'][0]` -> ("subject", "a", "b", 0)."""
-    root = chain.split(".")[0].split("[")[0]
-    steps: list[str | int] = []
-    for match in SEGMENT.finditer(chain[len(root) :]):
-        name, single, double, index = match.groups()
-        steps.append(int(index) if index is not None else (name or single or double or ""))
-    return (root, *steps)

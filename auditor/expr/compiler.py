@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, cached_property
 from typing import Any
 
-from auditor.expr.aliases import chain_path, chains, fact_alias, rewrite
+from auditor.expr.aliases import fact_alias, rewrite
 from auditor.expr.binding import cel
 from auditor.expr.functions import FUNCTIONS
+from auditor.expr.observe import Reads, find_reads
 
 VARIABLES = frozenset({"subject", "facts", "vars", "target", "now"})
 
@@ -46,13 +47,14 @@ class Expression:
     cel_source: str  # what is compiled: `source` with each fact as a top-level variable
     facts: frozenset[str]  # dotted fact names it reads, e.g. {"host.sysctl"}
     variables: frozenset[str]  # profile variables it reads, e.g. {"allowed_services"}
-    reads: tuple[tuple[str, tuple[str | int, ...]], ...]  # (member chain, its path): `observed`
+    reads: Reads  # what it reads, recorded as `observed` (see observe.py)
     # Per fact, the paths into it that the expression reads; () = the whole fact.
     fact_paths: tuple[tuple[str, tuple[str, ...]], ...] = ()
     subject_paths: tuple[tuple[str, ...], ...] = ()  # the paths into `subject` it reads
     # The variables `cel_source` reads facts through: (fact, keys), see `fact_alias`.
     aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
     uses: frozenset[str] = frozenset()  # which of VARIABLES other than facts it may read
+    witnesses: tuple[Expression, ...] = ()  # per predicate of `reads`, its filter expression
 
     @cached_property
     def program(self) -> Any:
@@ -70,9 +72,10 @@ def compiled_program(cel_source: str) -> Any:
     return cel.compile(cel_source)
 
 
-def compile_expression(source: str) -> Expression:
+def compile_expression(source: str, *, observed: bool = True) -> Expression:
     """Compile CEL once, at load time; raise ExpressionError for syntax errors and for names
-    that no evaluation could resolve (unknown variables or functions)."""
+    that no evaluation could resolve (unknown variables or functions). `observed`: find what
+    it reads, to record (off for the witness expressions that find offending items)."""
     rewritten = rewrite(source)
     facts = frozenset(name for name, _ in rewritten.fact_paths)
     try:
@@ -93,17 +96,34 @@ def compile_expression(source: str) -> Expression:
         if name[0] in "_@!" or name in _BUILTINS or name in FUNCTIONS:
             continue
         raise ExpressionError(f"unknown function {name!r}")
+    reads, witnesses = _reads(source) if observed else (Reads(), ())
     return Expression(
         source=source,
         cel_source=rewritten.source,
         facts=facts,
         variables=frozenset(_VAR_REF.findall(source)),
-        reads=tuple((chain, chain_path(chain)) for chain in dict.fromkeys(chains(source))),
+        reads=reads,
+        witnesses=witnesses,
         fact_paths=rewritten.fact_paths,
         subject_paths=rewritten.subject_paths,
         aliases=rewritten.aliases,
         uses=frozenset(names & VARIABLES),  # also when only a comprehension variable is so named
     )
+
+
+def _reads(source: str) -> tuple[Reads, tuple[Expression, ...]]:
+    """What `source` reads, and per predicate the expression that finds its offending items.
+    A predicate inside another comprehension's body may name that comprehension's variable:
+    its witness cannot stand alone, and it is not tracked."""
+    found = find_reads(source)
+    predicates, witnesses = [], []
+    for predicate in found.predicates:
+        try:
+            witnesses.append(compile_expression(predicate.witness, observed=False))
+        except ExpressionError:
+            continue
+        predicates.append(predicate)
+    return replace(found, predicates=tuple(predicates)), tuple(witnesses)
 
 
 def first_line(text: str) -> str:

@@ -19,6 +19,15 @@ from auditor.expr.aliases import fact_alias
 from auditor.expr.binding import cel
 from auditor.expr.compiler import EvaluationError, Expression, first_line
 from auditor.expr.functions import FUNCTIONS
+from auditor.expr.observe import (
+    ABSENT,
+    ITEMS_LIMIT,
+    Chain,
+    Default,
+    Predicate,
+    bounded,
+    cut_item,
+)
 
 # The keys to keep, each with what to keep under it; None: all. Converting a fact into CEL
 # costs per value, and a check that reads one sysctl should not pay for the other thousand.
@@ -120,7 +129,7 @@ class Scope:
         # Per subject, what is already known: checks of a group often share a `where` and
         # read the same member chains, so each is computed once per subject.
         self._values: dict[str, Any] = {}
-        self._observed: dict[str, Any] = {}
+        self._observed: dict[Hashable, Any] = {}
 
     def _new_context(self, variables: Mapping[str, Any], known: Sequence[Expression]) -> Any:
         converted = {key: value for key, value in variables.items() if key != "facts"}
@@ -186,20 +195,66 @@ class Scope:
             return f"no such key: {self._absent[undefined.group(1)]!r}"
         return _describe(exc)
 
-    def observe(self, expression: Expression) -> dict[str, Any]:
-        """The values of the member chains `expression` reads; absent ones are left out."""
+    def observe(self, expression: Expression, *, items: bool = False) -> dict[str, Any]:
+        """What `expression` read on this subject, path -> value (see observe.py); with
+        `items`, also the items that decided each predicate over many (a CEL evaluation per
+        predicate: worth it on a failure)."""
         observed: dict[str, Any] = {}
-        known = self._observed
-        for chain, path in expression.reads:
-            if chain not in known:
-                # Read in Python, not CEL: converting the data into CEL again costs far more.
-                try:
-                    known[chain] = shorten(_walk(self._variables, path))
-                except (KeyError, IndexError):  # an absent key is simply not observed
-                    known[chain] = _ABSENT
-            if known[chain] is not _ABSENT:
-                observed[chain] = known[chain]
+        reads = expression.reads
+        for chain in reads.chains:
+            observed[chain.name] = self._chain_value(chain)
+        for default in reads.defaults:
+            observed[default.chain.name] = self._default_value(default)
+        if items:
+            for predicate, witness in zip(reads.predicates, expression.witnesses, strict=True):
+                observed[predicate.range.name] = self._offending(predicate, witness)
         return observed
+
+    def observe_chains(self, chains: Iterable[Chain], observed: dict[str, Any]) -> None:
+        """Add the values of `chains` (a message's reads) to `observed`, keeping what is there."""
+        for chain in chains:
+            if chain.name not in observed:
+                observed[chain.name] = self._chain_value(chain)
+
+    def _chain_value(self, chain: Chain) -> Any:
+        known = self._observed
+        if chain not in known:
+            # Read in Python, not CEL: converting the data into CEL again costs far more.
+            try:
+                known[chain] = bounded(chain.resolve(self._variables))
+            except (KeyError, IndexError, TypeError):
+                known[chain] = ABSENT
+        return known[chain]
+
+    def _default_value(self, default: Default) -> Any:
+        known = self._observed
+        if default not in known:
+            parent = Chain(default.chain.root, default.chain.steps[:-1])
+            try:
+                mapping = parent.resolve(self._variables)
+            except (KeyError, IndexError, TypeError):
+                known[default] = ABSENT
+                return ABSENT
+            key = default.chain.steps[-1]
+            value = mapping.get(key) if isinstance(mapping, dict) else None
+            applied = f"<absent, default {default.default} applied>"
+            known[default] = applied if value is None else bounded(value)
+        return known[default]
+
+    def _offending(self, predicate: Predicate, witness: Expression) -> Any:
+        """The items of a predicate's range that satisfy its body (exists) or break it (all),
+        the first ITEMS_LIMIT of them, and how many there are."""
+        try:
+            found = self.evaluate(witness)
+        except EvaluationError as exc:
+            return f"<not available: {exc}>"
+        if not isinstance(found, list):
+            return bounded(found)
+        if found and not isinstance(found[0], dict):
+            found = in_order(found)  # a map's keys, in CEL's hash order
+        label = "violating" if predicate.macro == "all" else "matching"
+        kept = [cut_item(item, predicate.item_paths) for item in found[:ITEMS_LIMIT]]
+        return {label: kept, "count": len(found)}
 
     def observe_named(self, named: Sequence[tuple[str, Expression]]) -> dict[str, Any]:
         """The values of a check's own `observe` expressions; failing ones say why."""
@@ -208,7 +263,7 @@ class Scope:
             if expression.cel_source not in self._ready:
                 self._prepare(expression)
             try:
-                observed[name] = shorten(in_order(expression.program.execute(self._context)))
+                observed[name] = bounded(in_order(expression.program.execute(self._context)))
             except Exception as exc:  # shown as the observation's value
                 observed[name] = f"<not available: {self._describe(exc)}>"
         return observed
@@ -229,57 +284,7 @@ def in_order(value: Any) -> Any:
     return value
 
 
-_ABSENT = object()  # an observed chain that leads nowhere
-OBSERVED_LIMIT = 2000  # about this many characters of JSON per observed value
-
-
-def shorten(value: Any) -> Any:
-    """`value`, or a short description of it when it is too large to show as an observation."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict | list) and not _fits(value, OBSERVED_LIMIT):
-        kind = "map" if isinstance(value, dict) else "list"
-        return f"<{kind} of {len(value)} items>"
-    if isinstance(value, str) and len(value) > OBSERVED_LIMIT:
-        return value[:OBSERVED_LIMIT] + "…"
-    return value
-
-
-def _fits(value: Any, budget: int) -> bool:
-    """Whether `value` as JSON takes about `budget` characters or fewer. Counted, not encoded:
-    most observed values are small and encoding each one cost more than judging it."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            budget -= len(item) + 4
-        elif isinstance(item, dict):
-            budget -= 2 + 4 * len(item)
-            if budget < 0:  # a large map: no need to measure its keys
-                return False
-            budget -= sum(len(str(key)) for key in item)
-            pending.extend(item.values())
-        elif isinstance(item, list | tuple):
-            budget -= 2 + 2 * len(item)
-            if budget < 0:
-                return False
-            pending.extend(item)
-        else:
-            budget -= 8
-        if budget < 0:
-            return False
-    return True
-
-
-def _walk(data: Any, path: Sequence[str | int]) -> Any:
-    for key in path:
-        if isinstance(data, dict):  # noqa: SIM114 - two branches let mypy narrow each index type
-            data = data[key]
-        elif isinstance(data, list) and isinstance(key, int):
-            data = data[key]
-        else:
-            raise KeyError(key)
-    return data
+_ABSENT = object()  # an alias whose keys lead nowhere
 
 
 def _now() -> datetime:

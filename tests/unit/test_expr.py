@@ -150,7 +150,7 @@ def test_entering_a_subject_swaps_only_the_subject():
     assert verdicts == [
         ((True, True), {"subject.n": 1}, {"subject.n": 1}),
         ((False, False), {"subject.n": 3}, {"subject.n": 3}),
-        (None, {}, {}),  # what one subject gave is never carried to the next
+        (None, {"subject.n": "<absent>"}, {"subject.n": "<absent>"}),  # never the last one's
     ]
 
 
@@ -175,9 +175,7 @@ def test_missing_key_is_an_evaluation_error_not_false():
 
 
 def test_observed_values_are_the_chains_read_and_stop_before_methods():
-    expression = compile_expression(
-        "!subject.HostConfig.Privileged && subject.Mounts.exists(m, m.RW)"
-    )
+    expression = compile_expression("!subject.HostConfig.Privileged && subject.Mounts.size() == 0")
     scope = Scope({"subject": {"HostConfig": {"Privileged": True}, "Mounts": []}})
     assert scope.evaluate(expression) is False
     assert scope.observe(expression) == {
@@ -186,10 +184,51 @@ def test_observed_values_are_the_chains_read_and_stop_before_methods():
     }
 
 
-def test_large_observed_values_are_summarised():
+def test_a_default_applied_is_recorded_as_such_and_keys_are_written_as_read():
+    expression = compile_expression(
+        "int(get(facts.host.sysctl, 'kernel.kptr_restrict', '0')) >= 1"
+        " && get(facts.host.sysctl, 'kernel.dmesg_restrict', '0') == '1'"
+        " && facts.host.sshd_config.settings.permitrootlogin == 'no'"
+    )
+    facts = {
+        "sysctl": {"kernel.kptr_restrict": "0", "other": "1"},
+        "sshd_config": {"settings": {"permitrootlogin": "yes", "port": "22"}},
+    }
+    scope = Scope({"facts": {"host": facts}}, [expression])
+    assert scope.evaluate(expression) is False
+    assert scope.observe(expression) == {
+        'host.sysctl["kernel.kptr_restrict"]': "0",
+        'host.sysctl["kernel.dmesg_restrict"]': "<absent, default '0' applied>",
+        "host.sshd_config.settings.permitrootlogin": "yes",
+    }
+
+
+def test_predicates_over_many_items_record_the_offending_items_and_their_count():
+    containers = [
+        {"name": f"c{n}", "image": "x", "securityContext": {"privileged": n % 2 == 0}}
+        for n in range(50)
+    ]
+    subject = {"spec": {"containers": containers}, "secrets": {"a": 1}}
+    all_ = compile_expression("subject.spec.containers.all(c, c.securityContext.privileged != true)")
+    exists = compile_expression("!subject.spec.containers.exists(c, c.securityContext.privileged)")
+    over_vars = compile_expression("vars.denied.all(p, !(p in subject.secrets))")
+    scope = Scope({"vars": {"denied": ["a", "b"]}}, [all_, exists, over_vars])
+    scope.enter(subject)
+    assert scope.evaluate(all_) is False and scope.evaluate(exists) is False
+    assert scope.observe(all_) == {}  # items only when asked: a pass costs no CEL evaluation
+    violating = scope.observe(all_, items=True)["subject.spec.containers"]
+    assert violating["count"] == 25 and len(violating["violating"]) == 20
+    assert violating["violating"][0] == {"name": "c0", "securityContext": {"privileged": True}}
+    matching = scope.observe(exists, items=True)["subject.spec.containers"]
+    assert matching == {"matching": violating["violating"], "count": 25}
+    assert scope.observe(over_vars, items=True) == {"vars.denied": {"violating": ["a"], "count": 1}}
+
+
+def test_large_values_read_whole_are_bounded_with_their_count_never_summarised():
     expression = compile_expression("size(subject.items) == 0")
     observed = Scope({"subject": {"items": list(range(5000))}}).observe(expression)
-    assert observed == {"subject.items": "<list of 5000 items>"}
+    assert observed["subject.items"]["count"] == 5000
+    assert observed["subject.items"]["first"] == list(range(20))
 
 
 @pytest.mark.parametrize(
