@@ -89,8 +89,7 @@ def judge_group(group: Group, shared: SharedScopes | None = None) -> list[Result
     if group.failed is not None:
         itself = group.itself
         return [result(c, group.target, itself, Status.ERROR, group.failed) for c in group.checks]
-    with cyclegc.paused():
-        return _GroupJudge(group, shared).judge_all()
+    return _GroupJudge(group, shared).judge_all()
 
 
 class Strategy(Protocol):
@@ -122,7 +121,10 @@ class Judging:
             self.shared = SharedScopes()
 
     def judge(self, groups: Sequence[Group]) -> list[Result]:
-        return self.strategy.judge(groups, self.shared)
+        """The results of `groups`, in their order. Judging makes many small objects and no
+        cycles: the cycle collector is paused meanwhile (cyclegc.py)."""
+        with cyclegc.paused():
+            return self.strategy.judge(groups, self.shared)
 
 
 class _GroupJudge:
@@ -245,9 +247,11 @@ class _GroupJudge:
         that decided its predicates, and on a failure its named observations and what its
         message reads."""
         failed = status is not Status.PASS
-        observed = scope.observe(check.assertion, items=failed)
-        if check.where is not None:
-            observed = {**scope.observe(check.where, items=failed), **observed}
+        if check.where is None:
+            observed = scope.observe(check.assertion, items=failed)
+        else:
+            observed = scope.observe(check.where, items=failed)
+            observed.update(scope.reads(check.assertion, items=failed))
         if status is Status.FAIL:
             if check.observe:
                 observed.update(scope.observe_named(check.observe))

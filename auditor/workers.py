@@ -21,6 +21,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from auditor import cyclegc
 from auditor.expr import SharedScopes
 from auditor.judging import Group, judge_group, result
 from auditor.model import Result, Status, Subject
@@ -77,9 +78,11 @@ def judge_rows(group: Group) -> list[Row]:
     """Judge a part of a group: what a worker process is given to do (everything it needs is
     in the group), its results as rows."""
     index = {check.id: n for n, check in enumerate(group.checks)}
+    with cyclegc.paused():
+        results = judge_group(group)
     return [
         (index[r.check_id], r.subject, r.status.value, r.message, r.observed, r.evidence)
-        for r in judge_group(group)
+        for r in results
     ]
 
 

@@ -54,7 +54,8 @@ class Expression:
     # The variables `cel_source` reads facts through: (fact, keys), see `fact_alias`.
     aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
     uses: frozenset[str] = frozenset()  # which of VARIABLES other than facts it may read
-    witnesses: tuple[Expression, ...] = ()  # per predicate of `reads`, its filter expression
+    # per predicate of `reads`, its filter and map forms compiled (see observe.Predicate)
+    witnesses: tuple[tuple[Expression, Expression], ...] = ()
 
     @cached_property
     def program(self) -> Any:
@@ -111,7 +112,7 @@ def compile_expression(source: str, *, observed: bool = True) -> Expression:
     )
 
 
-def _reads(source: str) -> tuple[Reads, tuple[Expression, ...]]:
+def _reads(source: str) -> tuple[Reads, tuple[tuple[Expression, Expression], ...]]:
     """What `source` reads, and per predicate the expression that finds its offending items.
     A predicate inside another comprehension's body may name that comprehension's variable:
     its witness cannot stand alone, and it is not tracked."""
@@ -119,7 +120,9 @@ def _reads(source: str) -> tuple[Reads, tuple[Expression, ...]]:
     predicates, witnesses = [], []
     for predicate in found.predicates:
         try:
-            witnesses.append(compile_expression(predicate.witness, observed=False))
+            witness = compile_expression(predicate.witness, observed=False)
+            marks = compile_expression(predicate.marks, observed=False)
+            witnesses.append((witness, marks))
         except ExpressionError:
             continue
         predicates.append(predicate)

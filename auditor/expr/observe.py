@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -98,13 +98,27 @@ class Default:
 
 @dataclass(frozen=True)
 class Predicate:
-    """`range.exists(x, body)` or `range.all(x, body)`: `witness` is the CEL source of
-    `range.filter(x, body)` (exists) or `range.filter(x, !(body))` (all)."""
+    """`range.exists(x, body)` or `range.all(x, body)`. The offending items are found with
+    `range.map(x, condition)` over a list (booleans, cheap to bring back from CEL; the items
+    are then taken from the Python data) or `range.filter(x, condition)` over a map (its
+    keys), where the condition is `body` (exists) or `!(body)` (all)."""
 
     range: Chain
     macro: str
-    witness: str
+    witness: str  # the filter form
+    marks: str  # the map form
     item_paths: tuple[tuple[str, ...], ...] | None  # what the body reads of an item; None: all
+    # When the predicate is the whole expression (`!` before it: False; None: it is not), the
+    # expression's value alone can tell that no item is offending: nothing to evaluate.
+    whole: bool | None = None
+
+    def none_offending(self, value: Any) -> bool:
+        """Whether the expression's `value` shows that no item satisfies (exists) or breaks
+        (all) the body."""
+        if self.whole is None or not isinstance(value, bool):
+            return False
+        inner = value if self.whole else not value
+        return inner is (self.macro == "all")
 
 
 @dataclass(frozen=True)
@@ -207,12 +221,22 @@ def find_reads(source: str) -> Reads:
         if macro is not None and macro.group("macro") != "map":
             predicate = _predicate(source, masked, match.start(), macro, chain)
             if predicate is not None:
-                predicates[predicate[0]] = None
+                whole = _whole(source, match.start(), predicate[1])
+                predicates[replace(predicate[0], whole=whole)] = None
                 covered.append((match.start(), predicate[1]))
                 continue
         if not chain.root.startswith("vars."):
             chains[chain] = None
     return Reads(tuple(chains), tuple(defaults), tuple(predicates))
+
+
+def _whole(source: str, start: int, end: int) -> bool | None:
+    """True when source[start:end] is the whole of `source`, False when it is all but a `!`
+    before it, else None."""
+    before, after = source[:start].strip(), source[end:].strip()
+    if after:
+        return None
+    return True if not before else (False if before == "!" else None)
 
 
 def _predicate(
@@ -230,16 +254,19 @@ def _predicate(
     kind = macro.group("macro")
     condition = f"!({body})" if kind == "all" else body
     witness = f"{range_source}.filter({variable}, {condition})"
-    return Predicate(chain, kind, witness, _item_paths(body, variable)), found[1]
+    marks = f"{range_source}.map({variable}, {condition})"
+    return Predicate(chain, kind, witness, marks, _item_paths(body, variable)), found[1]
 
 
 def bounded(value: Any) -> Any:
     """`value` as recorded: whole when it fits OBSERVED_LIMIT; a long list or map keeps its
     first items and says how many there are; never a summary in place of the value."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return value if len(value) <= OBSERVED_LIMIT else value[:OBSERVED_LIMIT] + "…"
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, str) and len(value) > OBSERVED_LIMIT:
-        return value[:OBSERVED_LIMIT] + "…"
     if isinstance(value, dict | list) and not fits(value, OBSERVED_LIMIT):
         if isinstance(value, dict):
             first: Any = dict(_first_fitting(value.items()))

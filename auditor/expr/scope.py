@@ -89,7 +89,7 @@ class Scope:
 
     __slots__ = (
         "_context", "_variables", "_values", "_observed", "_subject_plan", "_fact_plans",
-        "_ready", "_defined", "_absent",
+        "_ready", "_defined", "_absent", "_read", "_read_items",
     )  # fmt: skip
 
     def __init__(
@@ -129,7 +129,9 @@ class Scope:
         # Per subject, what is already known: checks of a group often share a `where` and
         # read the same member chains, so each is computed once per subject.
         self._values: dict[str, Any] = {}
-        self._observed: dict[Hashable, Any] = {}
+        self._observed: dict[str, Any] = {}  # chain -> its value
+        self._read: dict[str, dict[str, Any]] = {}  # expression -> what it read
+        self._read_items: dict[str, dict[str, Any]] = {}  # the same with offending items
 
     def _new_context(self, variables: Mapping[str, Any], known: Sequence[Expression]) -> Any:
         converted = {key: value for key, value in variables.items() if key != "facts"}
@@ -145,6 +147,8 @@ class Scope:
         self._variables["subject"] = subject
         self._values.clear()
         self._observed.clear()
+        self._read.clear()
+        self._read_items.clear()
         self._context.add_variable("subject", _cut(subject, self._subject_plan))
 
     def _alias_value(self, alias: str, fact: str, keys: tuple[str, ...]) -> Any:
@@ -198,7 +202,18 @@ class Scope:
     def observe(self, expression: Expression, *, items: bool = False) -> dict[str, Any]:
         """What `expression` read on this subject, path -> value (see observe.py); with
         `items`, also the items that decided each predicate over many (a CEL evaluation per
-        predicate: worth it on a failure)."""
+        predicate: worth it on a failure). A new dict each time, computed once per subject."""
+        return dict(self.reads(expression, items=items))
+
+    def reads(self, expression: Expression, *, items: bool = False) -> Mapping[str, Any]:
+        """`observe`, without the copy: the caller must not change it."""
+        known = self._read_items if items else self._read
+        found = known.get(expression.cel_source)
+        if found is None:
+            found = known[expression.cel_source] = self._read_values(expression, items)
+        return found
+
+    def _read_values(self, expression: Expression, items: bool) -> dict[str, Any]:
         observed: dict[str, Any] = {}
         reads = expression.reads
         for chain in reads.chains:
@@ -206,8 +221,13 @@ class Scope:
         for default in reads.defaults:
             observed[default.chain.name] = self._default_value(default)
         if items:
+            value = self._values.get(expression.cel_source)
             for predicate, witness in zip(reads.predicates, expression.witnesses, strict=True):
-                observed[predicate.range.name] = self._offending(predicate, witness)
+                if predicate.none_offending(value):
+                    label = "violating" if predicate.macro == "all" else "matching"
+                    observed[predicate.range.name] = {label: [], "count": 0}
+                else:
+                    observed[predicate.range.name] = self._offending(predicate, witness)
         return observed
 
     def observe_chains(self, chains: Iterable[Chain], observed: dict[str, Any]) -> None:
@@ -218,40 +238,42 @@ class Scope:
 
     def _chain_value(self, chain: Chain) -> Any:
         known = self._observed
-        if chain not in known:
+        name = chain.name
+        if name not in known:
             # Read in Python, not CEL: converting the data into CEL again costs far more.
             try:
-                known[chain] = bounded(chain.resolve(self._variables))
+                known[name] = bounded(chain.resolve(self._variables))
             except (KeyError, IndexError, TypeError):
-                known[chain] = ABSENT
-        return known[chain]
+                known[name] = ABSENT
+        return known[name]
 
     def _default_value(self, default: Default) -> Any:
-        known = self._observed
-        if default not in known:
-            parent = Chain(default.chain.root, default.chain.steps[:-1])
-            try:
-                mapping = parent.resolve(self._variables)
-            except (KeyError, IndexError, TypeError):
-                known[default] = ABSENT
-                return ABSENT
-            key = default.chain.steps[-1]
-            value = mapping.get(key) if isinstance(mapping, dict) else None
-            applied = f"<absent, default {default.default} applied>"
-            known[default] = applied if value is None else bounded(value)
-        return known[default]
+        parent = Chain(default.chain.root, default.chain.steps[:-1])
+        try:
+            mapping = parent.resolve(self._variables)
+        except (KeyError, IndexError, TypeError):
+            return ABSENT
+        value = mapping.get(default.chain.steps[-1]) if isinstance(mapping, dict) else None
+        return f"<absent, default {default.default} applied>" if value is None else bounded(value)
 
-    def _offending(self, predicate: Predicate, witness: Expression) -> Any:
+    def _offending(self, predicate: Predicate, witness: tuple[Expression, Expression]) -> Any:
         """The items of a predicate's range that satisfy its body (exists) or break it (all),
         the first ITEMS_LIMIT of them, and how many there are."""
         try:
-            found = self.evaluate(witness)
+            items = predicate.range.resolve(self._variables)
+        except (KeyError, IndexError, TypeError):
+            items = None
+        try:
+            if isinstance(items, list):
+                marks = self.evaluate(witness[1])
+                found = [item for item, mark in zip(items, marks, strict=False) if mark is True]
+            else:
+                found = self.evaluate(witness[0])
+                found = in_order(found) if isinstance(found, list) else found
         except EvaluationError as exc:
             return f"<not available: {exc}>"
         if not isinstance(found, list):
             return bounded(found)
-        if found and not isinstance(found[0], dict):
-            found = in_order(found)  # a map's keys, in CEL's hash order
         label = "violating" if predicate.macro == "all" else "matching"
         kept = [cut_item(item, predicate.item_paths) for item in found[:ITEMS_LIMIT]]
         return {label: kept, "count": len(found)}

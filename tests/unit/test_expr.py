@@ -209,7 +209,7 @@ def test_predicates_over_many_items_record_the_offending_items_and_their_count()
         for n in range(50)
     ]
     subject = {"spec": {"containers": containers}, "secrets": {"a": 1}}
-    all_ = compile_expression("subject.spec.containers.all(c, c.securityContext.privileged != true)")
+    all_ = compile_expression("subject.spec.containers.all(c, !c.securityContext.privileged)")
     exists = compile_expression("!subject.spec.containers.exists(c, c.securityContext.privileged)")
     over_vars = compile_expression("vars.denied.all(p, !(p in subject.secrets))")
     scope = Scope({"vars": {"denied": ["a", "b"]}}, [all_, exists, over_vars])
@@ -222,6 +222,20 @@ def test_predicates_over_many_items_record_the_offending_items_and_their_count()
     matching = scope.observe(exists, items=True)["subject.spec.containers"]
     assert matching == {"matching": violating["violating"], "count": 25}
     assert scope.observe(over_vars, items=True) == {"vars.denied": {"violating": ["a"], "count": 1}}
+
+
+def test_a_predicate_that_is_the_whole_expression_needs_no_second_evaluation():
+    """`range.exists(...)` false, or `range.all(...)` true: no item is offending, as its value
+    alone shows; the record says so without evaluating the body again."""
+    exists = compile_expression("subject.items.exists(i, i > 5)")
+    negated = compile_expression("!subject.items.all(i, i > 5)")
+    scope = Scope({}, [exists, negated])
+    scope.enter({"items": [1, 2, 3]})
+    assert scope.evaluate(exists) is False and scope.evaluate(negated) is True
+    assert scope.observe(exists, items=True) == {"subject.items": {"matching": [], "count": 0}}
+    assert scope.observe(negated, items=True) == {
+        "subject.items": {"violating": [1, 2, 3], "count": 3}
+    }
 
 
 def test_large_values_read_whole_are_bounded_with_their_count_never_summarised():
