@@ -69,6 +69,12 @@ class Chain:
                 text += "[" + json.dumps(step) + "]"
         return text
 
+    def extends(self, other: Chain) -> bool:
+        """Whether this chain goes on from `other` (subject.a.b from subject.a)."""
+        size = len(other.steps)
+        longer = len(self.steps) > size
+        return longer and self.root == other.root and self.steps[:size] == other.steps
+
     def resolve(self, variables: dict[str, Any]) -> Any:
         """The value the chain leads to in `variables` (Python data); KeyError when absent."""
         if self.root == "subject":

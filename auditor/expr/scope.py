@@ -216,8 +216,13 @@ class Scope:
     def _read_values(self, expression: Expression, items: bool) -> dict[str, Any]:
         observed: dict[str, Any] = {}
         reads = expression.reads
+        absent: list[Chain] = []
         for chain in reads.chains:
-            observed[chain.name] = self._chain_value(chain)
+            if any(chain.extends(shorter) for shorter in absent):
+                continue  # subject.a is <absent>: so is subject.a.b, no need to say it twice
+            value = observed[chain.name] = self._chain_value(chain)
+            if value is ABSENT:
+                absent.append(chain)
         for default in reads.defaults:
             observed[default.chain.name] = self._default_value(default)
         if items:

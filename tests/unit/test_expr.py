@@ -238,6 +238,16 @@ def test_a_predicate_that_is_the_whole_expression_needs_no_second_evaluation():
     }
 
 
+def test_an_absent_key_is_said_once_not_for_every_step_after_it():
+    expression = compile_expression(
+        "has(subject.Config.Healthcheck) && subject.Config.Healthcheck.Test[0] != 'NONE'"
+    )
+    scope = Scope({}, [expression])
+    scope.enter({"Config": {"Image": "x"}})
+    assert scope.evaluate(expression) is False
+    assert scope.observe(expression) == {"subject.Config.Healthcheck": "<absent>"}
+
+
 def test_large_values_read_whole_are_bounded_with_their_count_never_summarised():
     expression = compile_expression("size(subject.items) == 0")
     observed = Scope({"subject": {"items": list(range(5000))}}).observe(expression)
