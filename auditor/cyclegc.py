@@ -48,13 +48,7 @@ def run_policy() -> Iterator[RunCollector]:
             gc.enable()
 
 
-@contextmanager
-def paused() -> Iterator[None]:
-    """No cycle collection inside (judging outside a run: worker processes, tests)."""
-    enabled = gc.isenabled()
+def worker_policy() -> None:
+    """The policy of a process that judges parts of large groups for a run (workers.py): it
+    makes only acyclic objects and lives as long as the run, so it never collects."""
     gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

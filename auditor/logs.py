@@ -40,14 +40,19 @@ def hide(value: str) -> None:
 
 def redact_message(text: str) -> str:
     """`text` with URL credentials, query strings, hidden values and secrets replaced."""
+    # URLs whole, and evidence redaction on the text between them: it would put a marker with
+    # a space inside a URL, and leaves alone any text that already holds a marker
+    pieces, last = [], 0
+    for match in _URL.finditer(text):
+        pieces += [redact_text("", text[last : match.start()]), _redact_url(match.group(0))]
+        last = match.end()
+    text = "".join([*pieces, redact_text("", text[last:])])
+    text = _QUERY.sub("?" + HIDDEN, text)
     with _hidden_lock:  # another thread may be adding one
         hidden = sorted(_hidden, key=len, reverse=True)
     for value in hidden:
         text = text.replace(value, HIDDEN)
-    # URLs first, whole: evidence redaction would put a marker with a space inside one
-    text = _URL.sub(lambda match: _redact_url(match.group(0)), text)
-    text = _QUERY.sub("?" + HIDDEN, text)
-    return redact_text("", text)
+    return text
 
 
 def _redact_url(url: str) -> str:

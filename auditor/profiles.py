@@ -9,20 +9,18 @@ Each problem names the file, the line and the item.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 import jinja2
 import pydantic
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from auditor import profile_cache
+from auditor import messages, profile_cache
 from auditor.collectors import FACT_PREFIX, fact_specs, kind_of_fact
 from auditor.errors import ProfileError
-from auditor.expr import Expression, ExpressionError, compile_expression
+from auditor.expr import Chain, Expression, ExpressionError, compile_expression
 from auditor.model import (
     Check,
     Control,
@@ -41,20 +39,6 @@ CUSTOM_SECTION = SectionInfo(id="custom", title="Organisation checks (overlays)"
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
-_MESSAGES = ImmutableSandboxedEnvironment(
-    autoescape=False,  # messages are plain text; every reporter escapes for its own format
-    undefined=jinja2.ChainableUndefined,
-)
-# No globals (range, dict, lipsum, cycler, joiner, namespace): messages only show values, and
-# copying the globals into every render's context was half of a render's cost.
-_MESSAGES.globals.clear()
-
-
-@cache
-def _template(source: str) -> jinja2.Template:
-    """Compiling a template costs ~3 ms: only messages that are shown pay it, once."""
-    return _MESSAGES.from_string(source)
-
 
 @dataclass(frozen=True)
 class CompiledCheck:
@@ -68,6 +52,7 @@ class CompiledCheck:
     observe: tuple[tuple[str, Expression], ...]
     facts: frozenset[str]  # every fact it needs, the for_each fact included
     message: str  # Jinja source, checked at load; compiled when a failure first needs it
+    message_reads: tuple[Chain, ...] = ()  # the paths the message reads (messages.py)
 
     @property
     def expressions(self) -> tuple[Expression, ...]:
@@ -90,12 +75,10 @@ class CompiledCheck:
     def id(self) -> str:
         return self.check.id
 
-    def render_message(self, subject: Any, variables: Any, observed: Any) -> str:
-        if not self.message:
-            return ""
+    def render_message(self, observed: Mapping[str, Any], variables: Mapping[str, Any]) -> str:
+        """The failure message, from the observed values and the variables in force only."""
         try:
-            template = _template(self.message)
-            return template.render(subject=subject, vars=variables, observed=observed).strip()
+            return messages.render(self.message, self.message_reads, observed, variables)
         except Exception:  # a message must never turn a verdict into a crash
             return self.check.message
 
@@ -450,9 +433,8 @@ def _compile_check(check: Check, entry: ControlEntry) -> CompiledCheck:
             raise _CheckProblem("assert", f"unknown fact {fact!r}")
     if check.for_each and specs[check.for_each].subject is None:
         raise _CheckProblem("for_each", f"fact {check.for_each!r} is not a list of subjects")
-    try:
-        if check.message:
-            _MESSAGES.parse(check.message)  # syntax errors are load errors; compiling waits
+    try:  # syntax errors are load errors; compiling waits for a failure to show
+        message_reads = messages.template_reads(check.message) if check.message else ()
     except jinja2.TemplateSyntaxError as exc:
         raise _CheckProblem("message", f"message: {exc.message}") from exc
     return CompiledCheck(
@@ -464,6 +446,7 @@ def _compile_check(check: Check, entry: ControlEntry) -> CompiledCheck:
         observe=observe,
         facts=frozenset(needed),
         message=check.message,
+        message_reads=message_reads,
     )
 
 

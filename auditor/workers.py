@@ -1,4 +1,4 @@
-"""Judging parts of a large group of subjects in other processes.
+"""Judging parts of a large group of subjects in other processes: the `WorkerPool` strategy.
 
 Converting each subject into CEL values holds the GIL, so threads cannot share that work,
 but a process on another core can. Only a large group is shared (a worker takes most of a
@@ -16,9 +16,15 @@ import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import replace
 from typing import Any, TypeVar
+
+from auditor import cyclegc
+from auditor.expr import SharedScopes
+from auditor.judging import Group, judge_group, result
+from auditor.model import Result, Status, Subject
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,11 @@ _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _size = 0
 
+# A result as a worker sends it back: the check's index in its group, the subject, status,
+# message, observed values and evidence; the rest comes from the check. A Result object
+# costs four times as much to send.
+Row = tuple[int, Subject, str, str, dict[str, Any], tuple[str, ...]]
+
 
 def default_workers() -> int:
     """One per usable core but the one this process runs on."""
@@ -40,6 +51,46 @@ def default_workers() -> int:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return cores - 1
+
+
+class WorkerPool:
+    """Groups judged here, each large one shared with `workers` worker processes."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    def judge(self, groups: Sequence[Group], shared: SharedScopes | None) -> list[Result]:
+        parts: list[list[Result] | Part] = []
+        submitted: list[Part] = []
+        for group in groups:
+            here, *elsewhere = split(group.items, len(group.checks), self.workers)
+            shipped = group.for_workers() if elsewhere else group
+            queued = [submit(self.workers, replace(shipped, items=part)) for part in elsewhere]
+            parts.append(judge_group(replace(group, items=here), shared))  # while workers work
+            parts.extend(queued)
+            submitted.extend(queued)
+        for waiting in reversed(submitted):  # what no worker has started yet is judged here
+            waiting.take_back()
+        return [r for part in parts for r in (part if isinstance(part, list) else part.results())]
+
+
+def judge_rows(group: Group) -> list[Row]:
+    """Judge a part of a group: what a worker process is given to do (everything it needs is
+    in the group), its results as rows."""
+    index = {check.id: n for n, check in enumerate(group.checks)}
+    results = judge_group(group)
+    return [
+        (index[r.check_id], r.subject, r.status.value, r.message, r.observed, r.evidence)
+        for r in results
+    ]
+
+
+def _from_rows(group: Group, rows: list[Row]) -> list[Result]:
+    return [
+        result(group.checks[n], group.target, subject, Status(status), message, observed=seen,
+               evidence=proof)
+        for n, subject, status, message, seen, proof in rows
+    ]  # fmt: skip
 
 
 def split(items: Sequence[T], checks: int, workers: int) -> list[Sequence[T]]:
@@ -56,41 +107,40 @@ def split(items: Sequence[T], checks: int, workers: int) -> list[Sequence[T]]:
 
 
 class Part:
-    """The results of one part: judged by a worker, or here if no worker started it in time
-    or the worker failed."""
+    """The results of one part of a group: judged by a worker, or here if no worker started
+    it in time or the worker failed."""
 
-    def __init__(self, future: Future[list[Any]] | None, fallback: Callable[[], list[Any]]):
+    def __init__(self, future: Future[list[Row]] | None, group: Group):
         self._future = future
-        self._fallback = fallback
-        self._here: list[Any] | None = None
+        self._group = group
+        self._here: list[Result] | None = None
 
     def take_back(self) -> None:
         """Judge the part here now if no worker has started it."""
         if self._future is None or self._future.cancel():
             self._future = None
-            self._here = self._fallback()
+            self._here = judge_group(self._group)
 
-    def results(self) -> list[Any]:
+    def results(self) -> list[Result]:
         if self._here is not None:
             return self._here
         if self._future is not None:
             try:
-                return self._future.result()
+                return _from_rows(self._group, self._future.result())
             except Exception:  # a broken or killed worker: judge the part here (an error in
                 # the part itself recurs here and is raised)
                 log.debug("a worker failed; judging its part here", exc_info=True)
-        return self._fallback()
+        return judge_group(self._group)
 
 
-def submit(workers: int, function: Callable[..., list[Any]], *args: Any) -> Part:
-    """Run `function(*args)` in one of `workers` worker processes (all of it picklable)."""
-    fallback = lambda: function(*args)  # noqa: E731 - the same call, made here
+def submit(workers: int, group: Group) -> Part:
+    """Judge `group` in one of `workers` worker processes."""
     try:
-        return Part(_executor(workers).submit(function, *args), fallback)
+        return Part(_executor(workers).submit(judge_rows, group), group)
     except (OSError, ImportError, RuntimeError):  # no pool (no /dev/shm, no sem_open, a
         # broken or shut down pool): judge the part here
         log.debug("no worker process; judging here", exc_info=True)
-        return Part(None, fallback)
+        return Part(None, group)
 
 
 def _executor(workers: int) -> ProcessPoolExecutor:
@@ -102,5 +152,8 @@ def _executor(workers: int) -> ProcessPoolExecutor:
                 _pool.shutdown(wait=False)
             # spawn, not fork: a forked child of a threaded process can inherit held locks
             context = multiprocessing.get_context("spawn")
-            _pool, _size = ProcessPoolExecutor(max_workers=workers, mp_context=context), workers
+            _pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=context, initializer=cyclegc.worker_policy
+            )
+            _size = workers
         return _pool

@@ -62,7 +62,7 @@ def test_audit_over_ssh_matches_the_local_audit_of_the_same_host(
     assert by_check["host.sshd.no-empty-passwords"] == ["pass"]
     assert "pass" in by_check["host.files.identity-perms"]
     failing = next(r for r in remote["results"] if r["check_id"] == "host.os.container-optimized")
-    assert failing["observed"] == {"facts.host.os.id": "debian"}
+    assert failing["observed"] == {"host.os.id": "debian"}
     assert "debian" in failing["message"]
 
 

@@ -7,19 +7,22 @@ from dataclasses import replace
 from auditor import engine
 from auditor.config import TargetSpec
 from auditor.facts import new_fact
+from auditor.judging import Judging
 from auditor.model import Status, TargetRecord
 from auditor.profiles import load_profile
 
 
-def _verdicts(profile, record: TargetRecord) -> dict[tuple[str, str], tuple[Status, str]]:
-    results = engine.evaluate(profile, record, profile.variables, 0)
+def _verdicts(
+    profile, record: TargetRecord, judging: Judging | None = None
+) -> dict[tuple[str, str], tuple[Status, str]]:
+    results = engine.evaluate(profile, record, profile.variables, 0, judging=judging)
     return {(r.check_id, r.subject.name): (r.status, r.message) for r in results}
 
 
 def test_targets_share_a_converted_scope_only_when_their_facts_are_equal() -> None:
-    """Hosts with the same facts share one converted CEL scope (expr.Scope, keyed by the
-    facts' hashes); a host whose package list differs is judged on its own packages, and
-    each host's own name is the subject's."""
+    """With `share_scopes`, hosts with the same facts share one converted CEL scope
+    (expr.Scope, keyed by the facts' hashes); a host whose package list differs is judged on
+    its own packages, and each host's own name is the subject's. Off, the same verdicts."""
     profile = load_profile()
     first = engine.collect(profile, TargetSpec(url="local://"))
     twin = replace(first, name="twin")
@@ -33,7 +36,10 @@ def test_targets_share_a_converted_scope_only_when_their_facts_are_equal() -> No
         name="other",
         facts=tuple(changed if f.name == "host.packages" else f for f in first.facts),
     )
-    mine, twins, others = (_verdicts(profile, r) for r in (first, twin, other))
+    judging = Judging(share_scopes=True)
+    mine, twins, others = (_verdicts(profile, r, judging) for r in (first, twin, other))
+    assert judging.shared is not None and len(judging.shared) > 0
+    assert [_verdicts(profile, r) for r in (first, twin, other)] == [mine, twins, others]
     rename = {
         (check, "twin" if name == "local://" else name): v for (check, name), v in mine.items()
     }
@@ -42,7 +48,7 @@ def test_targets_share_a_converted_scope_only_when_their_facts_are_equal() -> No
     assert others[key][0] is Status.FAIL and "telnetd" in others[key][1]
     assert "telnetd" not in mine[("host.pkg.no-server-software", "local://")][1]
     # and judging the first host again, after the other, gives its own verdicts back
-    assert _verdicts(profile, first) == mine
+    assert _verdicts(profile, first, judging) == mine
 
 
 def test_output_that_cannot_be_read_makes_the_target_an_error(monkeypatch) -> None:

@@ -8,6 +8,7 @@ from auditor.expr import (
     EvaluationError,
     ExpressionError,
     Scope,
+    SharedScopes,
     compile_expression,
     fact_alias,
 )
@@ -149,7 +150,7 @@ def test_entering_a_subject_swaps_only_the_subject():
     assert verdicts == [
         ((True, True), {"subject.n": 1}, {"subject.n": 1}),
         ((False, False), {"subject.n": 3}, {"subject.n": 3}),
-        (None, {}, {}),  # what one subject gave is never carried to the next
+        (None, {"subject.n": "<absent>"}, {"subject.n": "<absent>"}),  # never the last one's
     ]
 
 
@@ -174,9 +175,7 @@ def test_missing_key_is_an_evaluation_error_not_false():
 
 
 def test_observed_values_are_the_chains_read_and_stop_before_methods():
-    expression = compile_expression(
-        "!subject.HostConfig.Privileged && subject.Mounts.exists(m, m.RW)"
-    )
+    expression = compile_expression("!subject.HostConfig.Privileged && subject.Mounts.size() == 0")
     scope = Scope({"subject": {"HostConfig": {"Privileged": True}, "Mounts": []}})
     assert scope.evaluate(expression) is False
     assert scope.observe(expression) == {
@@ -185,10 +184,75 @@ def test_observed_values_are_the_chains_read_and_stop_before_methods():
     }
 
 
-def test_large_observed_values_are_summarised():
+def test_a_default_applied_is_recorded_as_such_and_keys_are_written_as_read():
+    expression = compile_expression(
+        "int(get(facts.host.sysctl, 'kernel.kptr_restrict', '0')) >= 1"
+        " && get(facts.host.sysctl, 'kernel.dmesg_restrict', '0') == '1'"
+        " && facts.host.sshd_config.settings.permitrootlogin == 'no'"
+    )
+    facts = {
+        "sysctl": {"kernel.kptr_restrict": "0", "other": "1"},
+        "sshd_config": {"settings": {"permitrootlogin": "yes", "port": "22"}},
+    }
+    scope = Scope({"facts": {"host": facts}}, [expression])
+    assert scope.evaluate(expression) is False
+    assert scope.observe(expression) == {
+        'host.sysctl["kernel.kptr_restrict"]': "0",
+        'host.sysctl["kernel.dmesg_restrict"]': "<absent, default '0' applied>",
+        "host.sshd_config.settings.permitrootlogin": "yes",
+    }
+
+
+def test_predicates_over_many_items_record_the_offending_items_and_their_count():
+    containers = [
+        {"name": f"c{n}", "image": "x", "securityContext": {"privileged": n % 2 == 0}}
+        for n in range(50)
+    ]
+    subject = {"spec": {"containers": containers}, "secrets": {"a": 1}}
+    all_ = compile_expression("subject.spec.containers.all(c, !c.securityContext.privileged)")
+    exists = compile_expression("!subject.spec.containers.exists(c, c.securityContext.privileged)")
+    over_vars = compile_expression("vars.denied.all(p, !(p in subject.secrets))")
+    scope = Scope({"vars": {"denied": ["a", "b"]}}, [all_, exists, over_vars])
+    scope.enter(subject)
+    assert scope.evaluate(all_) is False and scope.evaluate(exists) is False
+    assert scope.observe(all_) == {}  # items only when asked: a pass costs no CEL evaluation
+    violating = scope.observe(all_, items=True)["subject.spec.containers"]
+    assert violating["count"] == 25 and len(violating["violating"]) == 20
+    assert violating["violating"][0] == {"name": "c0", "securityContext": {"privileged": True}}
+    matching = scope.observe(exists, items=True)["subject.spec.containers"]
+    assert matching == {"matching": violating["violating"], "count": 25}
+    assert scope.observe(over_vars, items=True) == {"vars.denied": {"violating": ["a"], "count": 1}}
+
+
+def test_a_predicate_that_is_the_whole_expression_needs_no_second_evaluation():
+    """`range.exists(...)` false, or `range.all(...)` true: no item is offending, as its value
+    alone shows; the record says so without evaluating the body again."""
+    exists = compile_expression("subject.items.exists(i, i > 5)")
+    negated = compile_expression("!subject.items.all(i, i > 5)")
+    scope = Scope({}, [exists, negated])
+    scope.enter({"items": [1, 2, 3]})
+    assert scope.evaluate(exists) is False and scope.evaluate(negated) is True
+    assert scope.observe(exists, items=True) == {"subject.items": {"matching": [], "count": 0}}
+    assert scope.observe(negated, items=True) == {
+        "subject.items": {"violating": [1, 2, 3], "count": 3}
+    }
+
+
+def test_an_absent_key_is_said_once_not_for_every_step_after_it():
+    expression = compile_expression(
+        "has(subject.Config.Healthcheck) && subject.Config.Healthcheck.Test[0] != 'NONE'"
+    )
+    scope = Scope({}, [expression])
+    scope.enter({"Config": {"Image": "x"}})
+    assert scope.evaluate(expression) is False
+    assert scope.observe(expression) == {"subject.Config.Healthcheck": "<absent>"}
+
+
+def test_large_values_read_whole_are_bounded_with_their_count_never_summarised():
     expression = compile_expression("size(subject.items) == 0")
     observed = Scope({"subject": {"items": list(range(5000))}}).observe(expression)
-    assert observed == {"subject.items": "<list of 5000 items>"}
+    assert observed["subject.items"]["count"] == 5000
+    assert observed["subject.items"]["first"] == list(range(20))
 
 
 @pytest.mark.parametrize(
@@ -274,11 +338,10 @@ class _CountingCel:
 
 @pytest.fixture
 def counting_cel(monkeypatch):
-    from auditor import expr
+    from auditor.expr import scope
 
-    counting = _CountingCel(expr.cel)
-    monkeypatch.setattr(expr, "cel", counting)
-    monkeypatch.setattr(expr, "_threads", type(expr._threads)())  # an empty cache
+    counting = _CountingCel(scope.cel)
+    monkeypatch.setattr(scope, "cel", counting)
     return counting
 
 
@@ -286,35 +349,46 @@ def test_scopes_with_one_key_convert_once_and_judge_each_subject(counting_cel):
     size = compile_expression("size(facts.host.packages.packages) == 2")
     owner = compile_expression("subject.owner == 'root' && 'bash' in facts.host.packages.packages")
     facts = {"host": {"packages": {"packages": {"bash": "5.2", "zsh": "5.9"}}}}
-    first = Scope({"facts": facts}, [size, owner], shared="same content")
+    contexts = SharedScopes()
+    first = Scope({"facts": facts}, [size, owner], shared="same content", contexts=contexts)
     first.enter({"owner": "root"})
     assert first.evaluate(size) is True and first.evaluate(owner) is True
     # the key names the content: a second scope with it is not converted again, even when
     # handed other data (the engine's key is made of the facts' hashes)
     second = Scope(
-        {"facts": {"host": {"packages": {"packages": {}}}}}, [size, owner], shared="same content"
+        {"facts": {"host": {"packages": {"packages": {}}}}},
+        [size, owner],
+        shared="same content",
+        contexts=contexts,
     )
     second.enter({"owner": "nobody"})
     assert second.evaluate(size) is True and second.evaluate(owner) is False
     assert counting_cel.contexts == 1
-    Scope({"facts": facts}, [size, owner], shared="other content")
-    Scope({"facts": facts}, [size], shared="same content")  # other expressions
+    Scope({"facts": facts}, [size, owner], shared="other content", contexts=contexts)
+    Scope({"facts": facts}, [size], shared="same content", contexts=contexts)  # other expressions
     assert counting_cel.contexts == 3
+
+
+def test_without_shared_contexts_every_scope_converts_its_own(counting_cel):
+    size = compile_expression("size(facts.host.packages.packages) == 2")
+    for _ in range(2):
+        Scope({"facts": {"host": {"packages": {"packages": {}}}}}, [size], shared="same")
+    assert counting_cel.contexts == 2
 
 
 def test_scopes_reading_now_are_never_shared(counting_cel):
     recent = compile_expression("timestamp(subject.at) > now - duration('1h')")
+    contexts = SharedScopes()
     for _ in range(2):
-        Scope({}, [recent], shared="same content")
-    assert counting_cel.contexts == 2
+        Scope({}, [recent], shared="same content", contexts=contexts)
+    assert counting_cel.contexts == 2 and len(contexts) == 0
 
 
 def test_shared_contexts_are_bounded(counting_cel):
-    from auditor import expr
-
     one = compile_expression("subject.x == 1")
-    for n in range(expr.SHARED_CONTEXTS + 3):
-        Scope({}, [one], shared=n)
-    assert len(expr._shared_contexts()) == expr.SHARED_CONTEXTS
-    Scope({}, [one], shared=0)  # the oldest was let go
-    assert counting_cel.contexts == expr.SHARED_CONTEXTS + 4
+    contexts = SharedScopes(size=8)
+    for n in range(contexts.size + 3):
+        Scope({}, [one], shared=n, contexts=contexts)
+    assert len(contexts) == contexts.size
+    Scope({}, [one], shared=0, contexts=contexts)  # the oldest was let go
+    assert counting_cel.contexts == contexts.size + 4

@@ -97,7 +97,7 @@ def test_an_invalid_regex_in_a_profile_names_file_line_and_check(tmp_path):
 
 
 def test_a_check_past_its_budget_is_stopped_at_the_next_helper_call(monkeypatch):
-    monkeypatch.setattr(expr, "EVALUATION_BUDGET", 0.3)
+    monkeypatch.setattr(expr.budget, "EVALUATION_BUDGET", 0.3)
     scope = scope_with({"l": list(range(3000))})  # 9 million helper calls: minutes
     started = time.monotonic()
     with pytest.raises(EvaluationError, match=r"stopped after the 0\.3s evaluation budget"):
@@ -106,7 +106,7 @@ def test_a_check_past_its_budget_is_stopped_at_the_next_helper_call(monkeypatch)
 
 
 def test_a_check_past_its_budget_without_helpers_is_an_error_once_it_ends(monkeypatch):
-    monkeypatch.setattr(expr, "EVALUATION_BUDGET", 0.05)
+    monkeypatch.setattr(expr.budget, "EVALUATION_BUDGET", 0.05)
     scope = scope_with({"l": list(range(1500))})
     with pytest.raises(EvaluationError, match=r"over the 0\.05s evaluation budget"):
         scope.evaluate(compile_expression("subject.l.all(x, subject.l.all(y, x + y >= 0))"))
@@ -119,7 +119,7 @@ def test_a_check_past_its_budget_is_an_error_result_of_that_check_alone(
 ):
     """A real local audit with two checks: the pathological one is `error` with the reason,
     the other is judged as ever."""
-    monkeypatch.setattr(expr, "EVALUATION_BUDGET", 0.2)
+    monkeypatch.setattr(expr.budget, "EVALUATION_BUDGET", 0.2)
     (tmp_path / "profile.yaml").write_text(
         'id: mini\ntitle: Mini\nversion: "1"\ninclude: [host.yaml]\n'
     )

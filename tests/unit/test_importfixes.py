@@ -8,9 +8,10 @@ import json
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 
-def _in_a_fresh_interpreter(code: str) -> dict[str, object]:
+def _in_a_fresh_interpreter(code: str) -> Any:
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
@@ -18,8 +19,7 @@ def _in_a_fresh_interpreter(code: str) -> dict[str, object]:
         timeout=60,
         check=True,
     )
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_paramiko_still_imports_invoke_at_start_so_deferring_it_pays():
@@ -71,3 +71,17 @@ def test_the_cel_extension_loads_alone_from_its_file():
         """
     )
     assert seen == {"name": "cel.cel", "file": "cel", "shell": False, "works": True}
+
+
+def test_judging_never_imports_the_shell():
+    seen = _in_a_fresh_interpreter(
+        """
+        import json, sys
+        from auditor.expr import compile_expression, Scope
+        expression = compile_expression("1 + 1 == 2")
+        assert Scope({}).evaluate(expression) is True
+        print(json.dumps(sorted(m for m in sys.modules
+                                if m.split(".")[0] in ("cel", "prompt_toolkit"))))
+        """
+    )
+    assert seen == ["cel.cel"]
