@@ -237,7 +237,7 @@ def test_legacy_groups_count_but_look_alike_custom_resources_do_not(tmp_path):
         ),
         ("- just\n- a list\n", "bad.yaml:1", "not a Kubernetes object"),
         ('{"apiVersion": "v1", "kind": "Pod", }', "bad.json:1", "not valid JSON"),
-        (ALIAS_BOMB, "bad.yaml:1", "expands to too many nodes"),
+        (ALIAS_BOMB, "bad.yaml:6", "aliases expand to more than 100000 nodes"),
     ],
 )
 def test_bad_input_is_a_problem_of_that_file_and_the_rest_is_read(

@@ -1,0 +1,66 @@
+"""Reading an input file that must be a regular file, within a size cap.
+
+A FIFO blocks `open()` until a writer comes, and `/dev/zero` or a character device never ends:
+a user's file given in their place must be refused, not waited on or read until memory runs
+out. The file is opened with O_NONBLOCK (so a FIFO opens at once), checked with fstat on the
+descriptor that is read (no race with a swapped path), and read up to `max_bytes`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+
+class UnreadableFile(Exception):
+    """The file cannot be used as input; `reason` is one line for the operator."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of `path`; UnreadableFile when it is missing, not a regular file or larger
+    than `max_bytes`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read: {exc.strerror}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableFile(f"not a regular file ({_kind(info.st_mode)})")
+        if info.st_size > max_bytes:
+            raise UnreadableFile(_too_large(info.st_size, max_bytes))
+        os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        total = 0
+        while chunk := os.read(fd, min(1 << 20, max_bytes + 1 - total) or 1):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:  # it grew while we read it
+                raise UnreadableFile(_too_large(total, max_bytes))
+        return b"".join(chunks)
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+
+
+def _too_large(size: int, max_bytes: int) -> str:
+    return f"file of {size} bytes is over the {max_bytes}-byte limit"
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "a special file"
