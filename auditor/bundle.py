@@ -29,9 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pydantic
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field
 
 from auditor import __version__
 from auditor.config import TargetSpec
@@ -41,6 +43,7 @@ from auditor.facts import canonical_json, utc_now
 from auditor.model import Fact, TargetKind, TargetRecord
 from auditor.profiles import LoadedProfile
 from auditor.redact import redact
+from auditor.regularfile import UnreadableFile, check_regular_file
 
 SCHEMA = "auditor-bundle/1"
 MANIFEST = "manifest.json"
@@ -214,8 +217,8 @@ class Bundle:
         """Every target with its facts, and the variables it was collected with."""
         out = []
         for entry in self.manifest["targets"]:
-            target = self._json(entry["file"])
             try:
+                target = self._json(entry["file"])
                 facts = tuple(
                     Fact(
                         name=meta["name"],
@@ -239,11 +242,12 @@ class Bundle:
                     error=target["error"],
                     facts=facts,
                 )
-            except (KeyError, TypeError, ValueError) as exc:
+                variables = dict(target.get("variables") or {})
+            except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
                 raise BundleError(
-                    f"malformed target file {entry['file']}: {exc!r}", path=self.path
+                    f"malformed target file {entry['file']}: {_why(exc)[:200]}", path=self.path
                 ) from exc
-            out.append((record, dict(target.get("variables") or {})))
+            out.append((record, variables))
         return out
 
     def _json(self, name: str) -> Any:
@@ -268,8 +272,36 @@ class Bundle:
         }
 
 
+class _Named(BaseModel):
+    """The parts of the manifest that reading a bundle relies on (more keys may follow)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class _ProfileRef(_Named):
+    id: str
+    version: str
+
+
+class _TargetEntry(_Named):
+    name: str
+    file: str = Field(pattern=_TARGET.pattern)
+
+
+class _Manifest(_Named):
+    tool_version: str
+    created_at: str
+    profile: _ProfileRef
+    targets: list[_TargetEntry]
+    files: dict[str, str]
+
+
 def read_bundle(path: Path, verify_key: Ed25519PublicKey | None = None) -> Bundle:
     """Read and verify a bundle; BundleError (exit 2, one line) for anything amiss."""
+    try:
+        check_regular_file(path)
+    except UnreadableFile as exc:
+        raise BundleError(exc.reason, path=path) from exc
     members = _members(path)
     if MANIFEST not in members:
         raise BundleError("no manifest.json: not an auditor bundle", path=path)
@@ -280,9 +312,12 @@ def read_bundle(path: Path, verify_key: Ed25519PublicKey | None = None) -> Bundl
     if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
         raise BundleError(f"not an auditor bundle (schema {SCHEMA})", path=path)
     signer = _check_signature(path, members, verify_key)
-    files = manifest.get("files")
-    if not isinstance(files, dict):
-        raise BundleError("manifest.json has no `files`", path=path)
+    try:
+        files = _Manifest.model_validate(manifest).files
+    except pydantic.ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise BundleError(f"manifest.json: {where}: {error['msg']}", path=path) from None
     for name in members:
         if name not in (MANIFEST, SIGNATURE) and name not in files:
             raise BundleError(f"{name} is not in the manifest (added later?)", path=path)

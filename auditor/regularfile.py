@@ -8,8 +8,10 @@ descriptor that is read (no race with a swapped path), and read up to `max_bytes
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -24,25 +26,54 @@ class UnreadableFile(Exception):
 def read_regular_file(path: Path, max_bytes: int) -> bytes:
     """The bytes of `path`; UnreadableFile when it is missing, not a regular file or larger
     than `max_bytes`."""
+    return b"".join(_chunks(path, max_bytes))
+
+
+def regular_file_sha256(path: Path, max_bytes: int) -> str:
+    """The SHA-256 of `path`, read in chunks (evidence files can be large); UnreadableFile as
+    for read_regular_file."""
+    digest = hashlib.sha256()
+    for chunk in _chunks(path, max_bytes):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_regular_file(path: Path) -> None:
+    """UnreadableFile unless `path` can be opened and is a regular file (for readers, such as
+    tarfile, that open the file themselves)."""
+    os.close(_open_regular(path, None))
+
+
+def _open_regular(path: Path, max_bytes: int | None) -> int:
+    """A blocking descriptor on `path`, checked to be a regular file of at most `max_bytes`."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise UnreadableFile(f"cannot read: {exc.strerror}") from exc
+    except FileNotFoundError as exc:
+        raise UnreadableFile("cannot read: no such file") from exc
+    except (OSError, ValueError) as exc:
+        raise UnreadableFile(f"cannot read: {getattr(exc, 'strerror', None) or exc}") from exc
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise UnreadableFile(f"not a regular file ({_kind(info.st_mode)})")
-        if info.st_size > max_bytes:
+        if max_bytes is not None and info.st_size > max_bytes:
             raise UnreadableFile(_too_large(info.st_size, max_bytes))
         os.set_blocking(fd, True)
-        chunks: list[bytes] = []
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _chunks(path: Path, max_bytes: int) -> Iterator[bytes]:
+    fd = _open_regular(path, max_bytes)
+    try:
         total = 0
-        while chunk := os.read(fd, min(1 << 20, max_bytes + 1 - total) or 1):
-            chunks.append(chunk)
+        while chunk := os.read(fd, 1 << 20):
             total += len(chunk)
             if total > max_bytes:  # it grew while we read it
                 raise UnreadableFile(_too_large(total, max_bytes))
-        return b"".join(chunks)
+            yield chunk
     except OSError as exc:
         raise UnreadableFile(f"cannot read: {exc.strerror}") from exc
     finally:

@@ -64,9 +64,7 @@ def _when(value: Any) -> Any:
             return date.fromisoformat(text)
         return datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(
-            f"{text[:40]!r} is not a date (YYYY-MM-DD) or an ISO 8601 time"
-        ) from None
+        raise ValueError(f"{text[:40]!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from None
 
 
 When = Annotated[date | datetime, BeforeValidator(_when)]

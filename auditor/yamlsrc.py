@@ -33,11 +33,6 @@ MAX_ALIAS_NODES = 100_000  # nodes that the aliases of one document may stand fo
 MAX_FILE_BYTES = 20_000_000  # a YAML input file (profiles, inventories ...: kilobytes)
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
-# libyaml's event parser when PyYAML was built with it: an order of magnitude faster.
-try:
-    from yaml._yaml import CParser as _Parser
-except ImportError:  # pragma: no cover - PyYAML without libyaml
-    _Parser = None
 
 
 class _PlainResolver(BaseResolver):
@@ -53,34 +48,44 @@ class _Constructor(SafeConstructor):
     """SafeConstructor with an explicit `!!timestamp` read as a string too."""
 
 
-_Constructor.add_constructor(_TIMESTAMP, SafeConstructor.construct_yaml_str)
+_Constructor.add_constructor(_TIMESTAMP, SafeConstructor.construct_yaml_str)  # type: ignore[type-var]
 
 
 class YamlLimitError(yaml.MarkedYAMLError):
     """The document is deeper, or expands to more, than auditor accepts."""
 
 
-if _Parser is not None:
+def _event_parser() -> Any:
+    """libyaml's event parser when PyYAML was built with it (an order of magnitude faster),
+    else the pure-Python one; both give the same events."""
+    try:
+        from yaml._yaml import CParser
 
-    class _EventSource(_Parser, _PlainResolver):  # type: ignore[misc]
-        def __init__(self, text: str) -> None:
-            _Parser.__init__(self, text)
-            _PlainResolver.__init__(self)
+        return CParser
+    except ImportError:  # pragma: no cover - PyYAML without libyaml
+        from yaml.parser import Parser
+        from yaml.reader import Reader
+        from yaml.scanner import Scanner
 
-else:  # pragma: no cover - PyYAML without libyaml: the pure-Python parser, same events
-    from yaml.parser import Parser
-    from yaml.reader import Reader
-    from yaml.scanner import Scanner
+        class PythonParser(Reader, Scanner, Parser):
+            def __init__(self, text: str) -> None:
+                Reader.__init__(self, text)
+                Scanner.__init__(self)
+                Parser.__init__(self)
 
-    class _EventSource(Reader, Scanner, Parser, _PlainResolver):  # type: ignore[no-redef]
-        def __init__(self, text: str) -> None:
-            Reader.__init__(self, text)
-            Scanner.__init__(self)
-            Parser.__init__(self)
-            _PlainResolver.__init__(self)
+            def dispose(self) -> None:
+                pass
 
-        def dispose(self) -> None:
-            pass
+        return PythonParser
+
+
+_Parser = _event_parser()
+
+
+class _EventSource(_Parser, _PlainResolver):  # type: ignore[misc,valid-type]
+    def __init__(self, text: str) -> None:
+        _Parser.__init__(self, text)
+        _PlainResolver.__init__(self)
 
 
 @dataclass
@@ -126,9 +131,9 @@ def _compose(source: Any) -> yaml.Node:
     stack: list[_Open] = []
     budget = MAX_ALIAS_NODES
     while True:
-        event = source.get_event()
+        event: Any = source.get_event()
         if isinstance(event, yaml.AliasEvent):
-            known = anchors.get(event.anchor)
+            known = anchors.get(event.anchor or "")
             if known is None:
                 raise _error(f"found undefined alias {event.anchor!r}", event)
             node, size, height = known
@@ -143,9 +148,8 @@ def _compose(source: Any) -> yaml.Node:
             tag = event.tag
             if tag is None or tag == "!":
                 tag = source.resolve(yaml.ScalarNode, event.value, event.implicit)
-            node = yaml.ScalarNode(
-                tag, event.value, event.start_mark, event.end_mark, style=event.style
-            )
+            marks: tuple[Any, Any] = (event.start_mark, event.end_mark)
+            node = yaml.ScalarNode(tag, event.value, *marks, style=event.style)
             size, height = 1, 1
             _remember(anchors, event, node, 1, 1)
         elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
@@ -276,8 +280,10 @@ def load_yaml(path: Path, error: type[InputError] = InputError) -> YamlDocument:
         for index, node in enumerate(compose_documents(text)):
             if index:
                 raise yaml.composer.ComposerError(
-                    "expected a single document in the stream", None,
-                    "but found another document", node.start_mark,
+                    "expected a single document in the stream",
+                    None,
+                    "but found another document",
+                    node.start_mark,
                 )
             root, data = node, construct(node)
     except yaml.YAMLError as exc:

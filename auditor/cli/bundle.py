@@ -22,6 +22,7 @@ from auditor.cli.run import (
     _exit_status,
     _in_background,
     _parse_var,
+    check_target_variables,
     finish_reports,
     prepared_profile,
     profile_options,
@@ -118,6 +119,7 @@ def collect(
         imports,
         (tls_ca, tls_cert, tls_key),
     )
+    check_target_variables(loaded, specs)
     key = load_private_key(sign_key) if sign_key is not None else None  # fail before collecting
     started = utc_now()
 

@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
@@ -23,14 +23,15 @@ from auditor.config import (
     RunConfig,
     TargetSpec,
 )
-from auditor.errors import ExitStatus, InputError
+from auditor.errors import ExitStatus, InputError, InventoryError
 from auditor.inventory import load_inventory
 from auditor.model import Result, Severity, Status, TargetRecord
-from auditor.profiles import DEFAULT_PROFILE, LoadedProfile, load_profile
+from auditor.profiles import DEFAULT_PROFILE, LoadedProfile, load_profile, variable_problem
 from auditor.recorder import Recorder, RecordOptions
 from auditor.reporters import ReportRequest, write
 from auditor.targets import scheme_of
 from auditor.waivers import DEFAULT_WARNING_DAYS
+from auditor.yamlsrc import parse_value, yaml_problem
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,12 +41,14 @@ DEFAULT_REPORTS = ("json:auditor-results.json", "html:auditor-report.html")
 
 def _parse_var(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
+    shown = text if len(text) <= 80 else text[:77] + "..."
     if not sep or not key:
-        raise InputError(f"bad --var {text!r}: expected NAME=VALUE (VALUE is YAML)")
+        raise InputError(f"bad --var {shown!r}: expected NAME=VALUE (VALUE is YAML)")
     try:
-        return key, yaml.safe_load(raw)
-    except yaml.YAMLError:
-        raise InputError(f"bad --var {text!r}: the value is not valid YAML") from None
+        return key, parse_value(raw)
+    except yaml.YAMLError as exc:
+        problem = yaml_problem(exc)[0].replace("invalid YAML: ", "")
+        raise InputError(f"bad --var {shown!r}: the value is not valid YAML: {problem}") from None
 
 
 def _options(*options: Callable[[F], F]) -> Callable[[F], F]:
@@ -298,7 +301,19 @@ def target_specs(
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InputError(f"target named twice: {duplicates[0]}")
+    _check_scanner_reports(specs)
     return specs
+
+
+def _check_scanner_reports(specs: list[TargetSpec]) -> None:
+    """A scanner report the user gave is input: one that cannot be read, or is not the tool's
+    report, stops the run (exit 2) rather than becoming results that a gate could pass."""
+    from auditor.targets.scanreport import read_report
+
+    for spec in specs:
+        tool, _, location = spec.url.partition("://")
+        if tool in ("trivy", "grype"):
+            read_report(tool, Path(location).expanduser())
 
 
 def _import_url(text: str) -> str:
@@ -317,6 +332,9 @@ def prepared_profile(
     unknown = sorted(set(variables) - set(loaded.variables))
     if unknown:
         raise InputError(f"unknown profile variable {unknown[0]!r}", item=unknown[0])
+    for key, value in variables.items():
+        if problem := variable_problem(value, loaded.variables[key]):
+            raise InputError(f"--var {key}: {problem}", item=key)
     if variables:
         loaded = replace(loaded, variables={**loaded.variables, **variables})
     return loaded
@@ -411,6 +429,21 @@ def run(
     return _run(config, requests, quiet=quiet, record=record_options_from(record_flags))
 
 
+def check_target_variables(loaded: LoadedProfile, specs: Iterable[TargetSpec]) -> None:
+    """Inventory `vars` must name the profile's variables, with values of their kind."""
+    for spec in specs:
+        for key, value in spec.variables.items():
+            problem = (
+                variable_problem(value, loaded.variables[key])
+                if key in loaded.variables
+                else "unknown profile variable"
+            )
+            if problem:
+                raise InventoryError(
+                    f"vars: {key}: {problem}", path=spec.source, item=spec.display_name
+                )
+
+
 def _run(
     config: RunConfig,
     requests: list[ReportRequest],
@@ -419,6 +452,7 @@ def _run(
     record: RecordOptions | None = None,
 ) -> ExitStatus:
     loaded = prepared_profile(config.profile, config.overlays, config.variables)
+    check_target_variables(loaded, config.targets)
     names = [spec.display_name for spec in config.targets]
     recorder = Recorder(loaded, names, record or RecordOptions())
     try:

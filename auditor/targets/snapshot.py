@@ -158,7 +158,8 @@ class SnapshotTarget(ClusterTarget):
         try:
             text = read_regular_file(path, MAX_FILE_BYTES).decode("utf-8")
         except UnreadableFile as exc:
-            split = " (split the dump, e.g. one file per namespace)" if "limit" in exc.reason else ""
+            large = "limit" in exc.reason
+            split = " (split the dump, e.g. one file per namespace)" if large else ""
             self._problem(shown, exc.reason + split)
             return
         except UnicodeDecodeError:
