@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pydantic
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -253,7 +254,7 @@ class Bundle:
     def _json(self, name: str) -> Any:
         if name not in self.members:
             raise BundleError(f"the manifest names {name}, which is missing", path=self.path)
-        return json.loads(self.members[name])
+        return orjson.loads(self.members[name])  # refuses lone surrogates, as UTF-8 does
 
     def _evidence(self, meta: dict[str, Any]) -> Any:
         return self._json(f"evidence/{meta['sha256']}.json")
@@ -306,7 +307,7 @@ def read_bundle(path: Path, verify_key: Ed25519PublicKey | None = None) -> Bundl
     if MANIFEST not in members:
         raise BundleError("no manifest.json: not an auditor bundle", path=path)
     try:
-        manifest = json.loads(members[MANIFEST])
+        manifest = orjson.loads(members[MANIFEST])
     except (ValueError, UnicodeDecodeError) as exc:
         raise BundleError(f"manifest.json is not JSON: {exc}", path=path) from exc
     if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
