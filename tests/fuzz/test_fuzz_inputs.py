@@ -8,7 +8,7 @@ that make large inputs (nesting 100,000 deep, alias bombs, devices and FIFOs) ru
 processes under RLIMIT_AS and a timeout; the rest run in this process (fast), with name
 resolution limited to loopback so that no mutated host name leaves the machine.
 
-    FUZZ_SECONDS=40 (default) bounds the in-process rounds; FUZZ_SEED=N replays a run. A failing
+    FUZZ_SECONDS=30 (default) bounds the in-process rounds; FUZZ_SEED=N replays a run. A failing
     input is written to artifacts/fuzz/ with the command that read it.
 """
 
@@ -40,7 +40,7 @@ CORPUS = HERE / "corpus"
 ROOT = HERE.parents[1]
 TINY = CORPUS / "profile" / "tiny"
 TRIVY = CORPUS / "trivy" / "trivy-image.json"
-SECONDS = float(os.environ.get("FUZZ_SECONDS", "40"))
+SECONDS = float(os.environ.get("FUZZ_SECONDS", "30"))
 CHILD_MEMORY = 3 * 2**30  # address space of a child run (CEL and the imports take ~1.2 GB)
 CHILD_SECONDS = 60
 RUN = ["-q", "--no-store", "--workers", "0"]
