@@ -17,7 +17,7 @@ snapshot manifests) goes through this one loader:
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,16 +88,16 @@ class _EventSource(_Parser, _PlainResolver):  # type: ignore[misc,valid-type]
         _PlainResolver.__init__(self)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Open:
-    """A collection being composed: its node, size so far, height, and keys seen."""
+    """A collection being composed: its node, size so far, height, and (a mapping's) keys."""
 
     node: yaml.CollectionNode
     anchor: str | None
+    keys: dict[tuple[str, str], int] | None  # (tag, text) -> line; None for a sequence
     size: int = 1
     height: int = 1
     key: yaml.Node | None = None  # a mapping's key waiting for its value
-    keys: dict[tuple[str, str], int] = field(default_factory=dict)  # (tag, text) -> line
 
 
 def compose_documents(text: str) -> Iterator[yaml.Node]:
@@ -130,35 +130,39 @@ def _compose(source: Any) -> yaml.Node:
     anchors: dict[str, tuple[yaml.Node, int | None, int]] = {}  # node, size, height
     stack: list[_Open] = []
     budget = MAX_ALIAS_NODES
+    node: yaml.Node
     while True:
         event: Any = source.get_event()
-        if isinstance(event, yaml.AliasEvent):
-            known = anchors.get(event.anchor or "")
-            if known is None:
-                raise _error(f"found undefined alias {event.anchor!r}", event)
-            node, size, height = known
-            if size is None:
-                raise _error(f"alias {event.anchor!r} inside the node it names", event)
-            budget -= size
-            if budget < 0:
-                raise _limit(f"aliases expand to more than {MAX_ALIAS_NODES} nodes", event)
-            if len(stack) + height > MAX_DEPTH:
-                raise _limit(f"nested deeper than {MAX_DEPTH} levels (through an alias)", event)
-        elif isinstance(event, yaml.ScalarEvent):
+        kind = type(event)
+        if kind is yaml.ScalarEvent:
             tag = event.tag
             if tag is None or tag == "!":
                 tag = source.resolve(yaml.ScalarNode, event.value, event.implicit)
             marks: tuple[Any, Any] = (event.start_mark, event.end_mark)
             node = yaml.ScalarNode(tag, event.value, *marks, style=event.style)
-            size, height = 1, 1
-            _remember(anchors, event, node, 1, 1)
-        elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
-            stack.append(_open(source, event))
+            size = height = 1
+            if event.anchor is not None:
+                anchors[event.anchor] = (node, 1, 1)
+        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+            stack.append(_open(source, event, kind is yaml.MappingStartEvent))
             if len(stack) > MAX_DEPTH:
                 raise _limit(f"nested deeper than {MAX_DEPTH} levels", event)
             if event.anchor is not None:
                 anchors[event.anchor] = (stack[-1].node, None, 1)
             continue
+        elif kind is yaml.AliasEvent:
+            known = anchors.get(event.anchor or "")
+            if known is None:
+                raise _error(f"found undefined alias {event.anchor!r}", event)
+            node, known_size, height = known
+            if known_size is None:
+                raise _error(f"alias {event.anchor!r} inside the node it names", event)
+            size = known_size
+            budget -= size
+            if budget < 0:
+                raise _limit(f"aliases expand to more than {MAX_ALIAS_NODES} nodes", event)
+            if len(stack) + height > MAX_DEPTH:
+                raise _limit(f"nested deeper than {MAX_DEPTH} levels (through an alias)", event)
         else:  # the end of a sequence or mapping
             done = stack.pop()
             node, size, height = done.node, done.size, done.height
@@ -167,41 +171,37 @@ def _compose(source: Any) -> yaml.Node:
                 anchors[done.anchor] = (node, size, height)
         if not stack:
             return node
-        _attach(stack[-1], node, min(size, MAX_ALIAS_NODES + 1), height)
+        parent = stack[-1]
+        parent.size += size if size <= MAX_ALIAS_NODES else MAX_ALIAS_NODES + 1
+        if height >= parent.height:
+            parent.height = height + 1
+        if parent.keys is None:
+            parent.node.value.append(node)
+        elif parent.key is None:
+            parent.key = node
+            if type(node) is yaml.ScalarNode:
+                _new_key(parent.keys, node)
+        else:
+            parent.node.value.append((parent.key, node))
+            parent.key = None
 
 
-def _open(source: Any, event: Any) -> _Open:
+def _open(source: Any, event: Any, is_mapping: bool) -> _Open:
     tag = event.tag
-    is_mapping = isinstance(event, yaml.MappingStartEvent)
     kind = yaml.MappingNode if is_mapping else yaml.SequenceNode
     if tag is None or tag == "!":
         tag = source.resolve(kind, None, event.implicit)
     node = kind(tag, [], event.start_mark, None, flow_style=event.flow_style)
-    return _Open(node, event.anchor)
+    return _Open(node, event.anchor, {} if is_mapping else None)
 
 
-def _attach(parent: _Open, node: yaml.Node, size: int, height: int) -> None:
-    parent.size += size
-    parent.height = max(parent.height, height + 1)
-    if isinstance(parent.node, yaml.SequenceNode):
-        parent.node.value.append(node)
-        return
-    if parent.key is None:
-        parent.key = node
-        if isinstance(node, yaml.ScalarNode):
-            seen = parent.keys.get((node.tag, node.value))
-            if seen is not None:
-                problem = f"duplicate key {node.value!r} (first on line {seen})"
-                raise yaml.composer.ComposerError(None, None, problem, node.start_mark)
-            parent.keys[(node.tag, node.value)] = node.start_mark.line + 1
-        return
-    parent.node.value.append((parent.key, node))
-    parent.key = None
-
-
-def _remember(anchors: dict[str, Any], event: Any, node: yaml.Node, size: int, height: int) -> None:
-    if event.anchor is not None:
-        anchors[event.anchor] = (node, size, height)
+def _new_key(keys: dict[tuple[str, str], int], node: yaml.ScalarNode) -> None:
+    """Note a mapping's key; a key written twice is an error naming both lines."""
+    seen = keys.get((node.tag, node.value))
+    if seen is not None:
+        problem = f"duplicate key {node.value!r} (first on line {seen})"
+        raise yaml.composer.ComposerError(None, None, problem, node.start_mark)
+    keys[(node.tag, node.value)] = node.start_mark.line + 1
 
 
 def _error(problem: str, event: Any) -> yaml.MarkedYAMLError:
