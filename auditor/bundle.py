@@ -219,35 +219,36 @@ class Bundle:
         out = []
         for entry in self.manifest["targets"]:
             try:
-                target = self._json(entry["file"])
+                target = _TargetFile.model_validate(self._json(entry["file"]))
                 facts = tuple(
                     Fact(
-                        name=meta["name"],
-                        target=target["name"],
-                        data=self._evidence(meta) if meta["error"] is None else None,
-                        source=meta["source"],
-                        status=meta["status"],
-                        stderr=meta["stderr"],
-                        collected_at=meta["collected_at"],
-                        sha256=meta["sha256"],
-                        error=meta["error"],
+                        target=target.name,
+                        data=self._evidence(meta.sha256) if meta.error is None else None,
+                        **meta.model_dump(),
                     )
-                    for meta in target["facts"]
+                    for meta in target.facts
                 )
                 record = TargetRecord(
-                    name=target["name"],
-                    url=target["url"],
-                    kind=TargetKind(target["kind"]),
-                    started_at=target["started_at"],
-                    finished_at=target["finished_at"],
-                    error=target["error"],
+                    name=target.name,
+                    url=target.url,
+                    kind=target.kind,
+                    started_at=target.started_at,
+                    finished_at=target.finished_at,
+                    error=target.error,
                     facts=facts,
                 )
-                variables = dict(target.get("variables") or {})
-            except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+            except pydantic.ValidationError as exc:
+                error = exc.errors()[0]
+                where = ".".join(str(part) for part in error["loc"])
+                raise BundleError(
+                    f"malformed target file {entry['file']}: {where}: {error['msg']}",
+                    path=self.path,
+                ) from None
+            except (ValueError, RecursionError) as exc:  # not JSON, or a lone surrogate
                 raise BundleError(
                     f"malformed target file {entry['file']}: {_why(exc)[:200]}", path=self.path
                 ) from exc
+            variables = target.variables
             out.append((record, variables))
         return out
 
@@ -256,8 +257,8 @@ class Bundle:
             raise BundleError(f"the manifest names {name}, which is missing", path=self.path)
         return orjson.loads(self.members[name])  # refuses lone surrogates, as UTF-8 does
 
-    def _evidence(self, meta: dict[str, Any]) -> Any:
-        return self._json(f"evidence/{meta['sha256']}.json")
+    def _evidence(self, sha256: str) -> Any:
+        return self._json(f"evidence/{sha256}.json")
 
     def summary(self) -> dict[str, Any]:
         """What a results document records about the bundle it was scored from."""
@@ -295,6 +296,35 @@ class _Manifest(_Named):
     profile: _ProfileRef
     targets: list[_TargetEntry]
     files: dict[str, str]
+
+
+class _FactMeta(BaseModel):
+    """One fact of a target file, as `fact_record` wrote it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    source: str
+    status: int | None
+    stderr: str
+    collected_at: str
+    sha256: str
+    error: str | None
+
+
+class _TargetFile(BaseModel):
+    """targets/NNNN.json: checked before a record is built from it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    url: str
+    kind: TargetKind
+    started_at: str
+    finished_at: str
+    error: str | None
+    variables: dict[str, Any] = Field(default_factory=dict)
+    facts: list[_FactMeta]
 
 
 def read_bundle(path: Path, verify_key: Ed25519PublicKey | None = None) -> Bundle:

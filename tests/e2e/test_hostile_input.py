@@ -314,3 +314,25 @@ def test_report_renders_a_valid_results_document(auditor_cli, tmp_path):
     result = auditor_cli("report", str(path), "-r", f"html:{tmp_path / 'r.html'}")
     assert result.code == 0, result.err
     assert "A small profile for the fuzz test" in (tmp_path / "r.html").read_text()
+
+
+def test_a_bundle_target_file_of_the_wrong_types_names_the_field(auditor_cli, tmp_path):
+    """A name that is a list reached the recorder as a dict key (found by the fuzz test)."""
+    with tarfile.open(CORPUS / "bundle" / "bundle.tar.gz", "r:gz") as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    target = json.loads(members["targets/0000.json"])
+    target["name"] = [["deep"]]
+    members["targets/0000.json"] = json.dumps(target).encode()
+    manifest = json.loads(members["manifest.json"])
+    manifest["files"]["targets/0000.json"] = hashlib.sha256(
+        members["targets/0000.json"]
+    ).hexdigest()
+    members["manifest.json"] = json.dumps(manifest).encode()
+    path = tmp_path / "bundle.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    line = error_line(auditor_cli("evaluate", str(path), "-p", TINY, "-q", "--no-store"))
+    assert "malformed target file targets/0000.json: name: Input should be a valid string" in line
