@@ -13,6 +13,7 @@ from auditor.model import Severity
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_COMMAND_TIMEOUT = 60.0
+MAX_TIMEOUT = 86_400.0  # a day: larger values overflow the socket layer's time_t
 
 
 @dataclass(frozen=True)

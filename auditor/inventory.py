@@ -20,7 +20,7 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from auditor.config import TargetSpec
+from auditor.config import MAX_TIMEOUT, TargetSpec
 from auditor.errors import InputError, InventoryError
 from auditor.targets import scheme_of
 from auditor.yamlsrc import load_yaml
@@ -39,8 +39,8 @@ class _Settings(BaseModel):
     tls_cert: str | None = None
     tls_key: str | None = None
     kubeconfig: str | None = None
-    connect_timeout: float | None = Field(default=None, gt=0)
-    command_timeout: float | None = Field(default=None, gt=0)
+    connect_timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT)
+    command_timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT)
     vars: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -72,7 +72,11 @@ def load_inventory(path: Path, base: TargetSpec) -> list[TargetSpec]:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
         item = str(loc[1]) if len(loc) > 1 and loc[0] in ("hosts", "groups") else None
-        what = f"unknown key {loc[-1]!r}" if err["type"] == "extra_forbidden" else err["msg"]
+        if err["type"] == "extra_forbidden":
+            what = f"unknown key {loc[-1]!r}"
+        else:
+            where = ".".join(str(part) for part in (loc[2:] if item else loc))
+            what = f"{where}: {err['msg']}" if where else err["msg"]
         raise InventoryError(what, path=path, line=doc.line_of(loc), item=item) from None
     if not inventory.hosts:
         raise InventoryError("no hosts", path=path, line=1)

@@ -19,6 +19,7 @@ from auditor import cyclegc, engine
 from auditor.config import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
+    MAX_TIMEOUT,
     Gates,
     RunConfig,
     TargetSpec,
@@ -121,14 +122,14 @@ target_options = _options(
         "--connect-timeout",
         default=DEFAULT_CONNECT_TIMEOUT,
         show_default=True,
-        type=click.FloatRange(min=0.1),
+        type=click.FloatRange(min=0.1, max=MAX_TIMEOUT),
         help="Seconds to connect to a target.",
     ),
     click.option(
         "--command-timeout",
         default=DEFAULT_COMMAND_TIMEOUT,
         show_default=True,
-        type=click.FloatRange(min=0.1),
+        type=click.FloatRange(min=0.1, max=MAX_TIMEOUT),
         help="Seconds for the host script.",
     ),
 )

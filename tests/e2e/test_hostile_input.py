@@ -336,3 +336,14 @@ def test_a_bundle_target_file_of_the_wrong_types_names_the_field(auditor_cli, tm
             tar.addfile(info, io.BytesIO(data))
     line = error_line(auditor_cli("evaluate", str(path), "-p", TINY, "-q", "--no-store"))
     assert "malformed target file targets/0000.json: name: Input should be a valid string" in line
+
+
+def test_timeouts_are_bounded(auditor_cli, tmp_path):
+    """1e308 seconds overflowed the socket layer: `internal error` for every host (fuzz test)."""
+    path = write(
+        tmp_path / "inventory.yaml", "defaults:\n  connect_timeout: 1e308\nhosts: {a: {}}\n"
+    )
+    line = error_line(auditor_cli("run", "-i", str(path), *QUIET))
+    assert "inventory.yaml:2: defaults.connect_timeout: Input should be less than or equal" in line
+    result = auditor_cli("run", "-t", "local://", "--connect-timeout", "1e308", *QUIET)
+    assert result.code == 2 and "is not in the range" in result.err
