@@ -335,7 +335,7 @@ def prepared_profile(
         raise InputError(f"unknown profile variable {unknown[0]!r}", item=unknown[0])
     for key, value in variables.items():
         if problem := variable_problem(value, loaded.variables[key]):
-            raise InputError(f"--var {key}: {problem}", item=key)
+            raise InputError(f"--var {key}: {problem}")
     if variables:
         loaded = replace(loaded, variables={**loaded.variables, **variables})
     return loaded
