@@ -108,7 +108,11 @@ class SnapshotTarget(ClusterTarget):
 
     def _read_all(self) -> None:
         if self.path == "-":
-            self._read_text(sys.stdin.read(), "<stdin>", json_first=None)
+            text = sys.stdin.read(MAX_FILE_BYTES + 1)  # characters: at least as many bytes
+            if len(text) > MAX_FILE_BYTES:
+                self._problem("<stdin>", f"over the {MAX_FILE_BYTES}-byte limit: not read")
+                return
+            self._read_text(text, "<stdin>", json_first=None)
             return
         root = Path(self.path).expanduser()
         if root.is_file():
