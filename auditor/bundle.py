@@ -44,7 +44,7 @@ from auditor.facts import canonical_json, utc_now
 from auditor.model import Fact, TargetKind, TargetRecord
 from auditor.profiles import LoadedProfile
 from auditor.redact import redact
-from auditor.regularfile import UnreadableFile, check_regular_file
+from auditor.regularfile import UnreadableFile, check_regular_file, read_regular_file
 
 SCHEMA = "auditor-bundle/1"
 MANIFEST = "manifest.json"
@@ -54,6 +54,7 @@ MAX_BYTES = 2 * 1024**3  # uncompressed; a bundle bigger than this is refused, n
 _TARGET = re.compile(r"^targets/[0-9]{4,6}\.json$")
 _EVIDENCE = re.compile(r"^evidence/([0-9a-f]{64})\.json$")
 PASSWORD_ENV = "AUDITOR_SIGN_KEY_PASSWORD"
+MAX_KEY_BYTES = 1 << 20  # a key file is a few hundred bytes
 
 
 class BundleError(InputError):
@@ -109,9 +110,9 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
 
 def _read_key(path: Path) -> bytes:
     try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise BundleError(f"cannot read the key: {exc.strerror}", path=path) from exc
+        return read_regular_file(path, MAX_KEY_BYTES)
+    except UnreadableFile as exc:
+        raise BundleError(f"the key: {exc.reason}", path=path) from exc
 
 
 def _raw(key: Ed25519PublicKey) -> bytes:

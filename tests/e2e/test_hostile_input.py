@@ -239,6 +239,9 @@ def test_fifos_and_devices_are_refused_at_once(auditor_cli, tmp_path, special):
     assert f"a.yaml:2: 4.1.1: evidence file '{special}': not a regular file ({kind})" in line
     line = error_line(auditor_cli("evaluate", special, "-p", TINY, "-q", "--no-store"))
     assert f"{special}: not a regular file ({kind})" in line
+    bundle = str(CORPUS / "bundle" / "bundle.tar.gz")
+    line = error_line(auditor_cli("verify", bundle, "--verify-key", special))
+    assert f"{special}: the key: not a regular file ({kind})" in line
 
 
 # -- bundles and results documents -----------------------------------------------------------------
