@@ -1,4 +1,5 @@
-"""Ships the top-level product data (benchmarks/, reports/templates/) inside the wheel.
+"""Ships the top-level product data (benchmarks/, reports/templates/, the results schema)
+inside the wheel.
 
 They live at the repository's top level so people find them; the build copies them to
 auditor/_data/ so an installed auditor carries them (auditor.resources finds either place).
@@ -11,6 +12,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 DATA_DIRS = {"benchmarks": "benchmarks", "templates": "reports/templates"}
+DATA_FILES = {"results.schema.json": "docs/results.schema.json"}
 
 
 class BuildWithData(build_py):
@@ -22,6 +24,8 @@ class BuildWithData(build_py):
             if target.exists():
                 shutil.rmtree(target)
             shutil.copytree(root / source, target)
+        for name, source in DATA_FILES.items():
+            shutil.copyfile(root / source, Path(self.build_lib) / "auditor" / "_data" / name)
 
 
 setup(cmdclass={"build_py": BuildWithData})

@@ -17,7 +17,6 @@ that is a file (relative to the attestation file) must exist; its sha256 is reco
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.engine import ORGANISATION
 from auditor.model import Result, Status
+from auditor.regularfile import UnreadableFile, regular_file_sha256
 from auditor.waivers import (
     DEFAULT_WARNING_DAYS,
     WaiverError,
@@ -39,6 +39,7 @@ from auditor.waivers import (
 )
 from auditor.yamlsrc import load_yaml
 
+MAX_EVIDENCE_BYTES = 2**30  # an evidence file is hashed, never held whole
 PREFIX = "attest."  # check id of a control's manual result: attest.<control id>
 
 
@@ -195,10 +196,10 @@ def load_attestations(
         if "://" not in spec.evidence:
             evidence = (path.parent / spec.evidence).expanduser()
             try:
-                digest = hashlib.sha256(evidence.read_bytes()).hexdigest()
-            except OSError as exc:
+                digest = regular_file_sha256(evidence, MAX_EVIDENCE_BYTES)
+            except UnreadableFile as exc:
                 raise WaiverError(
-                    f"evidence file {spec.evidence!r}: {exc.strerror} "
+                    f"evidence file {spec.evidence[:80]!r}: {exc.reason} "
                     "(give a link with a scheme, or a file relative to this one)",
                     path=path,
                     line=doc.line_of(["attestations", index, "evidence"]),

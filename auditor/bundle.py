@@ -33,8 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+import pydantic
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field
 
 from auditor import __version__
 from auditor.config import TargetSpec
@@ -44,6 +47,7 @@ from auditor.facts import canonical_json, utc_now
 from auditor.model import Fact, TargetKind, TargetRecord
 from auditor.profiles import LoadedProfile
 from auditor.redact import redact
+from auditor.regularfile import UnreadableFile, check_regular_file, read_regular_file
 from auditor.sshsig import SignatureFormatError, fingerprint, parse, raw_public, sign
 
 SCHEMA = "auditor-bundle/1"
@@ -65,6 +69,7 @@ _EVIDENCE = re.compile(r"^evidence/([0-9a-f]{64})\.json$")
 PASSWORD_ENV = "AUDITOR_SIGN_KEY_PASSWORD"
 NAMESPACE = "auditor-bundle"  # the SSH signature namespace (ssh-keygen -Y ... -n)
 TRUSTED_KEYS_ENV = "AUDITOR_TRUSTED_KEYS"
+MAX_KEY_BYTES = 1 << 20  # a key file is a few hundred bytes
 
 
 class BundleError(InputError):
@@ -120,9 +125,9 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
 
 def _read_key(path: Path) -> bytes:
     try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise BundleError(f"cannot read the key: {exc.strerror}", path=path) from exc
+        return read_regular_file(path, MAX_KEY_BYTES)
+    except UnreadableFile as exc:
+        raise BundleError(f"the key: {exc.reason}", path=path) from exc
 
 
 def key_id(key: Ed25519PublicKey) -> str:
@@ -266,45 +271,47 @@ class Bundle:
         """Every target with its facts, and the variables it was collected with."""
         out = []
         for entry in self.manifest["targets"]:
-            target = self._json(entry["file"])
             try:
+                target = _TargetFile.model_validate(self._json(entry["file"]))
                 facts = tuple(
                     Fact(
-                        name=meta["name"],
-                        target=target["name"],
-                        data=self._evidence(meta) if meta["error"] is None else None,
-                        source=meta["source"],
-                        status=meta["status"],
-                        stderr=meta["stderr"],
-                        collected_at=meta["collected_at"],
-                        sha256=meta["sha256"],
-                        error=meta["error"],
+                        target=target.name,
+                        data=self._evidence(meta.sha256) if meta.error is None else None,
+                        **meta.model_dump(),
                     )
-                    for meta in target["facts"]
+                    for meta in target.facts
                 )
                 record = TargetRecord(
-                    name=target["name"],
-                    url=target["url"],
-                    kind=TargetKind(target["kind"]),
-                    started_at=target["started_at"],
-                    finished_at=target["finished_at"],
-                    error=target["error"],
+                    name=target.name,
+                    url=target.url,
+                    kind=target.kind,
+                    started_at=target.started_at,
+                    finished_at=target.finished_at,
+                    error=target.error,
                     facts=facts,
                 )
-            except (KeyError, TypeError, ValueError) as exc:
+            except pydantic.ValidationError as exc:
+                error = exc.errors()[0]
+                where = ".".join(str(part) for part in error["loc"])
                 raise BundleError(
-                    f"malformed target file {entry['file']}: {exc!r}", path=self.path
+                    f"malformed target file {entry['file']}: {where}: {error['msg']}",
+                    path=self.path,
+                ) from None
+            except (ValueError, RecursionError) as exc:  # not JSON, or a lone surrogate
+                raise BundleError(
+                    f"malformed target file {entry['file']}: {_why(exc)[:200]}", path=self.path
                 ) from exc
-            out.append((record, dict(target.get("variables") or {})))
+            variables = target.variables
+            out.append((record, variables))
         return out
 
     def _json(self, name: str) -> Any:
         if name not in self.members:
             raise BundleError(f"the manifest names {name}, which is missing", path=self.path)
-        return json.loads(self.members[name])
+        return orjson.loads(self.members[name])  # refuses lone surrogates, as UTF-8 does
 
-    def _evidence(self, meta: dict[str, Any]) -> Any:
-        return self._json(f"evidence/{meta['sha256']}.json")
+    def _evidence(self, sha256: str) -> Any:
+        return self._json(f"evidence/{sha256}.json")
 
     def summary(self) -> dict[str, Any]:
         """What a results document records about the bundle it was scored from."""
@@ -321,6 +328,59 @@ class Bundle:
         }
 
 
+class _Named(BaseModel):
+    """The parts of the manifest that reading a bundle relies on (more keys may follow)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class _ProfileRef(_Named):
+    id: str
+    version: str
+
+
+class _TargetEntry(_Named):
+    name: str
+    file: str = Field(pattern=_TARGET.pattern)
+
+
+class _Manifest(_Named):
+    tool_version: str
+    created_at: str
+    profile: _ProfileRef
+    targets: list[_TargetEntry]
+    files: dict[str, str]
+
+
+class _FactMeta(BaseModel):
+    """One fact of a target file, as `fact_record` wrote it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    source: str
+    status: int | None
+    stderr: str
+    collected_at: str
+    sha256: str
+    error: str | None
+
+
+class _TargetFile(BaseModel):
+    """targets/NNNN.json: checked before a record is built from it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    url: str
+    kind: TargetKind
+    started_at: str
+    finished_at: str
+    error: str | None
+    variables: dict[str, Any] = Field(default_factory=dict)
+    facts: list[_FactMeta]
+
+
 def read_bundle(
     path: Path,
     trusted_keys: Sequence[Ed25519PublicKey] = (),
@@ -333,11 +393,15 @@ def read_bundle(
     or one signed by another key is read and marked untrusted. A signature that does not
     match the manifest is refused either way.
     """
+    try:
+        check_regular_file(path)
+    except UnreadableFile as exc:
+        raise BundleError(exc.reason, path=path) from exc
     members = _members(path)
     if MANIFEST not in members:
         raise BundleError("no manifest.json: not an auditor bundle", path=path)
     try:
-        manifest = json.loads(members[MANIFEST])
+        manifest = orjson.loads(members[MANIFEST])
     except (ValueError, UnicodeDecodeError) as exc:
         raise BundleError(f"manifest.json is not JSON: {exc}", path=path) from exc
     if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
@@ -350,9 +414,12 @@ def read_bundle(
             hint="trust the signer with --verify-key KEY or in "
             f"{trusted_keys_file()}, or read it anyway with --allow-untrusted",
         )
-    files = manifest.get("files")
-    if not isinstance(files, dict):
-        raise BundleError("manifest.json has no `files`", path=path)
+    try:
+        files = _Manifest.model_validate(manifest).files
+    except pydantic.ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise BundleError(f"manifest.json: {where}: {error['msg']}", path=path) from None
     for name in members:
         if name not in (MANIFEST, SIGNATURE) and name not in files:
             raise BundleError(f"{name} is not in the manifest (added later?)", path=path)

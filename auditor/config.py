@@ -16,6 +16,8 @@ from auditor.model import Severity
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_COMMAND_TIMEOUT = 60.0
+MAX_TIMEOUT = 86_400.0  # a day: larger values overflow the socket layer's time_t
+
 MIB = 1024**2
 DEFAULT_MAX_HOST_OUTPUT = 64 * MIB  # bytes of host script output read per host
 
@@ -58,7 +60,7 @@ def _setting(
             "paths": str | list[str],
             "pairs": list[str],
             "switch": bool,
-            "seconds": Annotated[float, Field(gt=0)],
+            "seconds": Annotated[float, Field(gt=0, le=MAX_TIMEOUT)],
             "mebibytes": Annotated[int, Field(ge=1)],
         }[kind]
     )

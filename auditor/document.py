@@ -10,17 +10,21 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 import orjson
 
 from auditor.coverage import matrix
 from auditor.errors import InputError
 from auditor.model import Fact, Result, Run, TargetRecord
 from auditor.profiles import LoadedProfile
+from auditor.regularfile import UnreadableFile, read_regular_file
+from auditor.resources import results_schema_path
 from auditor.scoring import FORMULA, Score, ScoreCard, score
 
 SCHEMA = "auditor-results/1"
@@ -237,14 +241,35 @@ def dumps(document: dict[str, Any]) -> str:
     return encoded.decode("utf-8") + "\n"
 
 
+MAX_DOCUMENT_BYTES = 2**30  # a results document read back by `auditor report`
+
+
 def load(path: Path) -> dict[str, Any]:
-    """Read a results document written by `--report json:PATH`."""
+    """Read a results document written by `--report json:PATH`, checked against its JSON
+    Schema before any reporter sees it (a hand-edited or foreign file is an input error)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", path=path) from exc
-    except json.JSONDecodeError as exc:
+        data = orjson.loads(read_regular_file(path, MAX_DOCUMENT_BYTES))
+    except UnreadableFile as exc:
+        raise InputError(exc.reason, path=path) from exc
+    except orjson.JSONDecodeError as exc:
         raise InputError(f"not JSON: {exc.msg}", path=path, line=exc.lineno) from exc
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise InputError(f"not an auditor results document (schema {SCHEMA})", path=path)
+    try:
+        _results_validator()(data)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        where = ".".join(exc.path[1:]) if exc.path else "document"
+        message = str(exc.message).replace(str(exc.name or ""), "", 1).strip()
+        raise InputError(
+            f"not a valid results document: {message[:200]}", path=path, item=where[:120]
+        ) from exc
+    except RecursionError as exc:
+        raise InputError("not a valid results document: nested too deep", path=path) from exc
     return data
+
+
+@cache
+def _results_validator() -> Callable[[Any], Any]:
+    schema = json.loads(results_schema_path().read_text(encoding="utf-8"))
+    validator: Callable[[Any], Any] = fastjsonschema.compile(schema)
+    return validator

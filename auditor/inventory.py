@@ -76,7 +76,8 @@ def load_inventory(path: Path, base: TargetSpec) -> list[TargetSpec]:
         if err["type"] == "extra_forbidden":
             what = f"unknown key {loc[-1]!r}"
         else:
-            what = f"{loc[-1]}: {err['msg']}" if isinstance(loc[-1], str) else err["msg"]
+            where = ".".join(str(part) for part in (loc[2:] if item else loc))
+            what = f"{where}: {err['msg']}" if where else err["msg"]
         raise InventoryError(what, path=path, line=doc.line_of(loc), item=item) from None
     if not inventory.hosts:
         raise InventoryError("no hosts", path=path, line=1)

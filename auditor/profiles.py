@@ -123,18 +123,34 @@ def available_profiles() -> list[Path]:
     return sorted(p.parent for p in root.glob("*/profile.yaml"))
 
 
+def _is_file(path: Path) -> bool:
+    """Path.is_file() that answers False for names the system refuses (too long, NUL ...)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def resolve_profile(name: str) -> Path:
     """profile.yaml of a shipped profile id, or of a directory or file the user names."""
     candidate = Path(name).expanduser()
-    if candidate.is_file():
+    if _is_file(candidate):
         return candidate
-    if (candidate / "profile.yaml").is_file():
+    if _is_file(candidate / "profile.yaml"):
         return candidate / "profile.yaml"
     shipped = benchmarks_dir() / name / "profile.yaml"
-    if shipped.is_file():
+    if _is_file(shipped):
         return shipped
     known = ", ".join(p.name for p in available_profiles()) or "none"
-    raise ProfileError(f"unknown profile {name!r} (shipped: {known})", item=name)
+    shown = name if len(name) <= 80 else name[:77] + "..."
+    raise ProfileError(f"unknown profile {shown!r} (shipped: {known})")
 
 
 def load_profile(name: str = DEFAULT_PROFILE, overlays: Sequence[Path] = ()) -> LoadedProfile:
@@ -142,7 +158,8 @@ def load_profile(name: str = DEFAULT_PROFILE, overlays: Sequence[Path] = ()) -> 
     `name` may also be a view (benchmarks/views/), which selects a profile's checks."""
     from auditor.views import load_view, view_path  # views build on this module
 
-    view = view_path(name) if not Path(name).expanduser().exists() else None
+    candidate = Path(name).expanduser()
+    view = view_path(name) if not (_is_file(candidate) or _is_dir(candidate)) else None
     if view is not None:
         if overlays:
             raise ProfileError(
@@ -196,7 +213,7 @@ def _load(manifest_path: Path, overlays: Sequence[Path]) -> LoadedProfile:
     for overlay_path in overlays:
         doc = load_yaml(overlay_path, ProfileError)
         overlay = _validate(Overlay, doc)
-        builder.problems.extend(_check_overlay(overlay, manifest, doc, set(variables)))
+        builder.problems.extend(_check_overlay(overlay, manifest, doc, variables))
         variables.update({k: v for k, v in overlay.variables.items() if k in variables})
         for index, control in enumerate(overlay.controls):
             if control.id in builder.controls:
@@ -375,29 +392,65 @@ def _item_along(data: Any, loc: Iterable[Any]) -> str | None:
 
 
 def _check_overlay(
-    overlay: Overlay, manifest: ProfileManifest, doc: YamlDocument, known_variables: set[str]
+    overlay: Overlay, manifest: ProfileManifest, doc: YamlDocument, known_variables: dict[str, Any]
 ) -> list[ProfileError]:
     problems = []
     if overlay.extends != manifest.id:
+        shown = overlay.extends if len(overlay.extends) <= 80 else overlay.extends[:77] + "..."
         problems.append(
             ProfileError(
-                f"extends {overlay.extends!r} but the profile is {manifest.id!r}",
+                f"extends {shown!r} but the profile is {manifest.id!r}",
                 path=doc.path,
                 line=doc.line_of(["extends"]),
-                item=overlay.extends,
             )
         )
-    for key in overlay.variables:
-        if key not in known_variables:
+    for key, value in overlay.variables.items():
+        problem = (
+            variable_problem(value, known_variables[key])
+            if key in known_variables
+            else "unknown variable"
+        )
+        if problem:
             problems.append(
-                ProfileError(
-                    "unknown variable",
-                    path=doc.path,
-                    line=doc.line_of(["variables", key]),
-                    item=key,
-                )
+                ProfileError(problem, path=doc.path, line=doc.line_of(["variables", key]), item=key)
             )
     return problems
+
+
+_TYPE_NAMES = {bool: "a boolean", int: "a number", str: "a string", list: "a list", dict: "a map"}
+
+
+def _kind(value: Any) -> type | None:
+    """The JSON kind of a value: bool, int (any number), str, list or dict; None for null."""
+    for kind in (bool, str, list, dict):
+        if isinstance(value, kind):
+            return kind
+    return int if isinstance(value, (int, float)) else None
+
+
+def _describe(value: Any) -> str:
+    kind = _kind(value)
+    if kind in (list, dict):
+        return _TYPE_NAMES[kind]
+    return "null" if value is None else repr(value)[:60]
+
+
+def variable_problem(value: Any, declared: Any) -> str | None:
+    """Why `value` cannot stand for a variable declared with the default `declared` (same JSON
+    kind; a list's items the kind of the default's items), or None. A null default takes any."""
+    want, got = _kind(declared), _kind(value)
+    if want is None:
+        return None
+    if got is not want:
+        return f"expected {_TYPE_NAMES[want]}, got {_describe(value)}"
+    if want is list and declared and value:
+        item_kind = _kind(declared[0])
+        if item_kind is not None and all(_kind(item) is item_kind for item in declared):
+            for index, item in enumerate(value):
+                if _kind(item) is not item_kind:
+                    expected = _TYPE_NAMES[item_kind]
+                    return f"item {index + 1}: expected {expected}, got {_describe(item)}"
+    return None
 
 
 class _CheckProblem(Exception):

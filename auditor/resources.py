@@ -1,4 +1,5 @@
-"""Where the shipped data (profiles, report templates) lives, installed or in a checkout."""
+"""Where the shipped data (profiles, report templates, the results schema) lives, installed
+or in a checkout."""
 
 from pathlib import Path
 
@@ -21,3 +22,9 @@ def benchmarks_dir() -> Path:
 def templates_dir() -> Path:
     """The directory holding the Jinja2 report templates."""
     return _data_dir("templates", "reports/templates")
+
+
+def results_schema_path() -> Path:
+    """The JSON Schema of the results document (docs/results.schema.json in a checkout)."""
+    installed = _PACKAGE / "_data" / "results.schema.json"
+    return installed if installed.is_file() else _CHECKOUT / "docs" / "results.schema.json"

@@ -62,7 +62,10 @@ def available_views() -> list[Path]:
 
 def view_path(name: str) -> Path | None:
     path = views_dir() / f"{name}.yaml"
-    return path if path.is_file() else None
+    try:
+        return path if path.is_file() else None
+    except (OSError, ValueError):  # a name the system refuses (too long): not a view
+        return None
 
 
 def _natural(value: str) -> tuple[tuple[int, str], ...]:

@@ -28,10 +28,17 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from auditor.errors import InputError
 from auditor.model import Result, Status
@@ -40,8 +47,27 @@ from auditor.yamlsrc import YamlDocument, load_yaml
 DEFAULT_WARNING_DAYS = 30
 NOT_RUN = "not-run"  # waiver.status of a result whose verdict a `still_runs: false` waiver dropped
 
-When = date | datetime
 M = TypeVar("M", bound=BaseModel)
+
+
+def _when(value: Any) -> Any:
+    """A date (YYYY-MM-DD) or an ISO 8601 time, written as text: YAML gives dates as strings
+    (the loader has no timestamp resolver), and a number such as 20990101 is refused rather
+    than read as Unix time."""
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a date (YYYY-MM-DD) or an ISO 8601 time")
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text[:40]!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from None
+
+
+When = Annotated[date | datetime, BeforeValidator(_when)]
 
 
 class WaiverError(InputError):

@@ -19,6 +19,7 @@ import click
 from auditor import engine, runner
 from auditor.cli.run import (
     DEFAULT_REPORTS,
+    check_target_variables,
     parse_vars,
     prepared_profile,
     profile_options,
@@ -118,6 +119,7 @@ def collect(
 
     loaded = prepared_profile(profile, overlays, parse_vars(variables))
     specs = target_specs(target_flags)
+    check_target_variables(loaded, specs)
     key = load_private_key(sign_key) if sign_key is not None else None  # fail before collecting
     started = utc_now()
 

@@ -9,7 +9,7 @@ import click
 
 from auditor import document
 from auditor.errors import ExitStatus, InputError
-from auditor.reporters import parse_requests, write
+from auditor.reporters import ReportRequest, parse_requests, write
 
 
 @click.command()
@@ -40,10 +40,29 @@ def report(source: str, reports: tuple[str, ...], db: str | None) -> ExitStatus:
     doc = _load(source, db)
     to_stdout = any(r.path == "-" for r in requests)
     for request in requests:
-        write(request, doc)
+        _render(request, doc, source if db is None or Path(source).exists() else None)
         if not to_stdout:
             click.echo(f"wrote {request.format} report: {request.path}", err=True)
     return ExitStatus.OK
+
+
+def _render(request: ReportRequest, doc: dict[str, Any], path: str | None) -> None:
+    """Write one report. A document read from a file passed its JSON Schema, but a hand-made
+    one can still hold what no run writes (a reporter then fails on it): that is the file's
+    problem, said in one line, not a traceback."""
+    from jinja2 import TemplateError
+
+    if path is None:  # from the store: written by auditor itself
+        write(request, doc)
+        return
+    try:
+        write(request, doc)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, TemplateError) as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise InputError(
+            f"cannot render {request.format}: not a document auditor writes ({reason})",
+            path=path,
+        ) from exc
 
 
 def _load(source: str, db: str | None) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,16 +12,25 @@ import click
 import yaml
 
 from auditor import runner
-from auditor.config import MIB, Gates, Setting, TargetSpec, connection_settings, setting_value
-from auditor.errors import ExitStatus, InputError
+from auditor.config import (
+    MAX_TIMEOUT,
+    MIB,
+    Gates,
+    Setting,
+    TargetSpec,
+    connection_settings,
+    setting_value,
+)
+from auditor.errors import ExitStatus, InputError, InventoryError
 from auditor.inventory import load_inventory
 from auditor.model import Severity
-from auditor.profiles import DEFAULT_PROFILE, LoadedProfile, load_profile
+from auditor.profiles import DEFAULT_PROFILE, LoadedProfile, load_profile, variable_problem
 from auditor.recorder import RecordOptions
 from auditor.reporters import parse_requests
 from auditor.runner import LiveTargets, RunPlan
 from auditor.targets import scheme_of
 from auditor.waivers import DEFAULT_WARNING_DAYS
+from auditor.yamlsrc import parse_value, yaml_problem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,12 +39,14 @@ DEFAULT_REPORTS = ("json:auditor-results.json", "html:auditor-report.html")
 
 def _parse_var(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
+    shown = text if len(text) <= 80 else text[:77] + "..."
     if not sep or not key:
-        raise InputError(f"bad --var {text!r}: expected NAME=VALUE (VALUE is YAML)")
+        raise InputError(f"bad --var {shown!r}: expected NAME=VALUE (VALUE is YAML)")
     try:
-        return key, yaml.safe_load(raw)
-    except yaml.YAMLError:
-        raise InputError(f"bad --var {text!r}: the value is not valid YAML") from None
+        return key, parse_value(raw)
+    except yaml.YAMLError as exc:
+        problem = yaml_problem(exc)[0].replace("invalid YAML: ", "")
+        raise InputError(f"bad --var {shown!r}: the value is not valid YAML: {problem}") from None
 
 
 def _options(*options: Callable[[F], F]) -> Callable[[F], F]:
@@ -55,7 +66,9 @@ def _setting_option(name: str, setting: Setting, default: Any) -> Callable[[F], 
     if setting.kind == "switch":
         kwargs["is_flag"] = True
     elif setting.kind == "seconds":
-        kwargs.update(default=default, show_default=True, type=click.FloatRange(min=0.1))
+        kwargs.update(
+            default=default, show_default=True, type=click.FloatRange(min=0.1, max=MAX_TIMEOUT)
+        )
     elif setting.kind == "mebibytes":
         kwargs.update(default=default // MIB, show_default=True, type=click.IntRange(min=1))
     elif setting.is_path:
@@ -237,7 +250,19 @@ def target_specs(flags: dict[str, Any]) -> list[TargetSpec]:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InputError(f"target named twice: {duplicates[0]}")
+    _check_scanner_reports(specs)
     return specs
+
+
+def _check_scanner_reports(specs: list[TargetSpec]) -> None:
+    """A scanner report the user gave is input: one that cannot be read, or is not the tool's
+    report, stops the run (exit 2) rather than becoming results that a gate could pass."""
+    from auditor.targets.scanreport import read_report
+
+    for spec in specs:
+        tool, _, location = spec.url.partition("://")
+        if tool in ("trivy", "grype"):
+            read_report(tool, Path(location).expanduser())
 
 
 def _import_url(text: str) -> str:
@@ -245,7 +270,7 @@ def _import_url(text: str) -> str:
     tool, sep, path = text.partition(":")
     if not sep or not path or tool not in ("trivy", "grype"):
         raise InputError(f"bad --import {text!r}: expected trivy:FILE or grype:FILE")
-    if not Path(path).expanduser().is_file():  # an input file, like --waivers: exit 2, not 3
+    if not Path(path).expanduser().exists():  # an input file, like --waivers: exit 2, not 3
         raise InputError(f"--import {text}: no such file")
     return f"{tool}://{path}"
 
@@ -258,6 +283,9 @@ def prepared_profile(
     unknown = sorted(set(variables) - set(loaded.variables))
     if unknown:
         raise InputError(f"unknown profile variable {unknown[0]!r}", item=unknown[0])
+    for key, value in variables.items():
+        if problem := variable_problem(value, loaded.variables[key]):
+            raise InputError(f"--var {key}: {problem}")
     if variables:
         loaded = replace(loaded, variables={**loaded.variables, **variables})
     return loaded
@@ -309,6 +337,7 @@ def run(**flags: Any) -> ExitStatus:
     specs = target_specs(flags)
     name, overlays, variables = flags.pop("profile"), flags.pop("overlays"), flags.pop("variables")
     loaded = prepared_profile(name, overlays, parse_vars(variables))
+    check_target_variables(loaded, specs)
     quiet = flags.pop("quiet")
     plan = RunPlan(
         reports=requests,
@@ -326,6 +355,21 @@ def run(**flags: Any) -> ExitStatus:
         request = profile_request(loaded, name, [str(o) for o in overlays], parse_vars(variables))
         source = DistributedTargets(specs, broker, request, plan.run_id, answer_timeout)
     return runner.execute(loaded, source, plan, say)
+
+
+def check_target_variables(loaded: LoadedProfile, specs: Iterable[TargetSpec]) -> None:
+    """Inventory `vars` must name the profile's variables, with values of their kind."""
+    for spec in specs:
+        for key, value in spec.variables.items():
+            problem = (
+                variable_problem(value, loaded.variables[key])
+                if key in loaded.variables
+                else "unknown profile variable"
+            )
+            if problem:
+                raise InventoryError(
+                    f"vars: {key}: {problem}", path=spec.source, item=spec.display_name
+                )
 
 
 def gates_from(flags: dict[str, Any]) -> Gates:

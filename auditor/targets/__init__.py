@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import importlib
-from urllib.parse import urlsplit
 
 from auditor.config import TargetSpec
 from auditor.errors import InventoryError
+from auditor.targets.address import address_problem, shown
 from auditor.targets.base import Target
 
 SCHEMES: dict[str, str] = {
@@ -25,26 +25,22 @@ def scheme_of(url: str) -> str:
     """The scheme of a target URL; InventoryError for URLs auditor cannot audit."""
     if "://" not in url:
         raise InventoryError(
-            f"bad target URL {url!r}: expected SCHEME://..., e.g. local://, ssh://user@host",
-            item=url,
+            f"bad target URL {shown(url)}: expected SCHEME://..., e.g. local://, ssh://user@host",
         )
     scheme = url.split("://", 1)[0].lower()
     if scheme not in SCHEMES:
         known = ", ".join(f"{s}://" for s in SCHEMES)
-        raise InventoryError(f"unknown target scheme {scheme!r} (known: {known})", item=url)
-    if scheme == "ssh":
-        parts = urlsplit(url)
-        try:
-            port = parts.port
-        except ValueError:
-            raise InventoryError(f"bad port in target URL {url!r}", item=url) from None
-        if not parts.hostname or (port is not None and not 0 < port < 65536):
-            raise InventoryError(f"bad target URL {url!r}: ssh://[user@]host[:port]", item=url)
+        raise InventoryError(f"unknown target scheme {scheme[:40]!r} (known: {known})")
+    rest = url.split("://", 1)[1]
+    if scheme == "local" and rest not in ("", "/"):
+        raise InventoryError(f"bad target URL {shown(url)}: local:// takes nothing after it")
+    if scheme == "ssh" and (problem := address_problem(url, url, "ssh://[user@]host[:port]")):
+        raise InventoryError(problem)
     if scheme in ("docker", "docker+ssh"):
         from auditor.targets.docker import url_problem
 
         if problem := url_problem(url):
-            raise InventoryError(problem, item=url)
+            raise InventoryError(problem)
     if scheme == "k8s-snapshot" and not url.split("://", 1)[1].strip():
         raise InventoryError(f"bad target URL {url!r}: k8s-snapshot://FILE-OR-DIRECTORY", item=url)
     if scheme in ("trivy", "grype") and not url.split("://", 1)[1].strip():

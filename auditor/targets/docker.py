@@ -26,11 +26,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
 from auditor.config import TargetSpec
 from auditor.errors import TargetError
 from auditor.model import TargetKind
+from auditor.targets.address import address_problem
 from auditor.targets.base import HostTarget, Target
 
 if TYPE_CHECKING:
@@ -102,27 +102,11 @@ def url_problem(url: str) -> str | None:
 
 
 def _tcp_problem(address: str, url: str) -> str | None:
-    parts = urlsplit(address)
-    try:
-        port = parts.port
-    except ValueError:
-        return f"bad port in Docker URL {url!r}"
-    if not parts.hostname:
-        return f"bad Docker URL {url!r}: tcp://host:port"
-    if port is not None and not 0 < port < 65536:
-        return f"bad port in Docker URL {url!r}"
-    return None
+    return address_problem(address, url, "docker://tcp://host:port")
 
 
 def _ssh_problem(address: str, url: str, form: str) -> str | None:
-    parts = urlsplit(address)
-    try:
-        port = parts.port
-    except ValueError:
-        return f"bad port in Docker URL {url!r}"
-    if not parts.hostname or (port is not None and not 0 < port < 65536):
-        return f"bad Docker URL {url!r}: {form}"
-    return None
+    return address_problem(address, url, form)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote
 
-from auditor.errors import CollectionError, TargetError
+from auditor.errors import CollectionError, InputError, TargetError
 from auditor.model import TargetKind
 from auditor.targets.base import Target
+from auditor.yamlsrc import load_yaml
 
 PAGE_SIZE = 500  # objects per list call
 MAX_PAGES = 10_000  # a server that keeps answering with a continue token is broken or hostile
@@ -208,6 +209,13 @@ class KubernetesTarget(ClusterTarget):
 
         configuration = client.Configuration()
         paths = kubeconfig_paths(self.spec.kubeconfig)
+        for path in paths:  # through our bounded loader first: the client's has no bounds
+            try:
+                load_yaml(path)
+            except InputError as exc:
+                at = f" at line {exc.line}" if exc.line else ""
+                reason = f"kubeconfig could not be read: {path}: {exc.reason}{at}"
+                raise TargetError(reason) from exc
         try:
             if paths:
                 config.load_kube_config(  # type: ignore[no-untyped-call]

@@ -6,15 +6,37 @@ imports their findings as evidence about images and judges them with its own thr
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from auditor.errors import TargetError
+import orjson
+
+from auditor.errors import InputError, TargetError
 from auditor.model import TargetKind
+from auditor.regularfile import UnreadableFile, read_regular_file
 from auditor.targets.base import Target
 
 MAX_REPORT_BYTES = 200 * 1024 * 1024
+
+
+def read_report(tool: str, path: Path) -> Any:
+    """The parsed JSON of a scanner report, checked to be of `tool`'s shape; InputError naming
+    the file (and the line or item) when it cannot be read or is not such a report."""
+    from auditor.collectors.scanners import ReportFormatError, images_of  # imports this module
+
+    try:
+        document = orjson.loads(read_regular_file(path, MAX_REPORT_BYTES))
+    except UnreadableFile as exc:
+        raise InputError(f"{tool} report: {exc.reason}", path=path) from exc
+    except orjson.JSONDecodeError as exc:
+        raise InputError(
+            f"not a {tool} JSON report ({exc.msg})", path=path, line=exc.lineno
+        ) from exc
+    try:
+        images_of(tool, document)
+    except ReportFormatError as exc:
+        raise InputError(f"not a {tool} JSON report: {exc}", path=path) from exc
+    return document
 
 
 class ScanReportTarget(Target):
@@ -30,20 +52,9 @@ class ScanReportTarget(Target):
 
     def connect(self) -> None:
         try:
-            size = self.path.stat().st_size
-        except OSError as exc:
-            reason = f"cannot read {self.tool} report {self.path}: {exc.strerror}"
-            raise TargetError(reason) from exc
-        if size > MAX_REPORT_BYTES:
-            raise TargetError(f"{self.path} is larger than {MAX_REPORT_BYTES // 2**20} MB")
-        try:
-            self.document = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TargetError(f"cannot read {self.tool} report {self.path}: {exc}") from exc
-        except json.JSONDecodeError as exc:
-            raise TargetError(
-                f"{self.path}:{exc.lineno}: not a {self.tool} JSON report ({exc.msg})"
-            ) from exc
+            self.document = read_report(self.tool, self.path)
+        except InputError as exc:
+            raise TargetError(str(exc)) from exc
 
     def close(self) -> None:
         self.document = None

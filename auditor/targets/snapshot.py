@@ -5,13 +5,16 @@ PATH is a file or a directory (read recursively: *.yaml, *.yml, *.json; hidden d
 skipped), or `-` for standard input. Multi-document YAML, `kind: List` and `*List` dumps
 (`kubectl get -A -o json`) and rendered Helm output are understood; every object keeps the
 file and line it came from. A file that cannot be read (not YAML, too large, a document
-without `kind`, an unknown built-in kind) is reported as a problem with its file and line,
-and everything else is audited.
+without `kind`, an unknown built-in kind, nested too deep, a symlink out of PATH, not a regular
+file) is reported as a problem with its file and line, and everything else is audited. Memory
+is bounded by MAX_FILE_BYTES per file and MAX_OBJECTS objects judged on their own (without
+`ownerReferences`) per snapshot; objects past the cap are reported, not read.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -22,14 +25,18 @@ from typing import Any
 import orjson
 import yaml
 
+from auditor import yamlsrc
 from auditor.errors import TargetError
+from auditor.regularfile import UnreadableFile, read_regular_file
 from auditor.targets import render
 from auditor.targets.kubernetes import ClusterTarget, KubeletConfig, Listing, Resource
 
 MAX_FILE_BYTES = 50_000_000  # larger files are refused: parsing them could exhaust memory
-MAX_NODES = 2_000_000  # nodes one YAML document may expand to through aliases
+# Objects judged on their own (no ownerReferences) per snapshot: each costs about 100 KB once
+# judged and reported (bare pods), so 10,000 keep a run near a gigabyte. Env overrides it.
+MAX_OBJECTS = 10_000
+MAX_OBJECTS_ENV = "AUDITOR_SNAPSHOT_MAX_OBJECTS"
 SUFFIXES = (".yaml", ".yml", ".json")
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Kinds the built-in API groups serve, so a misspelt kind is caught instead of ignored.
 # Groups not listed here (dotted names) are custom resources: read, not audited.
@@ -88,19 +95,30 @@ class SnapshotTarget(ClusterTarget):
         self._problems: list[tuple[str, str]] = []
         self.rendered: list[str] = []  # charts and Kustomizations, as "helm DIR"
         self.files = 0
+        self._own_objects = 0  # objects without ownerReferences read so far
+        self._max_objects = _max_objects()
 
     def connect(self) -> None:
         self._read_all()
 
     def _read_all(self) -> None:
         if self.path == "-":
-            self._read_text(sys.stdin.read(), "<stdin>", json_first=None)
+            text = sys.stdin.read(MAX_FILE_BYTES + 1)  # characters: at least as many bytes
+            if len(text) > MAX_FILE_BYTES:
+                self._problem("<stdin>", f"over the {MAX_FILE_BYTES}-byte limit: not read")
+                return
+            self._read_text(text, "<stdin>", json_first=None)
             return
         root = Path(self.path).expanduser()
         if root.is_file():
             self._read_file(root, root.name if root.is_absolute() else self.path)
         elif root.is_dir():
-            files = list(_manifest_files(root))
+            listed = list(_manifest_files(root))
+            for path, outside in listed:
+                if outside is not None:
+                    shown = path.relative_to(root).as_posix()
+                    self._problem(shown, f"symlink to {outside}, outside the snapshot: skipped")
+            files = [path for path, outside in listed if outside is None]
             charts, owned = render.renderables(root, files)
             for path in files:
                 if path not in owned:
@@ -153,17 +171,11 @@ class SnapshotTarget(ClusterTarget):
     def _read_file(self, path: Path, shown: str) -> None:
         self.files += 1
         try:
-            size = path.stat().st_size
-            if size > MAX_FILE_BYTES:
-                self._problem(
-                    shown,
-                    f"file of {size} bytes is over the {MAX_FILE_BYTES}-byte limit "
-                    "(split the dump, e.g. one file per namespace)",
-                )
-                return
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            self._problem(shown, f"cannot read: {exc.strerror}")
+            text = read_regular_file(path, MAX_FILE_BYTES).decode("utf-8")
+        except UnreadableFile as exc:
+            large = "limit" in exc.reason
+            split = " (split the dump, e.g. one file per namespace)" if large else ""
+            self._problem(shown, exc.reason + split)
             return
         except UnicodeDecodeError:
             self._problem(shown, "not UTF-8 text")
@@ -214,20 +226,54 @@ class SnapshotTarget(ClusterTarget):
         if problem:
             self._problem(location, problem)
             return
+        metadata = data.get("metadata")
+        if not (isinstance(metadata, dict) and metadata.get("ownerReferences")):
+            self._own_objects += 1
+            if self._own_objects > self._max_objects:
+                if self._own_objects == self._max_objects + 1:
+                    self._problem(
+                        location,
+                        f"more than {self._max_objects} objects without an owner: this one and "
+                        f"those after it are not audited (raise {MAX_OBJECTS_ENV} to read more)",
+                    )
+                return
         self.objects.setdefault(kind, []).append(ManifestObject(group, data, location))
 
     def _problem(self, location: str, reason: str) -> None:
         self._problems.append((location, reason))
 
 
-def _manifest_files(root: Path) -> Iterator[Path]:
-    """Manifest files under `root`, sorted, hidden directories and files skipped."""
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root).parts
-        if any(part.startswith(".") for part in relative):
-            continue
-        if path.suffix.lower() in SUFFIXES and path.is_file():
-            yield path
+def _max_objects() -> int:
+    try:
+        return max(1, int(os.environ.get(MAX_OBJECTS_ENV) or MAX_OBJECTS))
+    except ValueError:
+        return MAX_OBJECTS
+
+
+def _manifest_files(root: Path) -> Iterator[tuple[Path, str | None]]:
+    """(file, None) for each manifest file under `root`, sorted, hidden directories and files
+    skipped; (link, where it points) for a symlink that leads out of `root`. Symlinked
+    directories are not followed (their files are read where they are, if inside)."""
+    real_root = root.resolve()
+    found: list[Path] = []
+    for directory, subdirs, files in os.walk(root):
+        here = Path(directory)
+        subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+        for name in subdirs:
+            if (here / name).is_symlink():
+                found.append(here / name)
+        found += [here / name for name in files if not name.startswith(".")]
+    for path in sorted(found):
+        if path.is_symlink():
+            real = path.resolve()
+            wanted = real.is_dir() or path.suffix.lower() in SUFFIXES
+            if not real.is_relative_to(real_root) and wanted:
+                yield path, str(real)
+                continue
+            if real.is_dir():
+                continue
+        if path.suffix.lower() in SUFFIXES and not path.is_dir():
+            yield path, None
 
 
 def _group_of(api_version: Any) -> str | None:
@@ -277,35 +323,18 @@ class _Document:
 
 
 def _yaml_documents(text: str, shown: str) -> Iterator[tuple[int, _Document]]:
-    """(line, document) for each non-empty document; a syntax error stops the file there."""
-    loader = _LOADER(text)
-    check_aliases = "&" in text
+    """(line, document) for each non-empty document; a syntax error, or a document past the
+    loader's bounds (depth, aliases, duplicate keys), stops the file there."""
     try:
-        while True:
-            try:
-                if not loader.check_node():
-                    return
-                node = loader.get_node()
-            except yaml.MarkedYAMLError as exc:
-                mark = exc.problem_mark or exc.context_mark
-                line = mark.line + 1 if mark else 1
-                raise _ParseError(
-                    f"{shown}:{line}", f"not valid YAML: {exc.problem or exc.context}"
-                ) from exc
-            except yaml.YAMLError as exc:
-                raise _ParseError(f"{shown}:1", f"not valid YAML: {exc}") from exc
-            if node is None or (isinstance(node, yaml.ScalarNode) and node.value == ""):
+        for node in yamlsrc.compose_documents(text):
+            if isinstance(node, yaml.ScalarNode) and node.value == "":
                 continue
             line = node.start_mark.line + 1
-            if check_aliases and _expanded_size(node) > MAX_NODES:
-                raise _ParseError(f"{shown}:{line}", "document expands to too many nodes")
-            try:
-                data = loader.construct_document(node)
-            except yaml.YAMLError as exc:
-                raise _ParseError(f"{shown}:{line}", f"not valid YAML: {exc}") from exc
+            data = yamlsrc.construct(node)
             yield line, _Document(data, _yaml_item_lines(node), line)
-    finally:
-        loader.dispose()
+    except yaml.YAMLError as exc:
+        problem, line = yamlsrc.yaml_problem(exc)
+        raise _ParseError(f"{shown}:{line or 1}", problem.replace("invalid", "not valid")) from exc
 
 
 def _yaml_item_lines(node: yaml.Node) -> dict[int, int]:
@@ -316,29 +345,6 @@ def _yaml_item_lines(node: yaml.Node) -> dict[int, int]:
         if is_items and isinstance(value, yaml.SequenceNode):
             return {i: child.start_mark.line + 1 for i, child in enumerate(value.value)}
     return {}
-
-
-def _expanded_size(root: yaml.Node) -> int:
-    """How many nodes `root` stands for once aliases are expanded (memoised, so linear)."""
-    sizes: dict[int, int] = {}
-
-    def size(node: yaml.Node) -> int:
-        known = sizes.get(id(node))
-        if known is not None:
-            return known
-        sizes[id(node)] = 1  # a cycle counts once (the constructor handles it)
-        total = 1
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                total += size(key) + size(value)
-        elif isinstance(node, yaml.SequenceNode):
-            for child in node.value:
-                total += size(child)
-        total = min(total, MAX_NODES + 1)
-        sizes[id(node)] = total
-        return total
-
-    return size(root)
 
 
 # -- JSON --------------------------------------------------------------------------------------
@@ -364,9 +370,27 @@ def _json_documents(text: str, shown: str) -> Iterator[tuple[int, _Document]]:
                 item_lines = {}
         except json.JSONDecodeError as exc:
             raise _ParseError(f"{shown}:{exc.lineno}", f"not valid JSON: {exc.msg}") from exc
+        except RecursionError as exc:
+            line = lines.line(start)
+            raise _ParseError(f"{shown}:{line}", "not valid JSON: nested too deep") from exc
         line = lines.line(start)
+        if _SURROGATE.search(text, start, position):
+            _refuse_lone_surrogates(data, f"{shown}:{line}")
         yield line, _Document(data, item_lines, line)
         position = _skip_space(text, position)
+
+
+# A \\uD800-\\uDFFF escape: JSON allows it alone, UTF-8 (and so every output) does not.
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _refuse_lone_surrogates(data: Any, location: str) -> None:
+    """orjson encodes only valid Unicode: a string with a lone surrogate makes it refuse."""
+    try:
+        orjson.dumps(data)
+    except orjson.JSONEncodeError as exc:
+        if "surrogate" in str(exc):
+            raise _ParseError(location, "not valid JSON: a string holds a lone surrogate") from exc
 
 
 # The `items` key of a printed list dump, on a line of its own, and the first key of a document.

@@ -315,3 +315,19 @@ def test_real_cluster_auditor_role_is_enough(profile):
     record, _ = audit(profile, TargetSpec(url="k8s://", kubeconfig=REAL))
     forbidden = [f"{f.name}: {f.error}" for f in record.facts if f.error and "forbidden" in f.error]
     assert not forbidden, forbidden
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("clusters: " + "[" * 100_000 + "]" * 100_000 + "\n", "nested deeper than 200 levels"),
+        ("clusters: []\nclusters: []\n", "duplicate key 'clusters' (first on line 1) at line 2"),
+    ],
+)
+def test_a_hostile_kubeconfig_is_refused_by_the_bounded_loader(tmp_path, text, expected):
+    """The client's own YAML loader has no depth or alias bound: ours reads it first."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(text)
+    with pytest.raises(TargetError, match="^kubeconfig could not be read: ") as caught:
+        open_target(TargetSpec(url="k8s://", kubeconfig=str(path))).connect()
+    assert expected in str(caught.value)

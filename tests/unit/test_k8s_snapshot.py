@@ -16,7 +16,7 @@ from auditor.errors import TargetError
 from auditor.model import Status
 from auditor.profiles import load_profile
 from auditor.targets.kubernetes import RESOURCES
-from auditor.targets.snapshot import MAX_FILE_BYTES, SnapshotTarget
+from auditor.targets.snapshot import MAX_FILE_BYTES, MAX_OBJECTS_ENV, SnapshotTarget
 
 POD = (
     "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: shop}}\n"
@@ -237,9 +237,18 @@ def test_legacy_groups_count_but_look_alike_custom_resources_do_not(tmp_path):
         ),
         ("- just\n- a list\n", "bad.yaml:1", "not a Kubernetes object"),
         ('{"apiVersion": "v1", "kind": "Pod", }', "bad.json:1", "not valid JSON"),
-        (ALIAS_BOMB, "bad.yaml:1", "expands to too many nodes"),
+        (ALIAS_BOMB, "bad.yaml:6", "aliases expand to more than 100000 nodes"),
+        # issue 17: each of these took the whole target down (every check `error`)
+        ('{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "\\ud800"}}', "bad.json:1",
+         "not valid JSON: a string holds a lone surrogate"),
+        ('{"kind": "Pod", "spec": ' + "[" * 100_000 + "]" * 100_000 + "}", "bad.json:1",
+         "not valid JSON: nested too deep"),
+        ("kind: Pod\nspec: " + "[" * 100_000 + "]" * 100_000 + "\n", "bad.yaml:2",
+         "not valid YAML: nested deeper than 200 levels"),
+        ("kind: Pod\nmetadata: {name: a}\nmetadata: {name: b}\n", "bad.yaml:3",
+         "duplicate key 'metadata' (first on line 2)"),
     ],
-)
+)  # fmt: skip
 def test_bad_input_is_a_problem_of_that_file_and_the_rest_is_read(
     tmp_path, content, location, reason
 ):
@@ -275,6 +284,56 @@ def test_a_file_over_the_size_limit_is_refused_unread(tmp_path):
     assert [n for n, _ in listed(target, "pods")] == ["fine"]
     [(location, reason)] = target.problems()
     assert location == "big.yaml" and "over the 50000000-byte limit" in reason
+
+
+def test_an_impossible_date_is_text_that_the_checks_read(tmp_path):
+    """A YAML date such as 2024-13-45 is read as a string (Kubernetes' JSON has no dates)."""
+    _write(tmp_path / "p.yaml", POD.format(name="dated").replace(
+        "namespace: shop}", "namespace: shop, creationTimestamp: 2024-13-45}"))  # fmt: skip
+    target = read(tmp_path)
+    [pod] = target.list_objects(RESOURCES["pods"]).items
+    assert pod["metadata"]["creationTimestamp"] == "2024-13-45"
+    assert target.problems() == []
+
+
+def test_a_symlink_out_of_the_snapshot_is_reported_and_not_followed(tmp_path):
+    outside = _write(tmp_path / "outside" / "secret.yaml", POD.format(name="outside"))
+    root = tmp_path / "snap"
+    _write(root / "good.yaml", POD.format(name="fine"))
+    (root / "link.yaml").symlink_to(outside)
+    (root / "dir").symlink_to(outside.parent, target_is_directory=True)
+    (root / "inside.yaml").symlink_to(root / "good.yaml")  # inside the root: read
+    target = read(root)
+    assert sorted(n for n, _ in listed(target, "pods")) == ["fine", "fine"]
+    assert sorted(target.problems()) == [
+        ("dir", f"symlink to {outside.parent}, outside the snapshot: skipped"),
+        ("link.yaml", f"symlink to {outside}, outside the snapshot: skipped"),
+    ]
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_in_a_snapshot_is_refused_without_waiting(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.yaml")
+    _write(tmp_path / "good.yaml", POD.format(name="fine"))
+    target = read(tmp_path)
+    assert [n for n, _ in listed(target, "pods")] == ["fine"]
+    assert target.problems() == [("pipe.yaml", "not a regular file (a FIFO)")]
+
+
+def test_objects_past_the_cap_are_reported_not_read(tmp_path, monkeypatch):
+    monkeypatch.setenv(MAX_OBJECTS_ENV, "3")
+    owner = "ownerReferences: [{kind: ReplicaSet, name: r}]"
+    owned = POD.format(name="owned").replace("namespace: shop}", f"namespace: shop, {owner}}}")
+    _write(
+        tmp_path / "a.yaml", "---\n".join([owned] + [POD.format(name=f"p{i}") for i in range(5)])
+    )
+    target = read(tmp_path)
+    assert sorted(n for n, _ in listed(target, "pods")) == ["owned", "p0", "p1", "p2"]
+    [(location, reason)] = target.problems()
+    assert location == "a.yaml:25"  # p3, the fourth object without an owner
+    assert reason.startswith("more than 3 objects without an owner: this one and those after it")
 
 
 def test_problems_become_error_results_naming_file_and_line_and_the_rest_is_judged(tmp_path):

@@ -66,8 +66,6 @@ def test_wrong_format_is_refused(parse, document):
 
 def test_import_through_the_cli_judges_images_with_evidence(auditor_cli, tmp_path):
     report = tmp_path / "r.json"
-    bad = tmp_path / "broken.json"
-    bad.write_text('{"SchemaVersion": 2,\n "Results": [')
     result = auditor_cli(
         "run",
         "--quiet",
@@ -81,8 +79,6 @@ def test_import_through_the_cli_judges_images_with_evidence(auditor_cli, tmp_pat
         f"grype:{REPORTS / 'grype-image.json'}",
         "--target",
         f"trivy://{REPORTS / 'trivy-clean.json'}",
-        "--target",
-        f"trivy://{bad}",
     )
     assert result.code == 0, result.err
     document = json.loads(report.read_text())
@@ -106,8 +102,17 @@ def test_import_through_the_cli_judges_images_with_evidence(auditor_cli, tmp_pat
     assert verdicts[("grype-image.json", "image.vulnerabilities.fixable")]["status"] == "fail"
     assert verdicts[("trivy-clean.json", "image.vulnerabilities.fixable")]["status"] == "pass"
     assert verdicts[("trivy-image.json", "image.vulnerabilities.scan-fresh")]["status"] == "pass"
-    broken = next(t for t in document["targets"] if t["name"].endswith("broken.json"))
-    assert "broken.json:2: not a trivy JSON report" in broken["error"]
+
+
+def test_a_report_that_cannot_be_read_stops_the_run_with_exit_2(auditor_cli, tmp_path):
+    """A scanner report is the user's input: a broken one is not a target that merely
+    errors (a gate could then pass), it is a usage error naming the file and line."""
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"SchemaVersion": 2,\n "Results": [')
+    good = f"trivy:{REPORTS / 'trivy-clean.json'}"
+    result = auditor_cli("run", "-q", "--no-store", "--import", good, "--import", f"trivy:{bad}")
+    assert result.code == 2
+    assert "broken.json:2: not a trivy JSON report" in result.err
 
 
 def test_bad_import_argument_is_a_usage_error(auditor_cli):
