@@ -42,6 +42,8 @@ from pathlib import Path
 from types import FrameType
 
 import docker
+import docker.errors
+import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -144,8 +146,13 @@ def fleet(work: Path, size: int) -> Iterator[Fleet]:
 
 
 def _remove_all(client: docker.DockerClient) -> None:
-    """Remove every test host of the daemon, including any started by an interrupted batch."""
-    containers = client.containers.list(all=True, filters={"label": "auditor-test=ssh-host"})
+    """Remove every test host of the daemon, including any started by an interrupted batch.
+    A Ctrl-C in a terminal reaches dockerd too, which then stops its containers itself."""
+    try:
+        containers = client.containers.list(all=True,
+                                            filters={"label": "auditor-test=ssh-host"})
+    except (docker.errors.DockerException, requests.exceptions.ConnectionError):
+        return  # the daemon is gone; dockerd_server removes its data root
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda c: c.remove(force=True), containers))
 
