@@ -295,7 +295,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=25)
     parser.add_argument("--stores", default="default,none",
-                        help="default (the default store), none (--no-store), or both")
+                        help="comma-separated: default (the default store), none (--no-store)")
     parser.add_argument("--code", action="append", default=[], metavar="LABEL=DIR",
                         help="an auditor source tree to measure (repeatable; default: this one)")
     args = parser.parse_args()
