@@ -18,7 +18,9 @@ from servers.process import require_executable, run
 
 pytestmark = pytest.mark.integration
 
-INDICES = (0, 1, 2)  # PermitRootLogin prohibit-password / yes / prohibit-password; less on 1
+# PermitRootLogin prohibit-password / yes / prohibit-password, MaxAuthTries 3 / 4 / 6,
+# less on host001, nano and net.ipv4.ip_forward on host018
+INDICES = (0, 1, 18)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +56,7 @@ def test_each_host_of_a_fleet_is_audited_as_itself(auditor_cli, fleet, tmp_path)
     document = json.loads(report.read_text())
     evidence = document["evidence"]
     targets = {t["name"]: t for t in document["targets"]}
-    assert sorted(targets) == sorted(h.name for h in hosts) == ["host000", "host001", "host002"]
+    assert sorted(targets) == sorted(h.name for h in hosts) == ["host000", "host001", "host018"]
     for index, host in zip(INDICES, hosts, strict=True):
         variant = debian.varied_host(index)
         target = targets[host.name]
@@ -67,6 +69,10 @@ def test_each_host_of_a_fleet_is_audited_as_itself(auditor_cli, fleet, tmp_path)
         assert settings["maxauthtries"] == variant.sshd_settings["MaxAuthTries"]
         packages = evidence[facts["host.packages"]["sha256"]]["packages"]
         assert ("less" in packages) == ("less" in variant.install_packages)
+        assert ("nano" in packages) == ("nano" in variant.install_packages)
+        sysctl = evidence[facts["host.sysctl"]["sha256"]]
+        assert sysctl["net.ipv4.ip_forward"] == variant.sysctls["net.ipv4.ip_forward"]
+        assert sysctl["kernel.hostname"] == variant.hostname
         # sshd -T spells prohibit-password without-password; the profile allows only "no"
         shown = {"yes": "yes", "prohibit-password": "without-password"}
         assert settings["permitrootlogin"] == shown[variant.sshd_settings["PermitRootLogin"]]

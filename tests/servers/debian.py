@@ -148,12 +148,15 @@ def varied_host(index: int) -> HostVariant:
             "MaxAuthTries": str(3 + index % 5),
         },
         install_packages=tuple(p for i, p in enumerate(STANDALONE_PACKAGES) if (index >> i) & 1),
-        commands=("sed -i 's/^PASS_MAX_DAYS.*/PASS_MAX_DAYS\t90/' /etc/login.defs",)
-        if (index >> 3) & 1 else (),
+        commands=(
+            ("sed -i 's/^PASS_MAX_DAYS.*/PASS_MAX_DAYS\t90/' /etc/login.defs",)
+            if (index >> 3) & 1 else ()
+        ),
         files={"/etc/motd": f"host {index}\n", "/etc/issue.net": f"Debian host{index:03d}\n"},
         sysctls={
             "net.ipv4.ip_forward": str((index >> 4) & 1),
-            "net.ipv4.conf.all.accept_redirects": str((index >> 5) & 1),
+            # not accept_redirects: the kernel resets it whenever ip_forward is written
+            "net.ipv4.conf.all.log_martians": str((index >> 5) & 1),
         },
     )
 
