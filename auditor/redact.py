@@ -83,6 +83,7 @@ _SECRET_WORD = r"(?:password|passwd|pwd|secret|token|api[-_]?key)"
 _INLINE = re.compile(
     rf"""(?ix)
     ( (?:^|(?<=[\s"'(,{{]))
+      (?!(?:no)?passwd\s*:)  # sudoers' tags (`NOPASSWD: ALL`) name no password
       -{{0,2}}[a-z0-9_.-]*{_SECRET_WORD}[a-z0-9_.-]*
       ["']?\s*[=:]\s* )
     (?: "((?:[^"\\]|\\.)*)" | '([^']*)' | ([^\s"',;}}]+) )

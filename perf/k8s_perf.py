@@ -11,8 +11,10 @@ subjects at the issue's size) - the worst case for evaluation.
 Each measurement runs in a fresh process and reports its wall time, CPU time (user + system;
 steadier than wall time on a shared machine) and peak RSS, taken from wait4: for the engine
 alone (collect + evaluate, what `auditor run` does before reporting; the child also prints the
-CPU time of each phase) and for the whole CLI (`auditor run -r json:FILE --no-store`). Prints a
-Markdown table for perf/RESULTS.md.
+CPU time of each phase) and for the whole CLI (`auditor run -r json:FILE --no-store`), beside
+a floor measured just before it: a fresh Python that reads and parses every file of the
+snapshot with orjson (the ratio to it holds better than seconds on a busy machine). Prints the
+load average and a Markdown table for perf/RESULTS.md.
 
     python perf/k8s_perf.py                 # 1,000 / 10,000 / 50,000 pods
     python perf/k8s_perf.py --pods 10000    # one size
@@ -408,6 +410,14 @@ class Measured:
     stdout: str
 
 
+# The floor: a fresh Python reading and parsing every file of the snapshot, as fast as it goes.
+FLOOR = (
+    "import orjson, pathlib, sys\n"
+    "for path in sorted(pathlib.Path(sys.argv[1]).rglob('*.json')):\n"
+    "    orjson.loads(path.read_bytes())\n"
+)
+
+
 def child(args: list[str]) -> Measured:
     """Run one fresh Python process and measure it (its own rusage, through wait4)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -448,12 +458,14 @@ def main() -> None:
         measure_engine(args.measure_engine)
         return
     rows = []
+    load_before = " / ".join(f"{v:.2f}" for v in os.getloadavg())
     workdir = Path(tempfile.mkdtemp(prefix="auditor-k8s-perf-"))
     try:
         for pods in sorted(args.pods or [1000, 10000, 50000]):
             for standalone in (False, True) if pods <= args.bare_up_to else (False,):
                 snapshot = workdir / f"{pods}-{'bare' if standalone else 'owned'}"
                 counts = generate(snapshot, pods, standalone)
+                floor = child(["-c", FLOOR, str(snapshot)])
                 engine_run = child([__file__, "--measure-engine", str(snapshot)])
                 report = workdir / "results.json"
                 cli_run = child(
@@ -470,7 +482,7 @@ def main() -> None:
                     ]
                 )
                 rows.append(
-                    (counts, standalone, json.loads(engine_run.stdout), engine_run, cli_run)
+                    (counts, standalone, json.loads(engine_run.stdout), engine_run, cli_run, floor)
                 )
                 shutil.rmtree(snapshot)
     finally:
@@ -478,18 +490,22 @@ def main() -> None:
     header = (
         "| pods | workloads | namespaces | pods are | snapshot | workload subjects | "
         "all subjects | results | collect (CPU) | evaluate (CPU) | "
-        "engine: wall / CPU / peak RSS | `auditor run -r json`: wall / CPU / peak RSS |"
+        "engine: wall / CPU / peak RSS | `auditor run -r json`: wall / CPU / peak RSS | "
+        "floor: wall / CPU | CLI / floor, wall |"
     )
+    load_after = " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"load average before {load_before}, after {load_after}\n")  # noqa: T201
     print(header)  # noqa: T201
-    print("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")  # noqa: T201
-    for counts, standalone, stats, engine_run, cli_run in rows:
+    print("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")  # noqa: T201
+    for counts, standalone, stats, engine_run, cli_run, floor in rows:
         print(  # noqa: T201
             f"| {counts['pods']:,} | {counts['workloads']:,} | {counts['namespaces']:,} | "
             f"{'bare' if standalone else 'owned'} | {counts['bytes'] / 1e6:.0f} MB | "
             f"{stats['workload_subjects']:,} | {stats['subjects']:,} | {stats['results']:,} | "
             f"{stats['collect']:.1f} s | {stats['evaluate']:.1f} s | "
             f"{engine_run.wall:.1f} s / {engine_run.cpu:.1f} s / {engine_run.rss:.0f} MB | "
-            f"{cli_run.wall:.1f} s / {cli_run.cpu:.1f} s / {cli_run.rss:.0f} MB |"
+            f"{cli_run.wall:.1f} s / {cli_run.cpu:.1f} s / {cli_run.rss:.0f} MB | "
+            f"{floor.wall:.1f} s / {floor.cpu:.1f} s | {cli_run.wall / floor.wall:.1f} |"
         )
 
 

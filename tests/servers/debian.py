@@ -32,6 +32,8 @@ DEBIAN_REPOSITORY = "auditor-test/debian-sshd"
 BASE_PACKAGES = ("openssh-server", "procps", "iproute2", "sudo")
 # Small packages kept as .deb files in the image so that hosts can differ in what is installed.
 OPTIONAL_PACKAGES = ("less", "nano", "vim-tiny", "netcat-openbsd", "file")
+# Those of them whose dependencies the image has (vim-tiny needs vim-common, file libmagic1).
+STANDALONE_PACKAGES = ("less", "nano", "netcat-openbsd")
 NETWORK = "auditor-test-hosts"
 
 
@@ -132,11 +134,12 @@ class HostVariant:
     install_packages: tuple[str, ...] = ()
     files: dict[str, str] = field(default_factory=dict)
     commands: tuple[str, ...] = ()
+    sysctls: dict[str, str] = field(default_factory=dict)  # network-namespaced ones only
 
 
 def varied_host(index: int) -> HostVariant:
-    """The index-th host of a varied fleet: its own name, packages and sshd settings."""
-    optional = OPTIONAL_PACKAGES
+    """The index-th host of a varied fleet: its own name, packages, sshd and sysctl settings,
+    and files; no two of the first 64 hosts print the same text for all of them."""
     return HostVariant(
         hostname=f"host{index:03d}",
         sshd_settings={
@@ -144,8 +147,17 @@ def varied_host(index: int) -> HostVariant:
             "X11Forwarding": ("no", "yes")[index % 3 == 0],
             "MaxAuthTries": str(3 + index % 5),
         },
-        install_packages=tuple(p for i, p in enumerate(optional) if (index >> i) & 1),
-        files={"/etc/motd": f"host {index}\n"},
+        install_packages=tuple(p for i, p in enumerate(STANDALONE_PACKAGES) if (index >> i) & 1),
+        commands=(
+            ("sed -i 's/^PASS_MAX_DAYS.*/PASS_MAX_DAYS\t90/' /etc/login.defs",)
+            if (index >> 3) & 1 else ()
+        ),
+        files={"/etc/motd": f"host {index}\n", "/etc/issue.net": f"Debian host{index:03d}\n"},
+        sysctls={
+            "net.ipv4.ip_forward": str((index >> 4) & 1),
+            # not accept_redirects: the kernel resets it whenever ip_forward is written
+            "net.ipv4.conf.all.log_martians": str((index >> 5) & 1),
+        },
     )
 
 
@@ -214,6 +226,7 @@ def start_hosts(
             ports={"22/tcp": ("127.0.0.1", free_port())},
             detach=True,
             labels={"auditor-test": "ssh-host"},
+            sysctls=variant.sysctls or None,
         )
         hosts.append(container)
     ready = []

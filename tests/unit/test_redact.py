@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from auditor.redact import MARKER, redact
+from auditor.redact import MARKER, redact, redact_text
 
 
 @pytest.mark.parametrize(
@@ -200,3 +200,15 @@ def test_log_lines_are_redacted():
     line = logging.Formatter("%(message)s").format(record)
     assert "PW9" not in line and "hunter2x" not in line
     assert line.startswith("connecting to postgres://") and "@db" in line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "deploy ALL=(ALL) NOPASSWD: ALL",
+        "%admin ALL=(ALL:ALL) PASSWD: /usr/bin/apt",
+        "x NOPASSWD:ALL",
+    ],
+)
+def test_sudoers_tags_are_not_passwords(line):
+    assert redact_text("line", line) == line
