@@ -13,10 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-import orjson
-
 from auditor.collectors import fact_specs
-from auditor.expr import EvaluationError, Expression, Scope, SharedScopes
+from auditor.expr import EvaluationError, Scope
 from auditor.model import Fact, Result, Status, Subject, TargetKind
 from auditor.profiles import CompiledCheck
 
@@ -83,45 +81,37 @@ def groups_of(
     return groups
 
 
-def judge_group(group: Group, shared: SharedScopes | None = None) -> list[Result]:
+def judge_group(group: Group) -> list[Result]:
     """Every check of `group` on each of its subjects, subject by subject."""
     if group.failed is not None:
         itself = group.itself
         return [result(c, group.target, itself, Status.ERROR, group.failed) for c in group.checks]
-    return _GroupJudge(group, shared).judge_all()
+    return _GroupJudge(group).judge_all()
 
 
 class Strategy(Protocol):
     """Where groups are judged; the results come back in the groups' order."""
 
-    def judge(self, groups: Sequence[Group], shared: SharedScopes | None) -> list[Result]: ...
+    def judge(self, groups: Sequence[Group]) -> list[Result]: ...
 
 
 class InProcess:
     """Every group judged here, one after the other."""
 
-    def judge(self, groups: Sequence[Group], shared: SharedScopes | None) -> list[Result]:
-        return [r for group in groups for r in judge_group(group, shared)]
+    def judge(self, groups: Sequence[Group]) -> list[Result]:
+        return [r for group in groups for r in judge_group(group)]
 
 
 @dataclass
 class Judging:
-    """What one run judges with: the strategy, and the CEL scopes its targets share when
-    `share_scopes` is on (targets whose checks read equal facts convert them once; it pays
-    only when many targets give identical facts, so it is off by default). Made once per run
-    and used by its judging thread only."""
+    """What one run judges with: in this process, or sharing large groups with worker
+    processes. Made once per run and used by its judging thread only."""
 
     strategy: Strategy = field(default_factory=InProcess)
-    share_scopes: bool = False
-    shared: SharedScopes | None = field(default=None, init=False)
-
-    def __post_init__(self) -> None:
-        if self.share_scopes:
-            self.shared = SharedScopes()
 
     def judge(self, groups: Sequence[Group]) -> list[Result]:
         """The results of `groups`, in their order."""
-        return self.strategy.judge(groups, self.shared)
+        return self.strategy.judge(groups)
 
 
 class _GroupJudge:
@@ -130,10 +120,9 @@ class _GroupJudge:
     expressions are compiled against fact names, so it never sees a fact it does not name
     even though the group shares the scope."""
 
-    def __init__(self, group: Group, shared: SharedScopes | None) -> None:
+    def __init__(self, group: Group) -> None:
         self.group = group
         self.target = group.target
-        self._shared = shared
         self._scope: Scope | None = None  # made for the first subject: many groups have none
         self._ready: list[tuple[CompiledCheck, tuple[str, ...], str | None]] = []
 
@@ -151,23 +140,7 @@ class _GroupJudge:
             "vars": {k: v for k, v in self.group.variables.items() if k in wanted},
             "target": dict(self.group.info),
         }
-        if self._shared is None:
-            return Scope(variables, expressions)
-        key = self._content_key(expressions, variables)
-        return Scope(variables, expressions, shared=key, contexts=self._shared)
-
-    def _content_key(self, expressions: list[Expression], variables: dict[str, Any]) -> str:
-        """What the group's expressions read, named by the facts' hashes: targets with equal
-        keys get one converted CEL scope (see Scope)."""
-        facts = {
-            name: fact.sha256 if fact.error is None else "error"
-            for name in sorted(frozenset().union(*(e.facts for e in expressions)))
-            if (fact := self.group.facts.get(name)) is not None
-        }
-        read = {"facts": facts, "vars": variables["vars"]}
-        if any("target" in e.uses for e in expressions):
-            read["target"] = variables["target"]
-        return orjson.dumps(read, option=orjson.OPT_SORT_KEYS, default=str).decode()
+        return Scope(variables, expressions)
 
     def judge_all(self) -> list[Result]:
         """Judge each subject of the group."""

@@ -22,7 +22,6 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from auditor import cyclegc
-from auditor.expr import SharedScopes
 from auditor.judging import Group, judge_group, result
 from auditor.model import Result, Status, Subject
 
@@ -59,14 +58,14 @@ class WorkerPool:
     def __init__(self, workers: int) -> None:
         self.workers = workers
 
-    def judge(self, groups: Sequence[Group], shared: SharedScopes | None) -> list[Result]:
+    def judge(self, groups: Sequence[Group]) -> list[Result]:
         parts: list[list[Result] | Part] = []
         submitted: list[Part] = []
         for group in groups:
             here, *elsewhere = split(group.items, len(group.checks), self.workers)
             shipped = group.for_workers() if elsewhere else group
             queued = [submit(self.workers, replace(shipped, items=part)) for part in elsewhere]
-            parts.append(judge_group(replace(group, items=here), shared))  # while workers work
+            parts.append(judge_group(replace(group, items=here)))  # while workers work
             parts.extend(queued)
             submitted.extend(queued)
         for waiting in reversed(submitted):  # what no worker has started yet is judged here

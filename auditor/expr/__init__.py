@@ -19,7 +19,7 @@ from auditor.expr.compiler import (
 )
 from auditor.expr.functions import FUNCTIONS
 from auditor.expr.observe import ABSENT, NOT_READ, OBSERVED_LIMIT, Chain
-from auditor.expr.scope import Scope, SharedScopes
+from auditor.expr.scope import Scope
 
 __all__ = [
     "ABSENT",
@@ -34,7 +34,6 @@ __all__ = [
     "Expression",
     "ExpressionError",
     "Scope",
-    "SharedScopes",
     "compile_expression",
     "fact_alias",
 ]

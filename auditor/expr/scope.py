@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +34,6 @@ from auditor.expr.observe import (
 # costs per value, and a check that reads one sysctl should not pay for the other thousand.
 _Plan = dict[str, "_Plan"] | None
 _UNDEFINED = re.compile(r"Undefined variable or function: '(\w+)'")
-_Shared = tuple[Any, frozenset[str], dict[str, str]]  # a CEL context, its aliases, absent ones
 
 
 def _plan(paths: Iterable[tuple[str, ...]]) -> _Plan:
@@ -52,41 +51,13 @@ def _cut(data: Any, plan: _Plan) -> Any:
     return {key: _cut(data[key], inner) for key, inner in plan.items() if key in data}
 
 
-class SharedScopes:
-    """CEL contexts shared between targets whose checks read equal content (the engine's key:
-    the hashes of the facts, the profile variables, the target when read), least recently
-    used first. Owned by one run and used by its judging thread only: a CEL context is
-    changed by every `Scope.enter`, so no two threads may share one. Off unless a run asks for
-    it (`Judging.share_scopes`): it pays only when many targets give identical facts."""
-
-    def __init__(self, size: int = 8) -> None:
-        self.size = size  # the for_each groups of a profile's target kind, and more
-        self._contexts: dict[Hashable, _Shared] = {}
-
-    def take(self, name: Hashable) -> _Shared | None:
-        return self._contexts.pop(name, None)
-
-    def keep(self, name: Hashable, shared: _Shared) -> None:
-        """(Re)insert `shared` last: the least recently used goes first."""
-        self._contexts[name] = shared
-        while len(self._contexts) > self.size:
-            del self._contexts[next(iter(self._contexts))]
-
-    def __len__(self) -> int:
-        return len(self._contexts)
-
-
 class Scope:
     """The variables of one group of checks on one target, converted to CEL once; each subject
     then swaps only `subject` (`enter`). `variables` may hold "facts" as nested dicts
     ({"host": {"sysctl": {...}}}): the CEL side gets one top-level variable per fact alias
     the expressions read (`fact_alias`). Given the group's `expressions`, only the parts of
     the facts and of each subject that they read are converted. An expression not given is
-    prepared when first evaluated, with whole facts and subjects.
-
-    With `shared` (a key naming what the expressions read of `variables`) and `contexts`,
-    scopes made for the same expressions with an equal key share one CEL context, converted
-    once. A shared scope must `enter` each subject."""
+    prepared when first evaluated, with whole facts and subjects."""
 
     __slots__ = (
         "_context", "_variables", "_values", "_observed", "_subject_plan", "_fact_plans",
@@ -97,9 +68,6 @@ class Scope:
         self,
         variables: Mapping[str, Any],
         expressions: Iterable[Expression] | None = None,
-        *,
-        shared: Hashable | None = None,
-        contexts: SharedScopes | None = None,
     ) -> None:
         known = () if expressions is None else tuple(expressions)
         self._fact_plans: dict[str, _Plan] | None = None
@@ -115,18 +83,7 @@ class Scope:
         self._defined: set[str] = set()  # the aliases in the context
         self._absent: dict[str, str] = {}  # alias -> the key its path misses
         self._ready = {expression.cel_source for expression in known}
-        if contexts is None or any("now" in expression.uses for expression in known):
-            shared = None  # `now` is when the scope is made
-        name = None if shared is None else (shared, tuple(e.cel_source for e in known))
-        reused = None if name is None or contexts is None else contexts.take(name)
-        if reused is not None:
-            self._context, defined, absent = reused
-            self._defined.update(defined)
-            self._absent.update(absent)
-        else:
-            self._context = self._new_context(variables, known)
-        if name is not None and contexts is not None:
-            contexts.keep(name, (self._context, frozenset(self._defined), dict(self._absent)))
+        self._context = self._new_context(variables, known)
         # Per subject, what is already known: checks of a group often share a `where` and
         # read the same member chains, so each is computed once per subject.
         self._values: dict[str, Any] = {}

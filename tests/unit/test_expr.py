@@ -8,7 +8,6 @@ from auditor.expr import (
     EvaluationError,
     ExpressionError,
     Scope,
-    SharedScopes,
     compile_expression,
     fact_alias,
 )
@@ -317,78 +316,3 @@ def test_get_writes_down_defaults():
     )
     assert evaluate("get(subject, 'x', 'd')", subject={"x": None}) == "d"
     assert evaluate("get(subject, 'x', 'd')", subject={"x": "no"}) == "no"
-
-
-# --- scopes shared between targets with the same content -------------------------------------
-
-
-class _CountingCel:
-    """The CEL module, counting the contexts made (each converts every variable it is given)."""
-
-    def __init__(self, real):
-        self.real, self.contexts = real, 0
-
-    def Context(self, *args, **kwargs):
-        self.contexts += 1
-        return self.real.Context(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
-
-
-@pytest.fixture
-def counting_cel(monkeypatch):
-    from auditor.expr import scope
-
-    counting = _CountingCel(scope.cel)
-    monkeypatch.setattr(scope, "cel", counting)
-    return counting
-
-
-def test_scopes_with_one_key_convert_once_and_judge_each_subject(counting_cel):
-    size = compile_expression("size(facts.host.packages.packages) == 2")
-    owner = compile_expression("subject.owner == 'root' && 'bash' in facts.host.packages.packages")
-    facts = {"host": {"packages": {"packages": {"bash": "5.2", "zsh": "5.9"}}}}
-    contexts = SharedScopes()
-    first = Scope({"facts": facts}, [size, owner], shared="same content", contexts=contexts)
-    first.enter({"owner": "root"})
-    assert first.evaluate(size) is True and first.evaluate(owner) is True
-    # the key names the content: a second scope with it is not converted again, even when
-    # handed other data (the engine's key is made of the facts' hashes)
-    second = Scope(
-        {"facts": {"host": {"packages": {"packages": {}}}}},
-        [size, owner],
-        shared="same content",
-        contexts=contexts,
-    )
-    second.enter({"owner": "nobody"})
-    assert second.evaluate(size) is True and second.evaluate(owner) is False
-    assert counting_cel.contexts == 1
-    Scope({"facts": facts}, [size, owner], shared="other content", contexts=contexts)
-    Scope({"facts": facts}, [size], shared="same content", contexts=contexts)  # other expressions
-    assert counting_cel.contexts == 3
-
-
-def test_without_shared_contexts_every_scope_converts_its_own(counting_cel):
-    size = compile_expression("size(facts.host.packages.packages) == 2")
-    for _ in range(2):
-        Scope({"facts": {"host": {"packages": {"packages": {}}}}}, [size], shared="same")
-    assert counting_cel.contexts == 2
-
-
-def test_scopes_reading_now_are_never_shared(counting_cel):
-    recent = compile_expression("timestamp(subject.at) > now - duration('1h')")
-    contexts = SharedScopes()
-    for _ in range(2):
-        Scope({}, [recent], shared="same content", contexts=contexts)
-    assert counting_cel.contexts == 2 and len(contexts) == 0
-
-
-def test_shared_contexts_are_bounded(counting_cel):
-    one = compile_expression("subject.x == 1")
-    contexts = SharedScopes(size=8)
-    for n in range(contexts.size + 3):
-        Scope({}, [one], shared=n, contexts=contexts)
-    assert len(contexts) == contexts.size
-    Scope({}, [one], shared=0, contexts=contexts)  # the oldest was let go
-    assert counting_cel.contexts == contexts.size + 4

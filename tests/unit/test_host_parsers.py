@@ -36,7 +36,7 @@ from auditor.collectors.host.sections import (
     snippet,
 )
 from auditor.engine import evaluate
-from auditor.facts import clean_data, new_fact, sha256_of
+from auditor.facts import new_fact, sha256_of
 from auditor.model import Status, TargetRecord
 from auditor.profiles import load_profile
 from auditor.targets.base import CommandResult
@@ -531,35 +531,6 @@ def test_whole_script_reads_the_package_database_once(tmp_path: Path) -> None:
     outputs = split_output(done.stdout, "n2")[0]
     assert BY_NAME["packages"].parse(outputs["packages"].stdout)["manager"] == "dpkg"
     assert BY_NAME["updates"].parse(outputs["updates"].stdout)["manager"] == "apt"
-
-
-def test_equal_section_output_is_parsed_once_and_each_host_keeps_its_own() -> None:
-    """Hosts built from one image print the same text for many sections: a text is parsed
-    once, the facts share its data, and a host whose text differs gets its own."""
-    wanted = [BY_NAME["os"], BY_NAME["packages"], BY_NAME["accounts"]]
-    script = build_script(wanted, DEFAULT_PATHS, "n6")
-    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
-    first = CommandResult("sh", 0, done.stdout, "", 0.1)
-    host_collector._parsed.cache_clear()
-    a = host_collector._facts(wanted, first, "n6", "host-a", "2026-11-23T00:00:00.000Z")
-    b = host_collector._facts(wanted, first, "n6", "host-b", "2026-11-23T00:00:00.000Z")
-    assert host_collector._parsed.cache_info().hits == len(wanted)
-    for name in a:
-        assert (a[name].target, b[name].target) == ("host-a", "host-b")
-        assert a[name].data is b[name].data and a[name].sha256 == b[name].sha256
-        section = name.removeprefix("host.")
-        raw = split_output(done.stdout, "n6")[0][section].stdout
-        assert a[name].data == clean_data(BY_NAME[section].parse(raw)).data
-    # a host with one package at another version: its own packages, the rest shared
-    version = a["host.packages"].data["packages"]["dpkg"]
-    line = f"D:dpkg {version} "
-    assert line in done.stdout
-    other = CommandResult("sh", 0, done.stdout.replace(line, "D:dpkg 0.0-other ", 1), "", 0.1)
-    c = host_collector._facts(wanted, other, "n6", "host-c", "2026-11-23T00:00:00.000Z")
-    assert c["host.packages"].data["packages"]["dpkg"] == "0.0-other"
-    assert a["host.packages"].data["packages"]["dpkg"] == version
-    assert c["host.packages"].sha256 != a["host.packages"].sha256
-    assert c["host.os"].data is a["host.os"].data
 
 
 _STATUS = """Package: alpha

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Mapping
-from functools import cache, lru_cache, partial
+from functools import cache, partial
 from typing import Any
 
 from auditor.collectors.host.script import build_script, marker, new_nonce, split_output
 from auditor.collectors.host.sections import DEFAULT_PATHS, SECTIONS, FactUnavailable, Section
-from auditor.facts import CleanData, FactSpec, clean_data, fact_of, failed_fact, utc_now
+from auditor.facts import FactSpec, clean_data, fact_of, failed_fact, utc_now
 from auditor.model import Fact, Subject
 from auditor.targets.base import CommandResult, HostTarget
-
-# Section outputs kept parsed: a host's ~20 sections, with room for a fleet's variants.
-PARSED_OUTPUTS = 128
 
 # Host facts whose items are subjects of their own (for_each), and how each item is named.
 _ITEMS: dict[str, Any] = {
@@ -91,7 +88,7 @@ def _facts(
             facts[name] = failed_fact(name, target, reason, source=source)
             continue
         try:
-            data = _parsed(section, output.stdout)
+            data = clean_data(section.parse(output.stdout))
         except FactUnavailable as exc:
             facts[name] = failed_fact(name, target, str(exc), source=source)
             continue
@@ -129,14 +126,6 @@ def _cut_reason(cap: int, cut_in: str | None, section: str) -> str:
         return f"this section's output passed {limit}; the host script was stopped here"
     where = f" in section {cut_in}" if cut_in else ""
     return f"not read: the host's output passed {limit}{where}, and the script was stopped"
-
-
-@lru_cache(maxsize=PARSED_OUTPUTS)
-def _parsed(section: Section, stdout: str) -> CleanData:
-    """A section's output parsed, redacted and hashed. Hosts built from one image print the
-    same text for many sections (packages, sshd_config, accounts, audit rules): each text is
-    parsed once, and its facts on every such host share the data (no one changes a fact)."""
-    return clean_data(section.parse(stdout))
 
 
 @cache  # the sections' scripts: the same few texts for every host
