@@ -23,12 +23,9 @@ import tempfile
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from auditor import __version__
-
-if TYPE_CHECKING:
-    from auditor.profiles import LoadedProfile
 
 _FORMAT = 1
 # What reading an entry that is missing, cut short, or written by other code can raise.
@@ -49,8 +46,9 @@ def cache_dir() -> Path:
     return Path(base) / "auditor" / "profiles"
 
 
-def load(manifest: Path, overlays: Sequence[Path]) -> LoadedProfile | None:
-    """The cached profile for these files, or None (no entry, files changed, not trusted)."""
+def load(manifest: Path, overlays: Sequence[Path]) -> object | None:
+    """The cached profile for these files, or None (no entry, files changed, not trusted); the
+    caller checks that it is a profile."""
     path = _entry_path(manifest, overlays)
     try:
         with open(path, "rb") as handle:
@@ -61,17 +59,17 @@ def load(manifest: Path, overlays: Sequence[Path]) -> LoadedProfile | None:
             return None
         if any(_sha256(Path(p)) != digest for p, digest in entry["files"].items()):
             return None
-        from auditor.profiles import LoadedProfile  # that module imports this one
-
-        profile = entry["profile"]
-        return profile if isinstance(profile, LoadedProfile) else None
+        profile: object = entry["profile"]
+        return profile
     except _UNUSABLE:  # a missing, unreadable, partial or foreign entry: load from the files
         return None
 
 
-def save(manifest: Path, overlays: Sequence[Path], profile: LoadedProfile) -> None:
-    """Keep `profile`, loaded from `manifest` and `overlays`, for the next run (best effort)."""
-    files = [*profile.sources, *profile.overlays]
+def save(
+    manifest: Path, overlays: Sequence[Path], profile: object, files: Sequence[str]
+) -> None:
+    """Keep `profile`, loaded from `manifest` and `overlays` (and read from `files`), for
+    the next run (best effort)."""
     try:
         entry = {
             "format": _FORMAT,

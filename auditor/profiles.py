@@ -155,25 +155,13 @@ def resolve_profile(name: str) -> Path:
 
 def load_profile(name: str = DEFAULT_PROFILE, overlays: Sequence[Path] = ()) -> LoadedProfile:
     """Load, validate and compile a profile and its overlays; ProfileError on any problem.
-    `name` may also be a view (benchmarks/views/), which selects a profile's checks."""
-    from auditor.views import load_view, view_path  # views build on this module
-
-    candidate = Path(name).expanduser()
-    view = view_path(name) if not (_is_file(candidate) or _is_dir(candidate)) else None
-    if view is not None:
-        if overlays:
-            raise ProfileError(
-                "overlays change profiles, not views",
-                item=name,
-                hint=f"apply the overlay to the profile {name!r} is a view of",
-            )
-        return load_view(view)
+    (`views.load_named` also takes the name of a view of a profile.)"""
     manifest_path = resolve_profile(name)
     cached = profile_cache.load(manifest_path, overlays)
-    if cached is not None:
+    if isinstance(cached, LoadedProfile):
         return cached
     loaded = _load(manifest_path, overlays)
-    profile_cache.save(manifest_path, overlays, loaded)
+    profile_cache.save(manifest_path, overlays, loaded, [*loaded.sources, *loaded.overlays])
     return loaded
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -66,6 +67,26 @@ def view_path(name: str) -> Path | None:
         return path if path.is_file() else None
     except (OSError, ValueError):  # a name the system refuses (too long): not a view
         return None
+
+
+def load_named(name: str, overlays: Sequence[Path] = ()) -> LoadedProfile:
+    """The profile or view `name` means, a profile with its overlays applied (a view takes
+    none: overlays change the profile it is a view of)."""
+    candidate = Path(name).expanduser()
+    try:
+        given_path = candidate.is_file() or candidate.is_dir()
+    except (OSError, ValueError):  # a name the system refuses (too long): not a path
+        given_path = False
+    view = None if given_path else view_path(name)
+    if view is None:
+        return load_profile(name, overlays)
+    if overlays:
+        raise ProfileError(
+            "overlays change profiles, not views",
+            item=name,
+            hint=f"apply the overlay to the profile {name!r} is a view of",
+        )
+    return load_view(view)
 
 
 def _natural(value: str) -> tuple[tuple[int, str], ...]:

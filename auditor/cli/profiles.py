@@ -12,8 +12,8 @@ from auditor.cli import print_error
 from auditor.coverage import matrix, render_markdown
 from auditor.errors import AuditorError, ExitStatus, InputError
 from auditor.oscal import catalog, oscal_profile
-from auditor.profiles import available_profiles, json_schemas, load_profile, render_schema
-from auditor.views import available_views, load_view
+from auditor.profiles import available_profiles, json_schemas, render_schema
+from auditor.views import available_views, load_named, load_view
 from auditor.yamlsrc import load_yaml
 
 
@@ -27,7 +27,7 @@ def profiles_list() -> None:
     """The shipped profiles, and the views that show their checks by another framework."""
     rows = []
     for directory in available_profiles():
-        loaded = load_profile(str(directory))
+        loaded = load_named(str(directory))
         rows.append(
             [
                 "profile",
@@ -59,7 +59,7 @@ def profiles_list() -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def profiles_show(name: str, overlays: tuple[Path, ...], fmt: str) -> None:
     """A profile's controls and checks."""
-    loaded = load_profile(name, overlays)
+    loaded = load_named(name, overlays)
     if fmt == "json":
         data = {
             "id": loaded.id,
@@ -116,9 +116,9 @@ def _validate_one(path: Path) -> None:
     if path.is_file() and path.name != "profile.yaml":
         doc = load_yaml(path, InputError)
         if isinstance(doc.data, dict) and "extends" in doc.data:
-            load_profile(str(doc.data["extends"]), [path])
+            load_named(str(doc.data["extends"]), [path])
             return
-    load_profile(str(path))
+    load_named(str(path))
 
 
 @profiles.command("schema")
@@ -143,7 +143,7 @@ def profiles_schema(directory: Path | None) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to FILE.")
 def profiles_coverage(name: str, fmt: str, output: Path | None) -> None:
     """The coverage matrix: per control, coverage kind, checks per target kind, references."""
-    loaded = load_profile(name)
+    loaded = load_named(name)
     text = (
         render_markdown(loaded)
         if fmt == "markdown"
@@ -164,7 +164,7 @@ def profiles_coverage(name: str, fmt: str, output: Path | None) -> None:
 @click.option("--catalog-href", help="Where the OSCAL profile finds the catalog.")
 def profiles_export(name: str, fmt: str, output: Path | None, catalog_href: str | None) -> None:
     """Export a profile (or view) as an OSCAL 1.1.3 catalog or profile."""
-    loaded = load_profile(name)
+    loaded = load_named(name)
     data = catalog(loaded) if fmt == "oscal-catalog" else oscal_profile(loaded, catalog_href)
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if output is None:

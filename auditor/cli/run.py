@@ -24,11 +24,12 @@ from auditor.config import (
 from auditor.errors import ExitStatus, InputError, InventoryError
 from auditor.inventory import load_inventory
 from auditor.model import Severity
-from auditor.profiles import DEFAULT_PROFILE, LoadedProfile, load_profile, variable_problem
+from auditor.profiles import DEFAULT_PROFILE, LoadedProfile, variable_problem
 from auditor.recorder import RecordOptions
 from auditor.reporters import parse_requests
 from auditor.runner import LiveTargets, RunPlan
 from auditor.targets import scheme_of
+from auditor.views import load_named
 from auditor.waivers import DEFAULT_WARNING_DAYS
 from auditor.yamlsrc import parse_value, yaml_problem
 
@@ -279,7 +280,7 @@ def prepared_profile(
     name: str, overlays: tuple[Path, ...], variables: dict[str, Any]
 ) -> LoadedProfile:
     """The profile with overlays and `--var` values applied."""
-    loaded = load_profile(name, overlays)
+    loaded = load_named(name, overlays)
     unknown = sorted(set(variables) - set(loaded.variables))
     if unknown:
         raise InputError(f"unknown profile variable {unknown[0]!r}", item=unknown[0])

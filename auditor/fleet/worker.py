@@ -29,7 +29,8 @@ from auditor.fleet.wire import (
     profile_request,
     spec_from_payload,
 )
-from auditor.profiles import LoadedProfile, load_profile
+from auditor.profiles import LoadedProfile
+from auditor.views import load_named
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def _profile(name: str, overlays: tuple[str, ...], variables: str) -> LoadedProf
     """The profile as this worker loads it, with the run's variables (a JSON text: hashable)."""
     import json
 
-    loaded = load_profile(name, tuple(Path(o) for o in overlays))
+    loaded = load_named(name, tuple(Path(o) for o in overlays))
     return replace(loaded, variables={**loaded.variables, **json.loads(variables)})
 
 

@@ -14,6 +14,7 @@ import orjson
 from auditor.errors import InputError, TargetError
 from auditor.model import TargetKind
 from auditor.regularfile import UnreadableFile, read_regular_file
+from auditor.scan_reports import ReportFormatError, images_of
 from auditor.targets.base import Target
 
 MAX_REPORT_BYTES = 200 * 1024 * 1024
@@ -22,8 +23,6 @@ MAX_REPORT_BYTES = 200 * 1024 * 1024
 def read_report(tool: str, path: Path) -> Any:
     """The parsed JSON of a scanner report, checked to be of `tool`'s shape; InputError naming
     the file (and the line or item) when it cannot be read or is not such a report."""
-    from auditor.collectors.scanners import ReportFormatError, images_of  # imports this module
-
     try:
         document = orjson.loads(read_regular_file(path, MAX_REPORT_BYTES))
     except UnreadableFile as exc:

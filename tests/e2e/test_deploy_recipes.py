@@ -157,7 +157,7 @@ def test_the_worker_unit_verifies_and_serves_its_instance_zone(tmp_path):
 def test_the_worker_deployment_brings_its_own_credentials_and_passes_our_own_checks(tmp_path):
     from auditor import engine
     from auditor.config import TargetSpec
-    from auditor.profiles import load_profile
+    from auditor.views import load_named
 
     path = DEPLOY / "kubernetes" / "auditor-worker.yaml"
     (deployment,) = yaml.safe_load_all(path.read_text())
@@ -170,7 +170,7 @@ def test_the_worker_deployment_brings_its_own_credentials_and_passes_our_own_che
     secret_volumes = {v["name"] for v in pod["volumes"] if "secret" in v}
     assert {m["name"] for m in container["volumeMounts"]} & secret_volumes == {"ssh"}
     # auditor's own Kubernetes checks judge auditor's own manifest
-    profile = load_profile("pss-restricted")
+    profile = load_named("pss-restricted")
     record = engine.collect(profile, TargetSpec(url=f"k8s-snapshot://{path}"))
     results = engine.evaluate(profile, record, profile.variables)
     assert record.error is None and results

@@ -6,12 +6,12 @@ import pytest
 from schemas import oscal_errors
 
 from auditor.oscal import catalog, control_id, oscal_profile
-from auditor.profiles import load_profile
+from auditor.views import load_named
 
 
 @pytest.mark.parametrize("name", ["nist-800-190", "cis-docker", "pss-restricted"])
 def test_catalog_and_profile_are_valid_oscal(name):
-    profile = load_profile(name)
+    profile = load_named(name)
     exported = catalog(profile)
     assert oscal_errors("catalog", exported) == []
     selected = oscal_profile(profile)
@@ -22,7 +22,7 @@ def test_catalog_and_profile_are_valid_oscal(name):
 
 
 def test_every_800_190_control_is_in_the_catalog_with_its_text_and_checks():
-    profile = load_profile("nist-800-190")
+    profile = load_named("nist-800-190")
     exported = catalog(profile)["catalog"]
     controls = {c["id"]: c for g in exported["groups"] for c in g["controls"]}
     control = controls["nist-800-190-4.5.4"]
@@ -34,7 +34,7 @@ def test_every_800_190_control_is_in_the_catalog_with_its_text_and_checks():
 
 
 def test_a_broken_catalog_is_rejected_by_the_validator():
-    profile = load_profile("nist-800-190")
+    profile = load_named("nist-800-190")
     exported = catalog(profile)
     exported["catalog"]["groups"][0]["controls"][0]["id"] = "1 bad id"
     assert oscal_errors("catalog", exported)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor.collectors.scanners import ReportFormatError, images_from_grype, images_from_trivy
+from auditor.scan_reports import ReportFormatError, images_from_grype, images_from_trivy
 
 REPORTS = Path(__file__).parents[1] / "fixtures" / "scanners"
 

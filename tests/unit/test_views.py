@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from auditor.profiles import load_profile
-from auditor.views import available_views, load_view
+from auditor.views import available_views, load_named, load_view
 
-BASE = load_profile("nist-800-190")
+BASE = load_named("nist-800-190")
 VIEWS = {path.stem: path for path in available_views()}
 
 
@@ -26,7 +25,7 @@ def test_the_four_views_exist():
     ],
 )
 def test_each_view_lists_exactly_the_checks_that_carry_its_references(name, key, values):
-    view = load_profile(name)
+    view = load_named(name)
     expected = {
         c.id
         for c in BASE.checks
@@ -41,7 +40,7 @@ def test_each_view_lists_exactly_the_checks_that_carry_its_references(name, key,
 def test_view_checks_are_the_profile_definitions_not_copies():
     by_id = {c.id: c for c in BASE.checks}
     for name in VIEWS:
-        for check in load_profile(name).checks:
+        for check in load_named(name).checks:
             assert check.check == by_id[check.id].check
             assert check.assertion.source == by_id[check.id].assertion.source
     for path in VIEWS.values():
@@ -50,7 +49,7 @@ def test_view_checks_are_the_profile_definitions_not_copies():
 
 
 def test_cis_view_orders_controls_by_benchmark_number():
-    view = load_profile("cis-docker")
+    view = load_named("cis-docker")
     ids = [e.control.id for e in view.controls]
     numeric = [tuple(int(p) for p in i.split(".")) for i in ids]
     assert numeric == sorted(numeric)
@@ -65,7 +64,7 @@ def test_overlays_do_not_apply_to_views(tmp_path):
     overlay = tmp_path / "o.yaml"
     overlay.write_text("extends: nist-800-190\n")
     with pytest.raises(ProfileError, match="overlays change profiles, not views"):
-        load_profile("cis-docker", [overlay])
+        load_named("cis-docker", [overlay])
 
 
 def test_views_load_through_the_cli(auditor_cli):

@@ -138,7 +138,7 @@ HELPERS = r"""
 # out. TAG becomes part of printf's format: it is a snippet's literal tag, never host text.
 # It leaves IFS as it found it and globbing on.
 __tag() {
-  [ -n "$2" ] || return 0
+  case $2 in *[!$NL]*) ;; *) return 0 ;; esac  # nothing but newlines: no line to tag
   __tag_ifs=$IFS
   IFS=$NL
   set -f
