@@ -376,6 +376,7 @@ class ReportView:
     facts: list[Fact]
     excerpts: dict[str, Excerpt]
     history: list[dict[str, Any]]
+    judged_with: dict[str, Any] | None  # the profile, its digest, overlays, variables in force
     low_coverage: bool
     waived: list[Item]
     attested: list[Item]
@@ -598,6 +599,7 @@ def build(document: dict[str, Any]) -> ReportView:
         facts=facts,
         excerpts=_excerpts(document["evidence"], facts),
         history=_history(document),
+        judged_with=document.get("judged_with"),
         low_coverage=coverage is not None and coverage < LOW_COVERAGE,
         waived=[i for c in all_checks for i in c.waived],
         attested=[i for c in all_checks for i in c.manual if i.result.get("attestation")],
