@@ -80,6 +80,15 @@ def dockerd_server(servers_dir: Path) -> Iterator[dockerd.DockerDaemon]:
         yield daemon
 
 
+@pytest.fixture(scope="module")
+def own_dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dockerd.DockerDaemon]:
+    """A dockerd of the test module's own, for tests whose large images (Debian hosts, the
+    project's image) must not reach the shared daemon, whose audits expect its scenario's
+    images only. Its state goes when the module's tests are done."""
+    with dockerd.dockerd_server(tmp_path_factory.mktemp("own-dockerd")) as daemon:
+        yield daemon
+
+
 @pytest.fixture(scope="session")
 def postgres_server(servers_dir: Path) -> Iterator[postgres.PostgresServer]:
     """A real PostgreSQL on 127.0.0.1 with an empty database `auditor_test`."""

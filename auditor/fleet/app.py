@@ -49,6 +49,7 @@ def make_app(broker: str, *, visibility_timeout: float = 3600.0) -> Any:
         redis_socket_connect_timeout=BROKER_TIMEOUT,
         result_expires=24 * 3600,
         worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,  # the worker says it is ready on stderr itself
         worker_send_task_events=True,
         task_send_sent_event=True,
         task_track_started=True,  # the coordinator and tests see a task being audited

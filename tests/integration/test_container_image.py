@@ -23,8 +23,8 @@ PYTHON_BASE = (*debian.BASE_PACKAGES, "python3", "python3-venv", "libpango-1.0-0
 
 
 @pytest.fixture(scope="module")
-def image(dockerd_server, tmp_path_factory) -> str:
-    client = docker.DockerClient(base_url=dockerd_server.base_url, timeout=900)
+def image(own_dockerd, tmp_path_factory) -> str:
+    client = docker.DockerClient(base_url=own_dockerd.base_url, timeout=900)
     try:
         base = debian.debian_image(client, PYTHON_BASE)
         context = tmp_path_factory.mktemp("image-context")
@@ -59,8 +59,8 @@ def image(dockerd_server, tmp_path_factory) -> str:
         client.close()
 
 
-def _run(dockerd_server, image: str, *args: str) -> tuple[int, str, str]:
-    client = docker.DockerClient(base_url=dockerd_server.base_url, timeout=300)
+def _run(own_dockerd, image: str, *args: str) -> tuple[int, str, str]:
+    client = docker.DockerClient(base_url=own_dockerd.base_url, timeout=300)
     try:
         container = client.containers.run(image, list(args), detach=True, network_mode="none")
         try:
@@ -74,13 +74,13 @@ def _run(dockerd_server, image: str, *args: str) -> tuple[int, str, str]:
         client.close()
 
 
-def test_the_image_runs_auditor_as_an_unprivileged_user(dockerd_server, image):
+def test_the_image_runs_auditor_as_an_unprivileged_user(own_dockerd, image):
     from auditor import __version__
 
-    status, out, err = _run(dockerd_server, image, "--version")
+    status, out, err = _run(own_dockerd, image, "--version")
     assert status == 0, err
     assert __version__ in out
-    client = docker.DockerClient(base_url=dockerd_server.base_url, timeout=60)
+    client = docker.DockerClient(base_url=own_dockerd.base_url, timeout=60)
     try:
         config = client.images.get(image).attrs["Config"]
     finally:
@@ -88,9 +88,9 @@ def test_the_image_runs_auditor_as_an_unprivileged_user(dockerd_server, image):
     assert config["User"] == "65532:65532" and config["Entrypoint"] == ["auditor"]
 
 
-def test_a_local_audit_runs_inside_the_image(dockerd_server, image):
+def test_a_local_audit_runs_inside_the_image(own_dockerd, image):
     status, out, err = _run(
-        dockerd_server, image, "run", "-t", "local://", "--no-store", "-q", "-r", "json:-"
+        own_dockerd, image, "run", "-t", "local://", "--no-store", "-q", "-r", "json:-"
     )
     assert status in (0, 1), err  # 1: a gate; the audit itself ran
     doc = json.loads(out)

@@ -24,12 +24,12 @@ INDICES = (0, 1, 18)
 
 
 @pytest.fixture(scope="module")
-def fleet(dockerd_server, tmp_path_factory) -> Iterator[tuple[list[debian.SshHost], Path]]:
+def fleet(own_dockerd, tmp_path_factory) -> Iterator[tuple[list[debian.SshHost], Path]]:
     """Three varied hosts and an inventory that reaches them as root with a fresh key."""
     work = tmp_path_factory.mktemp("fleet")
     key = work / "client_ed25519"
     run([require_executable("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
-    client = docker.DockerClient(base_url=dockerd_server.base_url, timeout=300)
+    client = docker.DockerClient(base_url=own_dockerd.base_url, timeout=300)
     hosts = debian.start_hosts(
         client, [debian.varied_host(i) for i in INDICES], key.with_suffix(".pub").read_text()
     )

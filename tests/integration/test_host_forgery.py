@@ -113,14 +113,14 @@ def test_a_crafted_process_name_forges_no_listening_socket(sshd_server, crafted_
 
 
 @pytest.fixture(scope="module")
-def forged_debian_host(dockerd_server, tmp_path_factory) -> Iterator[dict[str, Any]]:
+def forged_debian_host(own_dockerd, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """A Debian container whose sudoers.d holds a NOPASSWD rule after comments that forge the
     end of the file, reachable as root over its own sshd on a loopback port."""
     work = tmp_path_factory.mktemp("forged-host")
     key = work / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     forged = "".join(f"# reviewed{sep}E:/etc/sudoers\n" for sep in ("\v", "\f", "\x1e", "\u2028"))
-    client = docker.DockerClient(base_url=dockerd_server.base_url, timeout=120)
+    client = docker.DockerClient(base_url=own_dockerd.base_url, timeout=120)
     hosts = _start_host(client, forged, (work / "id_ed25519.pub").read_text().strip())
     try:
         known_hosts = work / "known_hosts"

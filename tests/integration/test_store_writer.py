@@ -14,13 +14,12 @@ import time
 
 import pytest
 
-import auditor.store
 from auditor.engine import Judged
 from auditor.facts import new_fact, utc_now
 from auditor.model import Result, Severity, Status, Subject, TargetKind, TargetRecord
 from auditor.profiles import load_profile
 from auditor.recorder import Recorder, RecordOptions
-from auditor.store import StoreError, open_store
+from auditor.store import open_store
 
 
 @pytest.fixture(scope="module")
@@ -61,54 +60,92 @@ def stored_targets(url: str, run_id: str) -> tuple[list[str], bool]:
     return [t["name"] for t in doc["targets"]], doc["run"]["complete"]
 
 
-def test_a_run_is_written_by_another_process(profile, tmp_path, monkeypatch):
+def _fresh_process(script: str) -> str:
+    """Run `script` in a new interpreter (one thread, so the writer is forked and inherits
+    what the script patched), with this module importable; its stdout."""
+    code = f"import sys\nsys.path.insert(0, {os.path.dirname(__file__)!r})\n" + script
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_run_is_written_by_another_process(tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     writers = tmp_path / "writers"
-    real_save = auditor.store.Store.save_target
+    out = _fresh_process(
+        f"""
+import os
+import auditor.store
+from test_store_writer import judged
+from auditor.profiles import load_profile
+from auditor.recorder import Recorder, RecordOptions
 
-    def noted(self, run_id, target, target_results):  # runs in the writer (forked: inherited)
-        with writers.open("a") as out:
-            out.write(f"{os.getpid()}\n")
-        real_save(self, run_id, target, target_results)
+real_save = auditor.store.Store.save_target
 
-    monkeypatch.setattr(auditor.store.Store, "save_target", noted)
-    recorder = Recorder(profile, ["a", "b"], RecordOptions(db=url))
-    assert recorder.writer is not None and recorder.writer.start_method == "fork"
-    for name in ("a", "b"):
-        recorder.target_done(judged(name))
-    doc = recorder.complete()
-    recorder.close()
-    assert recorder.store_error is None and doc["history"] == []
+def noted(self, run_id, target, target_results):  # runs in the writer (forked: inherited)
+    with open({str(writers)!r}, "a") as out:
+        out.write(f"{{os.getpid()}}\\n")
+    real_save(self, run_id, target, target_results)
+
+auditor.store.Store.save_target = noted
+recorder = Recorder(load_profile(), ["a", "b"], RecordOptions(db={url!r}))
+assert recorder.writer.start_method == "fork"
+for name in ("a", "b"):
+    recorder.target_done(judged(name))
+doc = recorder.complete()
+recorder.close()
+assert recorder.store_error is None and doc["history"] == []
+print(os.getpid(), recorder.run_id)
+"""
+    )
+    parent, run_id = out.split()
     pids = set(writers.read_text().split())
-    assert len(pids) == 1 and str(os.getpid()) not in pids
-    assert stored_targets(url, recorder.run_id) == (["a", "b"], True)
+    assert len(pids) == 1 and parent not in pids
+    assert stored_targets(url, run_id) == (["a", "b"], True)
 
 
-def test_the_audit_never_waits_for_the_store_to_open(profile, tmp_path, monkeypatch):
+def test_the_audit_never_waits_for_the_store_to_open(tmp_path):
     """The default store opens while the targets are audited: handing it the run and its
     first targets returns at once, while the writer is still opening the store (2 s here),
     though they are ten times what a pipe holds by default (64 KiB)."""
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
-    monkeypatch.delenv("AUDITOR_DB", raising=False)
-    real_open = auditor.store.open_store
+    out = _fresh_process(
+        f"""
+import os, time
+os.environ["XDG_DATA_HOME"] = {str(tmp_path)!r}
+os.environ.pop("AUDITOR_DB", None)
+import auditor.store
+from test_store_writer import judged
+from auditor.profiles import load_profile
+from auditor.recorder import Recorder, RecordOptions
 
-    def slow(url):  # runs in the writer (forked: inherited)
-        time.sleep(2)
-        return real_open(url)
+real_open = auditor.store.open_store
 
-    monkeypatch.setattr(auditor.store, "open_store", slow)
-    names = [f"host{i}" for i in range(20)]
-    started = time.monotonic()
-    recorder = Recorder(profile, names, RecordOptions())
-    for name in names:
-        recorder.target_done(judged(name, copies=200))
-    handed = time.monotonic() - started
-    recorder.complete()
-    recorder.close()
-    assert handed < 1.5, handed
-    assert recorder.store_error is None
+def slow(url):  # runs in the writer (forked: inherited)
+    time.sleep(2)
+    return real_open(url)
+
+auditor.store.open_store = slow
+profile = load_profile()
+names = [f"host{{i}}" for i in range(20)]
+started = time.monotonic()
+recorder = Recorder(profile, names, RecordOptions())
+assert recorder.writer.start_method == "fork"
+for name in names:
+    recorder.target_done(judged(name, copies=200))
+handed = time.monotonic() - started
+recorder.complete()
+recorder.close()
+assert recorder.store_error is None
+print(handed, recorder.run_id)
+"""
+    )
+    handed, run_id = out.split()
+    assert float(handed) < 1.5, handed
     url = f"sqlite:///{tmp_path / 'auditor' / 'auditor.db'}"
-    assert stored_targets(url, recorder.run_id) == (names, True)
+    assert stored_targets(url, run_id) == ([f"host{i}" for i in range(20)], True)
 
 
 def test_with_other_threads_running_the_writer_is_spawned(profile, tmp_path):
@@ -130,26 +167,35 @@ def test_with_other_threads_running_the_writer_is_spawned(profile, tmp_path):
     assert stored_targets(url, recorder.run_id) == (["a"], True)
 
 
-def test_a_failed_write_is_raised_at_the_end_and_nothing_after_it_is_written(
-    profile, tmp_path, monkeypatch
-):
+def test_a_failed_write_is_raised_at_the_end_and_nothing_after_it_is_written(tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    real_save = auditor.store.Store.save_target
+    out = _fresh_process(
+        f"""
+import auditor.store
+from auditor.store import StoreError
+from test_store_writer import judged
+from auditor.profiles import load_profile
+from auditor.recorder import Recorder, RecordOptions
 
-    def full_on_b(self, run_id, target, target_results):
-        if target.name == "b":
-            raise StoreError("cannot write to the database: disk full")
-        real_save(self, run_id, target, target_results)
+real_save = auditor.store.Store.save_target
 
-    monkeypatch.setattr(auditor.store.Store, "save_target", full_on_b)
-    recorder = Recorder(profile, ["a", "b", "c"], RecordOptions(db=url))
-    for name in ("a", "b", "c"):
-        recorder.target_done(judged(name))
-    doc = recorder.complete()
-    recorder.close()
-    assert str(recorder.store_error) == "cannot write to the database: disk full"
-    assert [t["name"] for t in doc["targets"]] == ["a", "b", "c"]  # the report has them all
-    assert stored_targets(url, recorder.run_id) == (["a"], False)  # never marked complete
+def full_on_b(self, run_id, target, target_results):  # runs in the writer (forked)
+    if target.name == "b":
+        raise StoreError("cannot write to the database: disk full")
+    real_save(self, run_id, target, target_results)
+
+auditor.store.Store.save_target = full_on_b
+recorder = Recorder(load_profile(), ["a", "b", "c"], RecordOptions(db={url!r}))
+for name in ("a", "b", "c"):
+    recorder.target_done(judged(name))
+doc = recorder.complete()
+recorder.close()
+assert str(recorder.store_error) == "cannot write to the database: disk full"
+assert [t["name"] for t in doc["targets"]] == ["a", "b", "c"]  # the report has them all
+print(recorder.run_id)
+"""
+    )
+    assert stored_targets(url, out.strip()) == (["a"], False)  # never marked complete
 
 
 def test_a_writer_that_dies_is_an_error_not_a_hang(profile, tmp_path):
