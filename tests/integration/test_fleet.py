@@ -131,7 +131,9 @@ def test_a_worker_refuses_targets_outside_its_allow_patterns(broker, sshd_server
     assert done.returncode == 3, done.stderr
     (audited,) = doc["targets"]
     assert "matches no --allow pattern" in audited["error"] and audited["facts"] == []
-    assert {r["status"] for r in doc["results"] if r["target"] == target} == {"error"}
+    (down,) = doc["not_audited"]  # once, with its reason: not one error per check
+    assert down["target"] == target and "matches no --allow pattern" in down["reason"]
+    assert not [r for r in doc["results"] if r["target"] == target]
 
 
 def test_a_worker_with_another_profile_does_not_judge(broker, sshd_server, tmp_path):
