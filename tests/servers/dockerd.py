@@ -93,12 +93,31 @@ def dockerd_server(workdir: Path, timeout: float = 60.0) -> Iterator[DockerDaemo
                 pid=proc.pid,
             )
         finally:
+            _remove_networks(base_url)
             stop_process(proc, timeout=30)
     finally:
         _unmount_below(workdir)
         for state in (data_root, exec_root):
             if state.exists():
                 shutil.rmtree(state)
+
+
+def _remove_networks(base_url: str) -> None:
+    """Remove the containers and user-defined networks the tests left on the daemon, so that
+    it deletes their bridges: a bridge outlives a daemon that stops with it, and the host's
+    address pools (31 networks) run out after a few test sessions."""
+    try:
+        client = docker.DockerClient(base_url=base_url, timeout=60)
+    except (docker.errors.DockerException, OSError):
+        return  # a daemon that no longer answers: nothing more can be asked of it
+    try:
+        for container in client.containers.list(all=True):
+            container.remove(force=True)
+        client.networks.prune()
+    except (docker.errors.DockerException, OSError):
+        pass  # as above
+    finally:
+        client.close()
 
 
 def _unmount_below(root: Path) -> None:
