@@ -57,7 +57,7 @@ def build(run: Run, profile: LoadedProfile) -> dict[str, Any]:
         "controls": about["controls"],
         "coverage_matrix": about["coverage_matrix"],
         **fold_unaudited_document(
-            [_target(record) for record in run.targets],
+            [target_dict(record) for record in run.targets],
             [result_dict(result) for result in run.results],
         ),
         "evidence": evidence,
@@ -192,7 +192,8 @@ def fact_record(fact: Fact) -> dict[str, Any]:
     }
 
 
-def _target(record: TargetRecord) -> dict[str, Any]:
+def target_dict(record: TargetRecord) -> dict[str, Any]:
+    """A target as the document holds it (its facts without their data)."""
     return {
         "name": record.name,
         "url": record.url,

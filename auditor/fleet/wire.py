@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from auditor.config import TargetSpec, connection_settings
-from auditor.document import result_dict
+from auditor.document import result_dict, target_dict
 from auditor.engine import Judged
 from auditor.model import Fact, Result, Severity, Status, Subject, TargetKind, TargetRecord
 
@@ -72,15 +72,7 @@ def judged_to_json(judged: Judged, worker: str) -> dict[str, Any]:
     record = judged.record
     return {
         "worker": worker,
-        "record": {
-            "name": record.name,
-            "url": record.url,
-            "kind": str(record.kind),
-            "started_at": record.started_at,
-            "finished_at": record.finished_at,
-            "error": record.error,
-            "facts": [asdict(fact) for fact in record.facts],
-        },
+        "record": {**target_dict(record), "facts": [asdict(fact) for fact in record.facts]},
         "results": [result_dict(result) for result in judged.results],
         "variables": dict(judged.variables),
     }

@@ -1,0 +1,61 @@
+"""What crosses the broker (auditor/fleet/wire.py): a task carries no credential or trust
+setting, and a judged target comes back as it left the worker."""
+
+from __future__ import annotations
+
+import json
+
+from auditor.config import TargetSpec
+from auditor.engine import Judged
+from auditor.facts import new_fact, utc_now
+from auditor.fleet.wire import (
+    ProfileRequest,
+    judged_from_json,
+    judged_to_json,
+    spec_from_payload,
+    task_payload,
+)
+from auditor.model import Result, Severity, Status, Subject, TargetKind, TargetRecord
+
+SECRETS = {
+    "identity_files": ("/home/me/.ssh/prod_ed25519",),
+    "known_hosts": "/home/me/.ssh/known_hosts_prod",
+    "ssh_config": "/home/me/.ssh/config_prod",
+    "tls_ca": "/etc/docker/ca-prod.pem",
+    "tls_cert": "/etc/docker/cert-prod.pem",
+    "tls_key": "/etc/docker/key-prod.pem",
+    "kubeconfig": "/home/me/.kube/prod-admin",
+}
+
+
+def test_a_task_carries_no_credential_and_no_trust_setting():
+    spec = TargetSpec(url="ssh://web1.dc1.example", name="web1", user="audit", port=2222,
+                      sudo=True, accept_new_host_keys=True, zone="dc1", variables={"x": 1},
+                      **SECRETS)  # fmt: skip
+    request = ProfileRequest("nist-800-190", (), {}, "sha256:" + "0" * 64)
+    payload = json.loads(json.dumps(task_payload("run-1", spec, request)))
+    text = json.dumps(payload)
+    for value in SECRETS.values():
+        for item in value if isinstance(value, tuple) else (value,):
+            assert item not in text
+    assert "accept_new_host_keys" not in text
+    worker_own = TargetSpec(
+        url="local://", identity_files=("/srv/zone.key",), known_hosts="/srv/kh"
+    )
+    spec_there = spec_from_payload(payload, worker_own)
+    assert (spec_there.url, spec_there.user, spec_there.port, spec_there.sudo) == (
+        "ssh://web1.dc1.example", "audit", 2222, True)  # fmt: skip
+    assert spec_there.identity_files == ("/srv/zone.key",) and spec_there.known_hosts == "/srv/kh"
+    assert spec_there.accept_new_host_keys is False and spec_there.variables == {"x": 1}
+
+
+def test_a_judged_target_comes_back_as_it_left():
+    now = utc_now()
+    fact = new_fact("host.os", "h", {"id": "debian"}, source="cat /etc/os-release")
+    record = TargetRecord("h", "ssh://h", TargetKind.HOST, now, now, facts=(fact,))
+    result = Result("host.os.x", "4.5.1", "t", Severity.LOW, "h", Subject("host", "h"),
+                    Status.FAIL, "m", observed={"host.os.id": "debian"},
+                    evidence=(fact.sha256,))  # fmt: skip
+    sent = Judged(record, [result], {"max": 3})
+    back = judged_from_json(json.loads(json.dumps(judged_to_json(sent, "w1"))))
+    assert back == Judged(record, [result], {"max": 3}, "w1")
