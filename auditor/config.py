@@ -248,17 +248,3 @@ class Gates:
     fail_under: float | None = None  # overall score below this
     fail_on: Severity | None = None  # any failing result at or above this severity
     min_coverage: float | None = None  # coverage percentage below this
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything one `auditor run` needs."""
-
-    targets: tuple[TargetSpec, ...]
-    profile: str
-    overlays: tuple[Path, ...] = ()
-    concurrency: int = 8
-    workers: int | None = None  # processes a large group of subjects is shared with; None: auto
-    gates: Gates = field(default_factory=Gates)
-    variables: dict[str, Any] = field(default_factory=dict)
-    progress: bool = False

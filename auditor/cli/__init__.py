@@ -1,4 +1,4 @@
-"""The command line: flags, environment and files -> RunConfig -> engine -> ExitStatus.
+"""The command line: flags, environment and files -> RunPlan -> runner -> ExitStatus.
 
 Only this package catches broadly: every error becomes one line on stderr and an exit status
 (see errors.ExitStatus); `--debug` shows the traceback as well. One module per command group.
