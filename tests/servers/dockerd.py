@@ -93,8 +93,10 @@ def dockerd_server(workdir: Path, timeout: float = 60.0) -> Iterator[DockerDaemo
                 pid=proc.pid,
             )
         finally:
-            _remove_networks(base_url)
-            stop_process(proc, timeout=30)
+            try:
+                _remove_networks(base_url)
+            finally:
+                stop_process(proc, timeout=30)
     finally:
         _unmount_below(workdir)
         for state in (data_root, exec_root):
