@@ -138,6 +138,12 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
+def names_a_path(name: str) -> bool:
+    """Whether `name` is a file or directory the user points at (not a shipped id)."""
+    candidate = Path(name).expanduser()
+    return _is_file(candidate) or _is_dir(candidate)
+
+
 def resolve_profile(name: str) -> Path:
     """profile.yaml of a shipped profile id, or of a directory or file the user names."""
     candidate = Path(name).expanduser()

@@ -23,7 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.errors import ProfileError
 from auditor.model import Control, Coverage, References, SectionInfo
-from auditor.profiles import CompiledCheck, ControlEntry, LoadedProfile, _validate, load_profile
+from auditor.profiles import (
+    CompiledCheck,
+    ControlEntry,
+    LoadedProfile,
+    _validate,
+    load_profile,
+    names_a_path,
+)
 from auditor.resources import benchmarks_dir
 from auditor.yamlsrc import load_yaml
 
@@ -72,12 +79,7 @@ def view_path(name: str) -> Path | None:
 def load_named(name: str, overlays: Sequence[Path] = ()) -> LoadedProfile:
     """The profile or view `name` means, a profile with its overlays applied (a view takes
     none: overlays change the profile it is a view of)."""
-    candidate = Path(name).expanduser()
-    try:
-        given_path = candidate.is_file() or candidate.is_dir()
-    except (OSError, ValueError):  # a name the system refuses (too long): not a path
-        given_path = False
-    view = None if given_path else view_path(name)
+    view = None if names_a_path(name) else view_path(name)
     if view is None:
         return load_profile(name, overlays)
     if overlays:
