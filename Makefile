@@ -1,7 +1,7 @@
 # Entry points for developers and CI (.ci/run calls `make test`).
 PYTHON ?= python3
 
-.PHONY: setup test check
+.PHONY: setup test check fuzz
 
 # Debian packages for the real test servers, then the package with its test extras.
 setup:
@@ -15,3 +15,7 @@ test: setup
 check:
 	$(PYTHON) -m ruff check auditor tests
 	$(PYTHON) -m mypy
+
+# The fuzz test with a fresh seed for ten minutes (the suite replays a fixed seed for 30 s).
+fuzz:
+	FUZZ_SEED=random FUZZ_SECONDS=600 $(PYTHON) -m pytest -p no:cacheprovider -s tests/fuzz/test_fuzz_inputs.py -k mutated

@@ -445,6 +445,10 @@ def _load_config(text: str | None, path: str) -> tuple[dict[str, Any] | None, st
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})"
+    except RecursionError:
+        return None, f"{path} is not valid JSON (nested too deep)"
+    except ValueError:  # an integer past Python's 4,300-digit conversion limit
+        return None, f"{path} is not valid JSON (a number of more than 4,300 digits)"
     if not isinstance(data, dict):
         return None, f"{path} does not hold a JSON object"
     return data, None

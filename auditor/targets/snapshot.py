@@ -373,6 +373,10 @@ def _json_documents(text: str, shown: str) -> Iterator[tuple[int, _Document]]:
         except RecursionError as exc:
             line = lines.line(start)
             raise _ParseError(f"{shown}:{line}", "not valid JSON: nested too deep") from exc
+        except ValueError as exc:  # an integer past Python's 4,300-digit conversion limit
+            line = lines.line(start)
+            reason = "not valid JSON: a number of more than 4,300 digits"
+            raise _ParseError(f"{shown}:{line}", reason) from exc
         line = lines.line(start)
         if _SURROGATE.search(text, start, position):
             _refuse_lone_surrogates(data, f"{shown}:{line}")

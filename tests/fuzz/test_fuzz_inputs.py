@@ -8,8 +8,11 @@ that make large inputs (nesting 100,000 deep, alias bombs, devices and FIFOs) ru
 processes under RLIMIT_AS and a timeout; the rest run in this process (fast), with name
 resolution limited to loopback so that no mutated host name leaves the machine.
 
-    FUZZ_SECONDS=30 (default) bounds the in-process rounds; FUZZ_SEED=N replays a run. A failing
-    input is written to artifacts/fuzz/ with the command that read it.
+    FUZZ_SECONDS=30 (default) bounds the in-process rounds. The suite uses a fixed seed, so that
+    a run of the suite is reproducible and a red CI means a regression; `make fuzz` explores with
+    a fresh seed for longer (FUZZ_SEED=random), and FUZZ_SEED=N replays a run. A failing input is
+    written to artifacts/fuzz/ with the command that read it; add it to the seed corpus or to a
+    unit test once fixed.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ TRIVY = CORPUS / "trivy" / "trivy-image.json"
 SECONDS = float(os.environ.get("FUZZ_SECONDS", "30"))
 CHILD_MEMORY = 3 * 2**30  # address space of a child run (CEL and the imports take ~1.2 GB)
 CHILD_SECONDS = 60
+SUITE_SEED = 1796530914  # the seed of the first run that found the 5,000-digit integer
 RUN = ["-q", "--no-store", "--workers", "0"]
 
 
@@ -229,7 +233,8 @@ def _record(kind: str, mutant: Mutant, argv: list[str], outcome: Outcome, why: s
 
 
 def test_mutated_inputs_of_every_kind_never_crash_hang_or_trace(tmp_path):
-    seed = int(os.environ.get("FUZZ_SEED", str(int(time.time()))))
+    chosen = os.environ.get("FUZZ_SEED", str(SUITE_SEED))
+    seed = int(time.time_ns() % 2**31) if chosen == "random" else int(chosen)
     rng = random.Random(seed)
     counts = dict.fromkeys(CASES, 0)
     failures: list[str] = []

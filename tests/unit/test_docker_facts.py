@@ -220,6 +220,22 @@ def test_invalid_daemon_json_is_a_reason() -> None:
     assert facts.config_error.startswith("/etc/docker/daemon.json is not valid JSON (line 1")
 
 
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ('{"a": ' + "9" * 5000 + "}", "a number of more than 4,300 digits"),
+        ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deep"),
+    ],
+)
+def test_a_hostile_daemon_json_is_a_reason_not_a_crash(content: str, reason: str) -> None:
+    raw = _daemon_raw("P:9", "O:0", "A:dockerd", "CF:/etc/docker/daemon.json", f"CL:{content}",
+                      "CE:/etc/docker/daemon.json")  # fmt: skip
+    facts = docker_host.daemon_facts(
+        docker_host.parse_daemon_section(raw), [], {}, None, None, "/var/lib/docker", "local"
+    )
+    assert facts.config_error == f"/etc/docker/daemon.json is not valid JSON ({reason})"
+
+
 def test_the_daemon_is_found_by_its_data_root_even_when_remapped() -> None:
     raw = _daemon_raw(
         "P:1", "O:0", "A:dockerd", "A:--data-root=/srv/a",

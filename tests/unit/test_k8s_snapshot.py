@@ -243,6 +243,9 @@ def test_legacy_groups_count_but_look_alike_custom_resources_do_not(tmp_path):
          "not valid JSON: a string holds a lone surrogate"),
         ('{"kind": "Pod", "spec": ' + "[" * 100_000 + "]" * 100_000 + "}", "bad.json:1",
          "not valid JSON: nested too deep"),
+        # found by the fuzz test: Python refuses to convert an integer of 5,000 digits
+        ('{"kind": "List", "items": [{"kind": "Pod", "spec": {"n": ' + "9" * 5000 + "}}]}",
+         "bad.json:1", "not valid JSON: a number of more than 4,300 digits"),
         ("kind: Pod\nspec: " + "[" * 100_000 + "]" * 100_000 + "\n", "bad.yaml:2",
          "not valid YAML: nested deeper than 200 levels"),
         ("kind: Pod\nmetadata: {name: a}\nmetadata: {name: b}\n", "bad.yaml:3",
