@@ -42,6 +42,7 @@ def matrix(profile: LoadedProfile) -> list[dict[str, Any]]:
                 "nist_800_53": _union(refs, "nist_800_53"),
                 "cis_docker": _union(refs, "cis_docker"),
                 "cis_kubernetes": _union(refs, "cis_kubernetes"),
+                "cis_linux": _union(refs, "cis_linux"),
                 "pss": _union(refs, "pss"),
             }
         )
@@ -67,15 +68,16 @@ def render_markdown(profile: LoadedProfile) -> str:
         "attestation the rest. `manual`: attestation only. `not-applicable`: with the reason.",
         "",
         "| control | coverage | " + " | ".join(kinds) + " | NIST SP 800-53 | CIS Docker | "
-        "CIS Kubernetes | PSS |",
-        "|---|---|" + "---|" * len(kinds) + "---|---|---|---|",
+        "CIS Kubernetes | CIS Linux | PSS |",
+        "|---|---|" + "---|" * len(kinds) + "---|---|---|---|---|",
     ]
     for row in rows:
         counts = " | ".join(str(row["checks_by_target"][k] or "") for k in kinds)
         lines.append(
             f"| {row['id']} {_cell(row['title'])} | {row['coverage']} | {counts} | "
             f"{', '.join(row['nist_800_53'])} | {', '.join(row['cis_docker'])} | "
-            f"{', '.join(row['cis_kubernetes'])} | {', '.join(row['pss'])} |"
+            f"{', '.join(row['cis_kubernetes'])} | {', '.join(row['cis_linux'])} | "
+            f"{', '.join(row['pss'])} |"
         )
     lines += ["", "## Controls in detail", ""]
     for row in rows:

@@ -85,6 +85,10 @@ class References(_Strict):
     cis_kubernetes: list[str] = Field(
         default_factory=list, description="CIS Kubernetes Benchmark ids"
     )
+    cis_linux: list[str] = Field(
+        default_factory=list,
+        description="CIS Debian Linux / Distribution Independent Linux Benchmark item numbers",
+    )
     pss: list[str] = Field(
         default_factory=list, description="Pod Security Standards levels: baseline, restricted"
     )
@@ -115,6 +119,7 @@ class Check(_Strict):
         default="",
         description="failure message; {{ subject.x }}, {{ observed.x }}, {{ vars.x }} filled in",
     )
+    rationale: str = Field(default="", description="why the setting matters: the attack it stops")
     expected: str = Field(default="", description="what a compliant value looks like, for people")
     default: str = Field(
         default="", description="the upstream default when the setting is absent, and its source"

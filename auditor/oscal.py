@@ -49,7 +49,7 @@ def _props(entry: ControlEntry) -> list[dict[str, Any]]:
     control = entry.control
     props = [{"name": "coverage", "ns": PROPERTY_NS, "value": str(control.coverage)}]
     props += [{"name": "check", "ns": PROPERTY_NS, "value": token(c.id)} for c in control.checks]
-    for key in ("nist_800_53", "cis_docker", "cis_kubernetes", "pss"):
+    for key in ("nist_800_53", "cis_docker", "cis_kubernetes", "cis_linux", "pss"):
         values = {v for c in control.checks for v in getattr(c.references, key)}
         values |= set(getattr(control.references, key))
         props += [

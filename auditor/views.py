@@ -34,7 +34,7 @@ from auditor.profiles import (
 from auditor.resources import benchmarks_dir
 from auditor.yamlsrc import load_yaml
 
-ReferenceKey = Literal["cis_docker", "cis_kubernetes", "pss", "nist_800_53"]
+ReferenceKey = Literal["cis_docker", "cis_kubernetes", "cis_linux", "pss", "nist_800_53"]
 
 
 class ViewDefinition(BaseModel):

@@ -32,6 +32,7 @@ REFERENCE_LABELS = (
     ("nist_800_53", "NIST SP 800-53 Rev. 5"),
     ("cis_docker", "CIS Docker Benchmark"),
     ("cis_kubernetes", "CIS Kubernetes Benchmark"),
+    ("cis_linux", "CIS Linux Benchmark"),
     ("pss", "Pod Security Standards"),
 )
 

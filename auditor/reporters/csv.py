@@ -93,6 +93,7 @@ class CsvReporter:
                 " ".join(
                     [f"docker:{i}" for i in references.get("cis_docker", [])]
                     + [f"k8s:{i}" for i in references.get("cis_kubernetes", [])]
+                    + [f"linux:{i}" for i in references.get("cis_linux", [])]
                 ),
                 " ".join(facts),
                 str(waiver.get("justification", "")),

@@ -106,6 +106,8 @@ def _fingerprint(result: dict[str, Any]) -> str:
 def _rule(control: dict[str, Any], check: dict[str, Any]) -> dict[str, Any]:
     references = check.get("references") or {}
     help_lines = [check["remediation"]]
+    if check.get("rationale"):
+        help_lines.append(f"Why: {check['rationale']}")
     if check.get("expected"):
         help_lines.append(f"Expected: {check['expected']}")
     if check.get("default"):
@@ -115,6 +117,7 @@ def _rule(control: dict[str, Any], check: dict[str, Any]) -> dict[str, Any]:
     tags += [f"nist-800-53/{item}" for item in references.get("nist_800_53", [])]
     tags += [f"cis-docker/{item}" for item in references.get("cis_docker", [])]
     tags += [f"cis-kubernetes/{item}" for item in references.get("cis_kubernetes", [])]
+    tags += [f"cis-linux/{item}" for item in references.get("cis_linux", [])]
     rule: dict[str, Any] = {
         "id": check["id"],
         "shortDescription": {"text": visible(check["title"])},
