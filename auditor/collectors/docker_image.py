@@ -10,17 +10,15 @@ by value.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import posixpath
-import re
 import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from auditor.redact import fingerprint
+from auditor.collectors.image_secrets import find_secrets
 
 
 @dataclass(frozen=True)
@@ -65,57 +63,6 @@ class BoundedReader:
         data = self._read(want)
         self.bytes_read += len(data)
         return data
-
-
-# Secrets by content. Group "v" is the secret itself (what the fingerprint is taken of).
-_PRIVATE_KEY = re.compile(
-    rb"(?P<v>-----BEGIN (?P<t>[A-Z0-9 ]{0,40}PRIVATE KEY)-----[A-Za-z0-9+/=\s:,.\-]{64,20000}?"
-    rb"-----END (?P=t)-----)"
-)
-_CONTENT_PATTERNS: tuple[tuple[str, re.Pattern[bytes]], ...] = (
-    ("aws-access-key-id", re.compile(rb"\b(?P<v>(?:AKIA|ASIA)[0-9A-Z]{16})\b")),
-    (
-        "aws-secret-access-key",
-        re.compile(rb"(?i)aws_secret_access_key\s*[=:]\s*[\"']?(?P<v>[A-Za-z0-9/+=]{40})\b"),
-    ),
-    ("github-token", re.compile(rb"\b(?P<v>gh[pousr]_[A-Za-z0-9]{36,255})\b")),
-    ("slack-token", re.compile(rb"\b(?P<v>xox[abposr]-[A-Za-z0-9-]{10,})")),
-    ("gitlab-token", re.compile(rb"\b(?P<v>glpat-[A-Za-z0-9_\-]{20,})")),
-)
-# Secrets that only mean something in files of a known name.
-_NAMED_PATTERNS: tuple[tuple[str, str, re.Pattern[bytes]], ...] = (
-    (
-        "registry-credential",
-        "*/.docker/config.json",
-        re.compile(rb"\"(?:auth|identitytoken)\"\s*:\s*\"(?P<v>[^\"]{8,})\""),
-    ),
-    ("registry-credential", "*/.dockercfg", re.compile(rb"\"auth\"\s*:\s*\"(?P<v>[^\"]{8,})\"")),
-    ("npm-token", "*/.npmrc", re.compile(rb"_auth(?:Token)?\s*=\s*(?P<v>[^\s\"']{8,})")),
-    ("pypi-password", "*/.pypirc", re.compile(rb"(?m)^\s*password\s*[=:]\s*(?P<v>\S+)")),
-    ("git-credential", "*/.git-credentials", re.compile(rb"https?://[^:/\s]+:(?P<v>[^@\s]+)@")),
-    ("netrc-password", "*/.netrc", re.compile(rb"\bpassword\s+(?P<v>\S+)")),
-)
-# Placeholder values that documentation and SDK tests ship.
-_PLACEHOLDER = re.compile(rb"EXAMPLE|example|XXXXXXXX|xxxxxxxx|<[a-z_]+>")
-
-
-def find_secrets(path: str, content: bytes) -> list[tuple[str, str]]:
-    """(kind, fingerprint) of each distinct secret in one file's content."""
-    found: dict[tuple[str, str], None] = {}
-    for match in _PRIVATE_KEY.finditer(content):
-        found[("private-key", fingerprint(match.group("v").decode("latin-1")))] = None
-    for kind, pattern in _CONTENT_PATTERNS:
-        for match in pattern.finditer(content):
-            value = match.group("v")
-            if not _PLACEHOLDER.search(value):
-                found[(kind, fingerprint(value.decode("latin-1")))] = None
-    for kind, glob, pattern in _NAMED_PATTERNS:
-        if fnmatch.fnmatchcase("/" + path.lstrip("/"), glob):
-            for match in pattern.finditer(content):
-                value = match.group("v")
-                if not _PLACEHOLDER.search(value):
-                    found[(kind, fingerprint(value.decode("latin-1")))] = None
-    return list(found)
 
 
 @dataclass
