@@ -157,9 +157,10 @@ _BINARY_SUFFIXES: tuple[str, ...] = (
 )  # fmt: skip
 _BINARY_NAMES = frozenset({"locale-archive", "ld.so.cache"})
 # Credential files by name: searched whatever their content looks like.
-_CREDENTIAL_FILES: tuple[str, ...] = tuple(
-    {glob for rule in NAMED_RULES for glob in rule.files}
-) + ("*/.aws/credentials", "*/.ssh/id_*", "*.pem", "*.key")
+_CREDENTIAL_FILES: tuple[str, ...] = (
+    *dict.fromkeys(glob for rule in NAMED_RULES for glob in rule.files),
+    *("*/.aws/credentials", "*/.ssh/id_*", "*.pem", "*.key"),
+)
 
 
 def _rules_digest() -> str:
@@ -174,9 +175,10 @@ def _rules_digest() -> str:
 SCAN_RULES_VERSION = f"image-secrets/{_rules_digest()}"
 
 
-def _credential_file(path: str) -> bool:
-    rooted = "/" + path.lstrip("/")
-    return any(fnmatch.fnmatchcase(rooted, glob) for glob in _CREDENTIAL_FILES)
+@cache
+def _globs(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """Shell patterns as one regular expression (fnmatch's translation, matched at once)."""
+    return re.compile("|".join(fnmatch.translate(glob) for glob in patterns))
 
 
 def should_read(path: str, size: int, head: bytes) -> bool:
@@ -185,7 +187,7 @@ def should_read(path: str, size: int, head: bytes) -> bool:
     (a data file of an unknown format may well hold text)."""
     if size == 0:
         return False
-    if _credential_file(path):
+    if _globs(_CREDENTIAL_FILES).match("/" + path.lstrip("/")):
         return True
     base = posixpath.basename(path)
     if base in _BINARY_NAMES or base.lower().endswith(_BINARY_SUFFIXES):
@@ -255,7 +257,7 @@ def find_secrets(path: str, content: bytes, *, use_prefilter: bool = True) -> li
     if not should_read(path, len(content), content[:8]):
         return []
     rooted = "/" + path.lstrip("/")
-    named = [r for r in NAMED_RULES if any(fnmatch.fnmatchcase(rooted, g) for g in r.files)]
+    named = [rule for rule in NAMED_RULES if _globs(rule.files).match(rooted)]
     found: dict[str, str] = {}  # fingerprint -> kind
     for rule in (*named, *_candidate_rules(content, use_prefilter)):
         for match in _compiled(rule).finditer(content):
