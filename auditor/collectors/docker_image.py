@@ -164,7 +164,7 @@ class LayerFindings:
                 unscanned=int(data["unscanned"]),
                 bytes=int(data["bytes"]),
             )
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"not a layer's findings: {type(exc).__name__}: {exc}") from exc
         return found
 

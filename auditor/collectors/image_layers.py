@@ -11,8 +11,10 @@ the layers are read instead.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from auditor.collectors.docker_image import (
@@ -23,10 +25,25 @@ from auditor.collectors.docker_image import (
 )
 from auditor.collectors.image_export import ExportPlan, images_to_export, read_export
 from auditor.errors import AuditorError
+from auditor.redact import data_home
 
 log = logging.getLogger(__name__)
 
 BOUND_HINT = "raise docker_image_scan_max_mib / docker_image_scan_timeout"
+
+
+def user_cache_url() -> str:
+    """SQLite at $XDG_CACHE_HOME/auditor/layers.db: the layer cache of runs stored nowhere."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return f"sqlite:///{Path(base) / 'auditor' / 'layers.db'}"
+
+
+def cache_url(*, stored: bool, db: str | None) -> str:
+    """The layer cache of a run: the database it is stored in (--db, AUDITOR_DB, else the
+    default store, auditor.store.default_url), or for a run stored nowhere the user's cache."""
+    if not stored:
+        return user_cache_url()
+    return db or os.environ.get("AUDITOR_DB") or f"sqlite:///{data_home() / 'auditor.db'}"
 
 
 def limits_from(variables: Mapping[str, Any]) -> ScanLimits:

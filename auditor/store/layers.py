@@ -5,7 +5,7 @@ scan finds in it holds for every image that has it, on every run, until the scan
 change. The findings are kept in the evidence store's `image_layers` table (the same
 database a run is stored in: SQLite by default, PostgreSQL with --db, so scheduled runs and
 the workers of a fleet share them), or, for `--no-store` runs, in a store of their own in
-the user's cache directory (`user_cache_url`).
+the user's cache directory (auditor.collectors.image_layers.user_cache_url).
 
 A row is keyed by the diff_id, the rule set (`rules`: the scanner's SCAN_RULES_VERSION and
 what else changes what it finds) and the id of the fingerprint key that made its secrets'
@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import zlib
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -46,12 +44,6 @@ from auditor.store import (
 from auditor.store.schema import image_layers
 
 log = logging.getLogger(__name__)
-
-
-def user_cache_url() -> str:
-    """SQLite at $XDG_CACHE_HOME/auditor/layers.db: the cache of runs that store nothing."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return f"sqlite:///{Path(base) / 'auditor' / 'layers.db'}"
 
 
 class LayerCache:
