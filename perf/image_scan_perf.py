@@ -54,7 +54,7 @@ import docker  # noqa: E402
 from servers.debian import debian_image  # noqa: E402
 from servers.dockerd import busybox_image, dockerd_server  # noqa: E402
 
-from auditor.collectors import docker_image, image_secrets  # noqa: E402
+from auditor.collectors import docker_image, image_layers, image_secrets  # noqa: E402
 
 RUNNING_SHARE = 10  # one container in ten is started
 LAYER_BYTES = 1024 * 1024  # each added layer: one text file of this size
@@ -209,16 +209,23 @@ def docker_save(host: str, image: str) -> float:
 
 
 def scan_image(base_url: str, image: str) -> dict[str, Any]:
-    """The content scan of one image as the collector does it: the export streamed from the
-    Engine API into the layer scanner."""
-    limits = docker_image.ScanLimits(max_bytes=4 * 1024**3, max_seconds=600)
+    """The content scan of one image as the collector does it with no layer cache: the export
+    streamed from the Engine API into the layer scanner."""
+    limits = image_layers.ScanLimits(max_bytes=4 * 1024**3, max_seconds=600)
     api = docker.APIClient(base_url=base_url, version="auto", timeout=120)
-    try:
-        response = api._get(api._url("/images/{0}/get", image), stream=True)
+
+    def export(image_ids: list[str]) -> Any:
+        response = api._get(api._url("/images/get"), params={"names": image_ids}, stream=True)
         api._raise_for_status(response)
-        reader = docker_image.BoundedReader(response.raw.read, limits)
-        found = docker_image.findings(docker_image.scan_export(reader, limits))
-        response.close()
+        return response
+
+    try:
+        inspected = api.inspect_image(image)
+        images = image_layers.ImageLayers([{"Id": inspected["Id"]}], {inspected["Id"]: inspected})
+        scanned = image_layers.LayerSource(None, limits, export).findings(images.layers_of)
+        (found,) = images.items(scanned)
+        if not found.get("complete"):
+            raise SystemExit(f"the scan of {image} stopped: {found.get('_error')}")
         return found
     finally:
         api.close()
