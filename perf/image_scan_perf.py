@@ -173,7 +173,7 @@ def docker_bench(checkout: Path, host: str, log: Path) -> float:
     return timed(run)
 
 
-def auditor_run(url: str, report: Path, home: Path, *extra: str) -> float:
+def auditor_run(url: str, report: Path, home: Path) -> float:
     """`auditor run` of the full profile against url, with home as the per-user directories."""
     env = {**os.environ, "XDG_CACHE_HOME": str(home / "cache"),
            "XDG_DATA_HOME": str(home / "data"), "PYTHONPATH": str(ROOT)}  # fmt: skip
@@ -181,7 +181,7 @@ def auditor_run(url: str, report: Path, home: Path, *extra: str) -> float:
     def run() -> None:
         done = subprocess.run(
             [sys.executable, "-m", "auditor", "run", "--quiet", "--no-store", "--target", url,
-             "--report", f"json:{report}", *extra],
+             "--report", f"json:{report}"],
             capture_output=True, text=True, timeout=900, check=False, env=env,
         )  # fmt: skip
         if done.returncode not in (0, 1):
@@ -233,16 +233,18 @@ def scan_image(base_url: str, image: str) -> dict[str, Any]:
 
 def scan_variants(base_url: str, image: str, repeat: int) -> dict[str, float]:
     """The scan of one image alone: as shipped, with every rule run one by one, and with no
-    pattern at all (the export, the tar walk and the file reads)."""
+    pattern at all (the export, the tar walk and the file reads), each repeat after the
+    floor, `docker save` of the image."""
     shipped = docker_image.find_secrets
     variants: dict[str, Callable[[str, bytes], list[tuple[str, str]]]] = {
         "scan": shipped,
         "every rule": lambda p, c: image_secrets.find_secrets(p, c, use_prefilter=False),
         "no pattern": lambda p, c: [],
     }
-    times: dict[str, list[float]] = {name: [] for name in variants}
+    times: dict[str, list[float]] = {name: [] for name in ("save", *variants)}
     try:
         for _ in range(repeat):
+            times["save"].append(docker_save(base_url, image))
             for name, finder in variants.items():
                 docker_image.find_secrets = finder  # type: ignore[assignment]
                 times[name].append(timed(lambda: scan_image(base_url, image)))
@@ -298,20 +300,9 @@ def measure(client: docker.DockerClient, base_url: str, work: Path,
         with docker_bench_checkout(options.docker_bench, work) as checkout:
             numbers["bench"] = docker_bench(checkout, base_url, work / "bench.log")
     numbers["26"] = first_and_second(url, work, options.repeat)
-    numbers["no_content"] = statistics.median(
-        auditor_run(url, work / "bounded.json", work / f"home-bounded-{attempt}",
-                    "--var", "docker_image_scan_max_mib=0")
-        for attempt in range(options.repeat)
-    )  # fmt: skip
-    numbers["startup"] = statistics.median(
-        timed(lambda: subprocess.run([sys.executable, "-m", "auditor", "--version"], check=True,
-                                     capture_output=True, timeout=60))
-        for _ in range(options.repeat)
-    )  # fmt: skip
     numbers["layers_26"] = distinct_layers(api)
-    numbers["save"] = statistics.median(docker_save(base_url, debian)
-                                        for _ in range(options.repeat))  # fmt: skip
     numbers["alone"] = scan_variants(base_url, debian, options.repeat)
+    numbers["save"] = numbers["alone"]["save"]
     sys.stderr.write(f"26 containers: {numbers['26']}, alone {numbers['alone']}\n")
     names = list(images.values())
     for index in range(6):
@@ -360,10 +351,6 @@ def render(numbers: dict[str, Any], repeat: int) -> str:
         else "| docker-bench-security | not run (no --docker-bench) | |",
         f"| auditor, first run | {first:.2f} s | {ratio(first)} |",
         f"| auditor, second run | {second:.2f} s | {ratio(second)} |",
-        f"| auditor, content scan bounded to 0 MiB (the rest of the audit) "
-        f"| {numbers['no_content']:.2f} s | {ratio(numbers['no_content'])} |",
-        f"| `python -m auditor --version` (interpreter and imports) | {numbers['startup']:.2f} s "
-        f"| {ratio(numbers['startup'])} |",
         "",
         "| the Debian image alone | time | / docker save |",
         "|---|---:|---:|",
