@@ -369,7 +369,7 @@ class _Collection:
         images = image_layers.ImageLayers(self.image_list(), inspected)
         scanned = image_layers.LayerSource(
             self.target.spec.layer_cache, limits, self._export, self._reason
-        ).findings(images.layers_of)
+        ).findings(images.layers_of, images.sizes)
         return images.items(scanned)
 
     def _export(self, image_ids: list[str]) -> Any:

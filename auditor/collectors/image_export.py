@@ -56,13 +56,20 @@ def chain_ids(diff_ids: Sequence[str]) -> list[str]:
     return chains
 
 
-def images_to_export(images: Mapping[str, Sequence[str]], missing: Iterable[str]) -> list[str]:
-    """Few images (greedily, the one holding most missing layers first) whose export holds
-    every layer in `missing`; `images` maps an image id to its diff_ids."""
+def images_to_export(
+    images: Mapping[str, Sequence[str]],
+    missing: Iterable[str],
+    sizes: Mapping[str, int] | None = None,
+) -> list[str]:
+    """Few images whose export holds every layer in `missing`; `images` maps an image id to
+    its diff_ids. Greedily the image holding most missing layers first, the smallest (by
+    `sizes`) of those: a daemon before Docker 25 prepares an image's whole export, whatever
+    part of it is read."""
     left = set(missing)
+    size = sizes or {}
     chosen: list[str] = []
     while left:
-        best = max(sorted(images), key=lambda image: len(left & set(images[image])))
+        best = max(sorted(images), key=lambda i: (len(left & set(images[i])), -size.get(i, 0)))
         found = left & set(images[best])
         if not found:
             break  # a layer no image has: reported as missing from the export

@@ -88,7 +88,11 @@ class LayerSource:
         self.export = export
         self.describe = describe
 
-    def findings(self, layers_of: Mapping[str, Sequence[str]]) -> Scanned:
+    def findings(
+        self, layers_of: Mapping[str, Sequence[str]], sizes: Mapping[str, int] | None = None
+    ) -> Scanned:
+        """The findings of every layer of the images (`layers_of`: image id -> diff_ids;
+        `sizes`: image id -> bytes, to export the smallest images holding a missing layer)."""
         wanted = {d for diff_ids in layers_of.values() for d in diff_ids}
         scanned = Scanned()
         cache = self._open_cache() if wanted else None
@@ -97,7 +101,7 @@ class LayerSource:
                 scanned.layers.update(self._cached(cache, wanted))
             missing = wanted - set(scanned.layers)
             if missing:
-                self._read(layers_of, missing, scanned)
+                self._read(layers_of, missing, scanned, sizes)
             if cache is not None and scanned.read:
                 fresh = {d: scanned.layers[d].to_json() for d in scanned.read}
                 self._keep(cache, fresh)
@@ -107,9 +111,13 @@ class LayerSource:
         return scanned
 
     def _read(
-        self, layers_of: Mapping[str, Sequence[str]], missing: set[str], scanned: Scanned
+        self,
+        layers_of: Mapping[str, Sequence[str]],
+        missing: set[str],
+        scanned: Scanned,
+        sizes: Mapping[str, int] | None,
     ) -> None:
-        chosen = images_to_export(layers_of, missing)
+        chosen = images_to_export(layers_of, missing, sizes)
         plan = ExportPlan({i: layers_of[i] for i in chosen}, frozenset(missing))
         scanned.exports += 1
         try:
@@ -170,9 +178,12 @@ class ImageLayers:
     ) -> None:
         self.listing = listing
         self.layers_of: dict[str, list[str]] = {}
+        self.sizes: dict[str, int] = {}
         self.errors: dict[str, str] = {}
         for entry in listing:
             iid = str(entry.get("Id"))
+            size = entry.get("Size")
+            self.sizes[iid] = size if isinstance(size, int) else 0
             found = inspected.get(iid)
             layers = ((found or {}).get("RootFS") or {}) if isinstance(found, Mapping) else None
             if isinstance(layers, Mapping) and isinstance(layers.get("Layers") or [], list):

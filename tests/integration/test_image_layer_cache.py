@@ -321,3 +321,38 @@ def test_the_legacy_export_names_every_layer_before_its_bytes(
             if named(m)
         ]
     assert sorted(found) == sorted(diff_ids)
+
+
+def _kept_layers(url: str) -> set[str]:
+    engine_ = create_engine(url)
+    try:
+        with engine_.connect() as conn:
+            return {row.diff_id for row in conn.execute(image_layers_table.select())}
+    finally:
+        engine_.dispose()
+
+
+def test_auditor_run_keeps_layers_in_its_store_and_a_run_stored_nowhere_in_the_users_cache(
+    own_dockerd: DockerDaemon,
+    images: Images,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    auditor_cli: Callable[..., Any],
+    counts: Counts,
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    target = f"docker://{own_dockerd.base_url}"
+    distinct = {d for diff_ids in images.layers.values() for d in diff_ids}
+    store = tmp_path / "runs.db"
+    for _ in range(2):
+        result = auditor_cli(
+            "run", "--quiet", "--report", "json:-", "--db", str(store), "-t", target
+        )
+        assert result.code in (0, 1), result.err
+    assert counts.exports == 1  # the second run read every layer from the store
+    assert _kept_layers(f"sqlite:///{store}") == distinct
+    assert not (tmp_path / "cache" / "auditor" / "layers.db").exists()
+    result = auditor_cli("run", "--quiet", "--report", "json:-", "--no-store", "-t", target)
+    assert result.code in (0, 1), result.err
+    assert counts.exports == 2
+    assert _kept_layers(f"sqlite:///{tmp_path / 'cache' / 'auditor' / 'layers.db'}") == distinct

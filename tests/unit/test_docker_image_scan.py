@@ -233,6 +233,9 @@ def test_the_fewest_images_holding_the_missing_layers_are_exported() -> None:
     assert export.images_to_export(images, {"l1", "l3"}) == ["b"]
     assert export.images_to_export(images, {"l2", "l4"}) == ["a", "c"]
     assert export.images_to_export(images, {"l9"}) == []
+    sizes = {"a": 10, "b": 500, "d": 1}
+    assert export.images_to_export(images, {"l1"}, sizes) == ["d"]  # the smallest holding it
+    assert export.images_to_export(images, {"l1", "l2"}, sizes) == ["a"]
 
 
 def test_layer_findings_survive_their_json_and_refuse_another_shape() -> None:
