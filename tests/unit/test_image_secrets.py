@@ -4,16 +4,19 @@ what the rules alone find, redaction, placeholders, and which files are read at 
 from __future__ import annotations
 
 import fnmatch
+import io
 import platform
 import random
 import re
 import string
 import sys
+import tarfile
 import threading
 from typing import NamedTuple
 
 import pytest
 
+from auditor.collectors import docker_image
 from auditor.collectors import image_secrets as scanner
 from auditor.redact import fingerprint
 
@@ -268,3 +271,25 @@ def test_threads_scan_at_the_same_time() -> None:
     for thread in threads:
         thread.join()
     assert len(results) == 200 and all(r == expected for r in results)
+
+
+def test_verbose_rules_have_nothing_the_prefilter_would_read_differently() -> None:
+    """Hyperscan gets no VERBOSE flag: a rule with it must hold no space or comment to drop."""
+    verbose = [r for r in scanner.CONTENT_RULES if r.flags & re.VERBOSE]
+    assert verbose and not [r for r in verbose if re.search(rb"\s|#", r.pattern)]
+
+
+def test_a_layer_walk_reports_the_key_in_a_data_file_but_not_in_an_executable() -> None:
+    """Through the layer scanner: the same planted key in an ELF file and a SQLite file."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, head in (("usr/bin/tool", b"\x7fELF\x02\x01\x01\x00"),
+                           ("srv/app.db", b"SQLite format 3\x00")):  # fmt: skip
+            data = head + PAYLOAD
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+    buffer.seek(0)
+    layer = docker_image.scan_layer(buffer, docker_image.ScanLimits())
+    assert layer.files == 2
+    assert layer.secrets == [("/srv/app.db", "aws-access-key-id", fingerprint(AWS_ID))]
