@@ -118,24 +118,39 @@ class LayerSource:
         sizes: Mapping[str, int] | None,
     ) -> None:
         chosen = images_to_export(layers_of, missing, sizes)
-        plan = ExportPlan({i: layers_of[i] for i in chosen}, frozenset(missing))
+        why = self._export_into({i: layers_of[i] for i in chosen}, missing, scanned)
+        if why is not None and len(chosen) > 1:
+            # One image removed since the list fails the whole request (404): each alone.
+            for image in chosen:
+                left = _left(missing & set(layers_of[image]), scanned)
+                if left:
+                    alone = self._export_into({image: layers_of[image]}, left, scanned)
+                    scanned.failed.update(dict.fromkeys(left, alone) if alone else {})
+        if why is not None:
+            scanned.failed.update(dict.fromkeys(_left(missing, scanned), why))
+
+    def _export_into(
+        self, images: Mapping[str, Sequence[str]], wanted: set[str], scanned: Scanned
+    ) -> str | None:
+        """Read `wanted` from one export of `images` into `scanned`; why it failed, if so."""
         scanned.exports += 1
         try:
-            response = self.export(chosen)
+            response = self.export(list(images))
             try:
-                read = read_export(response.raw.read, plan, self.limits)
+                read = read_export(
+                    response.raw.read, ExportPlan(images, frozenset(wanted)), self.limits
+                )
             finally:
                 response.close()
         except Exception as exc:  # the images needing these layers are errors, the rest not
-            log.debug("exporting %s failed", chosen, exc_info=True)
-            reason = f"the export failed: {self.describe(exc)}"
-            scanned.failed.update(dict.fromkeys(missing, reason))
-            return
+            log.debug("exporting %s failed", list(images), exc_info=True)
+            return f"the export failed: {self.describe(exc)}"
         scanned.layers.update(read.layers)
         scanned.read.update(read.layers)
         scanned.failed.update({d: f"{why}; {BOUND_HINT}" for d, why in read.failed.items()})
         for diff_id in read.missing:
             scanned.failed[diff_id] = "the layer was not in the daemon's export"
+        return None
 
     def _open_cache(self) -> Any:
         if self.cache_url is None:
@@ -168,6 +183,11 @@ class LayerSource:
             cache.put(fresh)
         except AuditorError as exc:
             log.warning("the layer cache could not keep this audit's layers: %s", exc)
+
+
+def _left(wanted: set[str], scanned: Scanned) -> set[str]:
+    """The layers of `wanted` with neither findings nor a reason for having none."""
+    return wanted - scanned.layers.keys() - scanned.failed.keys()
 
 
 class ImageLayers:
