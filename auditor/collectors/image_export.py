@@ -40,6 +40,7 @@ from auditor.collectors.docker_image import (
 log = logging.getLogger(__name__)
 
 MAX_JSON_BYTES = 4 * 1024 * 1024  # of a legacy layer's json or the manifest
+BOUND_HINT = "raise docker_image_scan_max_mib / docker_image_scan_timeout"
 _BLOBS = "blobs/sha256/"
 
 
@@ -189,7 +190,7 @@ class _ExportReader:
         try:
             self.result.layers[diff_id] = scan_layer(reader, self.limits)
         except ScanStopped as stop:
-            self.result.failed[diff_id] = f"{stop} after {reader.bytes_read} bytes of the layer"
+            self.result.failed[diff_id] = _stopped(stop, reader)
         except tarfile.TarError as exc:
             self.result.failed[diff_id] = f"the layer is not a readable tar: {exc}"
 
@@ -200,7 +201,7 @@ class _ExportReader:
         try:
             self.unplaced[member.name] = scan_layer(reader, self.limits)
         except ScanStopped as stop:
-            self.unplaced[member.name] = f"{stop} after {reader.bytes_read} bytes of the layer"
+            self.unplaced[member.name] = _stopped(stop, reader)
         except tarfile.ReadError:
             if member.name.endswith("/layer.tar"):
                 self.unplaced[member.name] = "the layer is not a readable tar"
@@ -225,6 +226,10 @@ class _ExportReader:
                     self.result.failed[diff_id] = found
                 else:
                     self.result.layers[diff_id] = found
+
+
+def _stopped(stop: ScanStopped, reader: BoundedReader) -> str:
+    return f"{stop} after {reader.bytes_read} bytes of the layer; {BOUND_HINT}"
 
 
 def _manifest(raw: bytes) -> list[dict[str, Any]]:

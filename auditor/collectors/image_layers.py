@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor.collectors.docker_image import (
     SCAN_RULES_VERSION,
@@ -27,9 +27,10 @@ from auditor.collectors.image_export import ExportPlan, images_to_export, read_e
 from auditor.errors import AuditorError
 from auditor.redact import data_home
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from auditor.store.layers import LayerCache
 
-BOUND_HINT = "raise docker_image_scan_max_mib / docker_image_scan_timeout"
+log = logging.getLogger(__name__)
 
 
 def user_cache_url() -> str:
@@ -147,12 +148,12 @@ class LayerSource:
             return f"the export failed: {self.describe(exc)}"
         scanned.layers.update(read.layers)
         scanned.read.update(read.layers)
-        scanned.failed.update({d: f"{why}; {BOUND_HINT}" for d, why in read.failed.items()})
+        scanned.failed.update(read.failed)
         for diff_id in read.missing:
             scanned.failed[diff_id] = "the layer was not in the daemon's export"
         return None
 
-    def _open_cache(self) -> Any:
+    def _open_cache(self) -> LayerCache | None:
         if self.cache_url is None:
             return None
         from auditor.redact import fingerprint_key_id
@@ -164,7 +165,7 @@ class LayerSource:
             log.warning("image layers are read without the layer cache: %s", exc)
             return None
 
-    def _cached(self, cache: Any, wanted: set[str]) -> dict[str, LayerFindings]:
+    def _cached(self, cache: LayerCache, wanted: set[str]) -> dict[str, LayerFindings]:
         try:
             kept = cache.get(wanted)
         except AuditorError as exc:
@@ -178,7 +179,7 @@ class LayerSource:
                 log.debug("layer cache entry %s ignored: %s", diff_id, exc)
         return found
 
-    def _keep(self, cache: Any, fresh: dict[str, Any]) -> None:
+    def _keep(self, cache: LayerCache, fresh: dict[str, Any]) -> None:
         try:
             cache.put(fresh)
         except AuditorError as exc:
