@@ -28,6 +28,7 @@ from auditor.config import TargetSpec
 from auditor.model import Status
 from auditor.profiles import LoadedProfile, load_profile
 from auditor.redact import fingerprint_key_id
+from auditor.store import open_store
 from auditor.store.layers import open_layer_cache
 from auditor.store.schema import image_layers as image_layers_table
 from auditor.targets.docker import DockerTarget
@@ -388,3 +389,17 @@ def test_an_image_removed_before_its_export_errs_alone(
     others = [item for iid, item in items.items() if iid != doomed]
     assert others and all("_error" not in item for item in others)
     assert items[images.leaky]["secrets"]
+
+
+def test_prune_drops_the_layers_no_audit_used_since(
+    own_dockerd: DockerDaemon, images: Images, tmp_path: Path
+) -> None:
+    url = _sqlite(tmp_path)
+    _contents(own_dockerd, url)
+    distinct = {d for diff_ids in images.layers.values() for d in diff_ids}
+    with open_store(url) as store:
+        store.prune(older_than_days=1)
+        assert _kept_layers(url) == distinct  # used a moment ago
+        _contents(own_dockerd, url)  # a read marks them used again
+        store.prune(older_than_days=0)
+    assert _kept_layers(url) == set()
