@@ -34,7 +34,7 @@ from auditor.collectors.docker_image import (
     LayerFindings,
     ScanLimits,
     ScanStopped,
-    scan_layer,
+    scan_layer_tar,
 )
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ class _ExportReader:
         if reader is None:
             return
         try:
-            self.result.layers[diff_id] = scan_layer(reader, self.limits)
+            self.result.layers[diff_id] = scan_layer_tar(reader, self.limits)
         except ScanStopped as stop:
             self.result.failed[diff_id] = _stopped(stop, reader)
         except tarfile.TarError as exc:
@@ -199,7 +199,7 @@ class _ExportReader:
         if reader is None:
             return
         try:
-            self.unplaced[member.name] = scan_layer(reader, self.limits)
+            self.unplaced[member.name] = scan_layer_tar(reader, self.limits)
         except ScanStopped as stop:
             self.unplaced[member.name] = _stopped(stop, reader)
         except tarfile.ReadError:

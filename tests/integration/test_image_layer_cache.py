@@ -122,7 +122,7 @@ def counts(monkeypatch: pytest.MonkeyPatch) -> Counts:
     """Counts the export calls made to the daemon and the layers scanned (the real calls)."""
     seen = Counts()
     real_export = docker_collector._Collection._export
-    real_scan = image_export.scan_layer
+    real_scan = image_export.scan_layer_tar
 
     def export(self: Any, image_ids: list[str]) -> Any:
         seen.exports += 1
@@ -133,7 +133,7 @@ def counts(monkeypatch: pytest.MonkeyPatch) -> Counts:
         return real_scan(*args, **kwargs)
 
     monkeypatch.setattr(docker_collector._Collection, "_export", export)
-    monkeypatch.setattr(image_export, "scan_layer", scan)
+    monkeypatch.setattr(image_export, "scan_layer_tar", scan)
     return seen
 
 
