@@ -65,11 +65,13 @@ def rules_of(limits: ScanLimits) -> str:
 @dataclass
 class Scanned:
     """The findings of the layers of a daemon's images, by diff_id; why a layer has none;
-    which layers were read in this audit (not cached), and how many exports it took."""
+    which layers were read in this audit (not cached), which of those could not be checked
+    against their digest (kept out of the cache), and how many exports it took."""
 
     layers: dict[str, LayerFindings] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     read: set[str] = field(default_factory=set)
+    unverified: set[str] = field(default_factory=set)  # read, but not to be kept
     exports: int = 0
 
 
@@ -104,7 +106,8 @@ class LayerSource:
             if missing:
                 self._read(layers_of, missing, scanned, sizes)
             if cache is not None and scanned.read:
-                fresh = {d: scanned.layers[d].to_json() for d in scanned.read}
+                kept = scanned.read - scanned.unverified
+                fresh = {d: scanned.layers[d].to_json() for d in kept}
                 self._keep(cache, fresh)
         finally:
             if cache is not None:
@@ -148,6 +151,7 @@ class LayerSource:
             return f"the export failed: {self.describe(exc)}"
         scanned.layers.update(read.layers)
         scanned.read.update(read.layers)
+        scanned.unverified.update(read.unverified)
         scanned.failed.update(read.failed)
         for diff_id in read.missing:
             scanned.failed[diff_id] = "the layer was not in the daemon's export"

@@ -271,3 +271,25 @@ def test_a_legacy_layer_of_a_recorded_export_is_known_by_its_v1_id_before_it_is_
     plan = export.ExportPlan({"sha256:" + "2" * 64: diff_ids}, frozenset(diff_ids))
     read = export.read_export(io.BytesIO(archive).read, plan, scan.ScanLimits())
     assert set(read.layers) == set(diff_ids)
+
+
+def test_a_layer_whose_bytes_are_not_its_digest_is_not_trusted() -> None:
+    """An export (a hostile daemon's) naming a blob by a wanted diff_id with other content."""
+    real = _layer([("root/.ssh/id_ed25519", 0o600, PEM.encode())])
+    forged = _layer([("etc/motd", 0o644, b"nothing to see")])
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("blobs/sha256/" + _diff_id(real)[7:])
+        info.size = len(forged)
+        tar.addfile(info, io.BytesIO(forged))
+    read = _read(buffer.getvalue(), [_diff_id(real)])
+    assert read.layers == {}
+    assert "does not match its digest" in read.failed[_diff_id(real)]
+
+
+def test_a_compressed_blob_serves_the_audit_but_is_marked_unverified() -> None:
+    layer = gzip.compress(_layer([("bin/tool", 0o4755, b"t")]))
+    read = _read(_archive([layer], oci=True), [_diff_id(layer)])
+    assert set(read.layers) == read.unverified == {_diff_id(layer)}
+    plain = _layer([("bin/tool", 0o4755, b"t")])
+    assert _read(_archive([plain], oci=True), [_diff_id(plain)]).unverified == set()
