@@ -269,7 +269,7 @@ class _ExportReader:
 def _manifest(raw: bytes) -> list[dict[str, Any]]:
     try:
         entries = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting a daemon made too deep
         return []
     if not isinstance(entries, list):
         return []
@@ -326,5 +326,5 @@ def _top_level_values(raw: bytes) -> dict[str, str] | None:
             values[key] = text[pos + 1 : end]
             pos = end + 1 if text[end] == "," else end
         return values
-    except (UnicodeDecodeError, ValueError, IndexError):
+    except (ValueError, IndexError, RecursionError):  # not an object, or nested too deep
         return None

@@ -293,3 +293,12 @@ def test_a_compressed_blob_serves_the_audit_but_is_marked_unverified() -> None:
     assert set(read.layers) == read.unverified == {_diff_id(layer)}
     plain = _layer([("bin/tool", 0o4755, b"t")])
     assert _read(_archive([plain], oci=True), [_diff_id(plain)]).unverified == set()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"[]", b"{", b'{"id":', b'{"a" 1}', b"\xff\xfe", b'{"a":' + b"[" * 100_000 + b"}"],
+)
+def test_a_legacy_json_of_any_shape_is_only_unrecognised(raw: bytes) -> None:
+    assert export._legacy_diff_id(raw, "0" * 64, {"sha256:" + "1" * 64: "x"}) is None
+    assert export._manifest(raw) == []
