@@ -133,18 +133,18 @@ def _mode(member: tarfile.TarInfo) -> str:
     return f"{member.mode & 0o7777:04o}"
 
 
-def scan_layer(stream: BoundedReader | IO[bytes], limits: ScanLimits) -> LayerFindings:
+def scan_layer_tar(stream: BoundedReader | IO[bytes], limits: ScanLimits) -> LayerFindings:
     """Stream one layer tar (plain or compressed) and collect its findings. Raises ScanStopped
     at a bound, tarfile.ReadError when the stream is not a tar."""
     layer = LayerFindings()
     with tarfile.open(fileobj=stream, mode="r|*") as layer_tar:  # type: ignore[call-overload]
-        _scan_members(layer_tar, layer, limits)
+        _scan_layer(layer_tar, layer, limits)
     if isinstance(stream, BoundedReader):
         layer.bytes = stream.bytes_read
     return layer
 
 
-def _scan_members(layer_tar: tarfile.TarFile, layer: LayerFindings, limits: ScanLimits) -> None:
+def _scan_layer(layer_tar: tarfile.TarFile, layer: LayerFindings, limits: ScanLimits) -> None:
     for member in layer_tar:
         path = _normal(member.name)
         directory, base = posixpath.split(path)

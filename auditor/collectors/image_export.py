@@ -16,6 +16,11 @@ A layer is recognised before its bytes are read:
   against it (`_legacy_diff_id`).
 A member recognised neither way (a compressed blob, a layout drift) is scanned as it comes
 and placed by manifest.json at the end of the export: slower, never wrong.
+
+Every layer read is hashed as it passes: findings are kept for other audits (the layer
+cache is shared by targets and workers) only when the content is the layer its diff_id
+names, so a daemon cannot vouch for a layer with other bytes. A compressed blob cannot be
+checked that way: its findings serve this audit and are not cached.
 """
 
 from __future__ import annotations
@@ -34,12 +39,13 @@ from auditor.collectors.docker_image import (
     LayerFindings,
     ScanLimits,
     ScanStopped,
-    scan_layer,
+    scan_layer_tar,
 )
 
 log = logging.getLogger(__name__)
 
 MAX_JSON_BYTES = 4 * 1024 * 1024  # of a legacy layer's json or the manifest
+BOUND_HINT = "raise docker_image_scan_max_mib / docker_image_scan_timeout"
 _BLOBS = "blobs/sha256/"
 
 
@@ -88,12 +94,15 @@ class ExportPlan:
 
 @dataclass
 class ExportRead:
-    """What one export gave: findings by diff_id, the layers that hit a bound (diff_id ->
-    why), the layers the export did not hold, and the bytes taken off the connection."""
+    """What one export gave: findings by diff_id, the layers that have none (diff_id -> why:
+    a bound, an unreadable tar, content that is not the layer's digest), the layers the export
+    did not hold, those whose content could not be checked against their diff_id (compressed
+    blobs: used, never cached), and the bytes taken off the connection."""
 
     layers: dict[str, LayerFindings] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)
+    unverified: set[str] = field(default_factory=set)  # in `layers`, content not checked
     bytes_read: int = 0
 
 
@@ -133,7 +142,8 @@ class _ExportReader:
         for diff_ids in plan.images.values():
             self.chains.update(zip(chain_ids(diff_ids), diff_ids, strict=True))
         self.v1_ids: dict[str, str | None] = {}  # legacy directory -> diff_id (None: unknown)
-        self.unplaced: dict[str, LayerFindings | str] = {}  # member -> findings, or why none
+        # member -> (findings or why none, sha256 of the member)
+        self.unplaced: dict[str, tuple[LayerFindings | str, str]] = {}
 
     def run(self, read: Callable[[int], bytes]) -> ExportRead:
         stream = _Counting(read)
@@ -177,34 +187,60 @@ class _ExportReader:
         handle = outer.extractfile(member)
         return handle.read(MAX_JSON_BYTES) if handle is not None else b""
 
-    def _bounded(self, outer: tarfile.TarFile, member: tarfile.TarInfo) -> BoundedReader | None:
+    def _layer(
+        self, outer: tarfile.TarFile, member: tarfile.TarInfo
+    ) -> tuple[LayerFindings | str, str] | None:
+        """Scan one member within the bounds: its findings (or why there are none) and the
+        sha256 of all its bytes (the rest read unscanned after the layer's end)."""
         handle = outer.extractfile(member)
-        return None if handle is None else BoundedReader(handle.read, self.limits, self.clock)
+        if handle is None:
+            return None
+        digest = hashlib.sha256()
+
+        def hashed(size: int) -> bytes:
+            data = handle.read(size)
+            digest.update(data)
+            return data
+
+        reader = BoundedReader(hashed, self.limits, self.clock)
+        try:
+            found: LayerFindings | str = scan_layer_tar(reader, self.limits)
+        except ScanStopped as stop:
+            return f"{stop} after {reader.bytes_read} bytes of the layer; {BOUND_HINT}", ""
+        while hashed(1 << 20):
+            pass
+        return found, "sha256:" + digest.hexdigest()
 
     def _scan(self, outer: tarfile.TarFile, member: tarfile.TarInfo, diff_id: str) -> None:
         self.pending.discard(diff_id)
-        reader = self._bounded(outer, member)
-        if reader is None:
-            return
         try:
-            self.result.layers[diff_id] = scan_layer(reader, self.limits)
-        except ScanStopped as stop:
-            self.result.failed[diff_id] = f"{stop} after {reader.bytes_read} bytes of the layer"
+            scanned = self._layer(outer, member)
         except tarfile.TarError as exc:
             self.result.failed[diff_id] = f"the layer is not a readable tar: {exc}"
+            return
+        if scanned is not None:
+            self._keep(diff_id, *scanned)
+
+    def _keep(self, diff_id: str, found: LayerFindings | str, digest: str) -> None:
+        if isinstance(found, str):
+            self.result.failed[diff_id] = found
+        elif digest == diff_id:
+            self.result.layers[diff_id] = found
+        else:  # a daemon's word is not enough for findings that other audits will reuse
+            self.result.failed[diff_id] = (
+                f"the layer's content does not match its digest {diff_id[:19]}… (it is "
+                f"{digest[:19]}…): not trusted"
+            )
 
     def _scan_unplaced(self, outer: tarfile.TarFile, member: tarfile.TarInfo) -> None:
-        reader = self._bounded(outer, member)
-        if reader is None:
-            return
         try:
-            self.unplaced[member.name] = scan_layer(reader, self.limits)
-        except ScanStopped as stop:
-            self.unplaced[member.name] = f"{stop} after {reader.bytes_read} bytes of the layer"
+            scanned = self._layer(outer, member)
         except tarfile.ReadError:
             if member.name.endswith("/layer.tar"):
-                self.unplaced[member.name] = "the layer is not a readable tar"
-            # else an OCI config, manifest or index blob: not a layer
+                self.unplaced[member.name] = ("the layer is not a readable tar", "")
+            return  # else an OCI config, manifest or index blob: not a layer
+        if scanned is not None:
+            self.unplaced[member.name] = scanned
 
     def _place(self, raw: bytes) -> None:
         """Give the members scanned before they were recognised their diff_ids, from the
@@ -217,20 +253,23 @@ class _ExportReader:
             if diff_ids is None or not isinstance(layers, list) or len(layers) != len(diff_ids):
                 continue
             for member, diff_id in zip(layers, diff_ids, strict=True):
-                found = self.unplaced.get(str(member))
-                if found is None or diff_id not in self.pending:
+                scanned = self.unplaced.get(str(member))
+                if scanned is None or diff_id not in self.pending:
                     continue
                 self.pending.discard(diff_id)
-                if isinstance(found, str):
-                    self.result.failed[diff_id] = found
-                else:
+                found, digest = scanned
+                if isinstance(found, LayerFindings) and digest != diff_id:
+                    # a compressed blob: its findings serve this audit, never the cache
+                    self.result.unverified.add(diff_id)
                     self.result.layers[diff_id] = found
+                else:
+                    self._keep(diff_id, found, digest)
 
 
 def _manifest(raw: bytes) -> list[dict[str, Any]]:
     try:
         entries = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting a daemon made too deep
         return []
     if not isinstance(entries, list):
         return []
@@ -287,5 +326,5 @@ def _top_level_values(raw: bytes) -> dict[str, str] | None:
             values[key] = text[pos + 1 : end]
             pos = end + 1 if text[end] == "," else end
         return values
-    except (UnicodeDecodeError, ValueError, IndexError):
+    except (ValueError, IndexError, RecursionError):  # not an object, or nested too deep
         return None

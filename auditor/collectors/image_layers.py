@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor.collectors.docker_image import (
     SCAN_RULES_VERSION,
@@ -27,9 +27,10 @@ from auditor.collectors.image_export import ExportPlan, images_to_export, read_e
 from auditor.errors import AuditorError
 from auditor.redact import data_home
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from auditor.store.layers import LayerCache
 
-BOUND_HINT = "raise docker_image_scan_max_mib / docker_image_scan_timeout"
+log = logging.getLogger(__name__)
 
 
 def user_cache_url() -> str:
@@ -64,11 +65,13 @@ def rules_of(limits: ScanLimits) -> str:
 @dataclass
 class Scanned:
     """The findings of the layers of a daemon's images, by diff_id; why a layer has none;
-    which layers were read in this audit (not cached), and how many exports it took."""
+    which layers were read in this audit (not cached), which of those could not be checked
+    against their digest (kept out of the cache), and how many exports it took."""
 
     layers: dict[str, LayerFindings] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     read: set[str] = field(default_factory=set)
+    unverified: set[str] = field(default_factory=set)  # read, but not to be kept
     exports: int = 0
 
 
@@ -103,7 +106,8 @@ class LayerSource:
             if missing:
                 self._read(layers_of, missing, scanned, sizes)
             if cache is not None and scanned.read:
-                fresh = {d: scanned.layers[d].to_json() for d in scanned.read}
+                kept = scanned.read - scanned.unverified
+                fresh = {d: scanned.layers[d].to_json() for d in kept}
                 self._keep(cache, fresh)
         finally:
             if cache is not None:
@@ -118,26 +122,42 @@ class LayerSource:
         sizes: Mapping[str, int] | None,
     ) -> None:
         chosen = images_to_export(layers_of, missing, sizes)
-        plan = ExportPlan({i: layers_of[i] for i in chosen}, frozenset(missing))
+        why = self._export_into({i: layers_of[i] for i in chosen}, missing, scanned)
+        if why is not None and len(chosen) > 1:
+            # One image removed since the list fails the whole request (404): each alone.
+            for image in chosen:
+                left = _left(missing & set(layers_of[image]), scanned)
+                if left:
+                    alone = self._export_into({image: layers_of[image]}, left, scanned)
+                    scanned.failed.update(dict.fromkeys(left, alone) if alone else {})
+        if why is not None:
+            scanned.failed.update(dict.fromkeys(_left(missing, scanned), why))
+
+    def _export_into(
+        self, images: Mapping[str, Sequence[str]], wanted: set[str], scanned: Scanned
+    ) -> str | None:
+        """Read `wanted` from one export of `images` into `scanned`; why it failed, if so."""
         scanned.exports += 1
         try:
-            response = self.export(chosen)
+            response = self.export(list(images))
             try:
-                read = read_export(response.raw.read, plan, self.limits)
+                read = read_export(
+                    response.raw.read, ExportPlan(images, frozenset(wanted)), self.limits
+                )
             finally:
                 response.close()
         except Exception as exc:  # the images needing these layers are errors, the rest not
-            log.debug("exporting %s failed", chosen, exc_info=True)
-            reason = f"the export failed: {self.describe(exc)}"
-            scanned.failed.update(dict.fromkeys(missing, reason))
-            return
+            log.debug("exporting %s failed", list(images), exc_info=True)
+            return f"the export failed: {self.describe(exc)}"
         scanned.layers.update(read.layers)
         scanned.read.update(read.layers)
-        scanned.failed.update({d: f"{why}; {BOUND_HINT}" for d, why in read.failed.items()})
+        scanned.unverified.update(read.unverified)
+        scanned.failed.update(read.failed)
         for diff_id in read.missing:
             scanned.failed[diff_id] = "the layer was not in the daemon's export"
+        return None
 
-    def _open_cache(self) -> Any:
+    def _open_cache(self) -> LayerCache | None:
         if self.cache_url is None:
             return None
         from auditor.redact import fingerprint_key_id
@@ -149,7 +169,7 @@ class LayerSource:
             log.warning("image layers are read without the layer cache: %s", exc)
             return None
 
-    def _cached(self, cache: Any, wanted: set[str]) -> dict[str, LayerFindings]:
+    def _cached(self, cache: LayerCache, wanted: set[str]) -> dict[str, LayerFindings]:
         try:
             kept = cache.get(wanted)
         except AuditorError as exc:
@@ -163,11 +183,16 @@ class LayerSource:
                 log.debug("layer cache entry %s ignored: %s", diff_id, exc)
         return found
 
-    def _keep(self, cache: Any, fresh: dict[str, Any]) -> None:
+    def _keep(self, cache: LayerCache, fresh: dict[str, Any]) -> None:
         try:
             cache.put(fresh)
         except AuditorError as exc:
             log.warning("the layer cache could not keep this audit's layers: %s", exc)
+
+
+def _left(wanted: set[str], scanned: Scanned) -> set[str]:
+    """The layers of `wanted` with neither findings nor a reason for having none."""
+    return wanted - scanned.layers.keys() - scanned.failed.keys()
 
 
 class ImageLayers:

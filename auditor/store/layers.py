@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -60,7 +60,8 @@ class LayerCache:
         self.engine.dispose()
 
     def get(self, diff_ids: Iterable[str]) -> dict[str, Any]:
-        """The kept JSON of each layer of `diff_ids` that has a sound entry."""
+        """The kept JSON of each layer of `diff_ids` that has a sound entry (marked used now:
+        `auditor runs prune --older-than` drops the layers no audit used since)."""
         found: dict[str, Any] = {}
         try:
             with self.engine.begin() as conn:
@@ -77,6 +78,15 @@ class LayerCache:
                             log.debug("layer cache entry %s is corrupt: ignored", row.diff_id)
                         else:
                             found[row.diff_id] = data
+                    used = [row.diff_id for row in rows if row.diff_id in found]
+                    if used:
+                        conn.execute(
+                            update(image_layers)
+                            .where(image_layers.c.diff_id.in_(used))
+                            .where(image_layers.c.rules == self.rules)
+                            .where(image_layers.c.key_id == self.key_id)
+                            .values(used_at=utc_now())
+                        )
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot read the layer cache {self.url}: {_reason(exc)}") from exc
         return found
@@ -96,7 +106,7 @@ class LayerCache:
                     "key_id": self.key_id,
                     "sha256": sha256_hex(text),
                     "data": zlib.compress(text, 6),
-                    "scanned_at": now,
+                    "used_at": now,
                 }
             )
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
@@ -106,7 +116,7 @@ class LayerCache:
             set_={
                 "sha256": statement.excluded.sha256,
                 "data": statement.excluded.data,
-                "scanned_at": statement.excluded.scanned_at,
+                "used_at": statement.excluded.used_at,
             },
         )
         try:

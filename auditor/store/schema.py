@@ -99,5 +99,5 @@ image_layers = Table(
     Column("key_id", String(16), primary_key=True),  # which fingerprint key made the prints
     Column("sha256", String(SHA), nullable=False),
     Column("data", LargeBinary, nullable=False),
-    Column("scanned_at", String(32), nullable=False),
+    Column("used_at", String(32), nullable=False),  # last kept or read: what prune goes by
 )

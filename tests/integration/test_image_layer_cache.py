@@ -28,6 +28,7 @@ from auditor.config import TargetSpec
 from auditor.model import Status
 from auditor.profiles import LoadedProfile, load_profile
 from auditor.redact import fingerprint_key_id
+from auditor.store import open_store
 from auditor.store.layers import open_layer_cache
 from auditor.store.schema import image_layers as image_layers_table
 from auditor.targets.docker import DockerTarget
@@ -121,7 +122,7 @@ def counts(monkeypatch: pytest.MonkeyPatch) -> Counts:
     """Counts the export calls made to the daemon and the layers scanned (the real calls)."""
     seen = Counts()
     real_export = docker_collector._Collection._export
-    real_scan = image_export.scan_layer
+    real_scan = image_export.scan_layer_tar
 
     def export(self: Any, image_ids: list[str]) -> Any:
         seen.exports += 1
@@ -132,7 +133,7 @@ def counts(monkeypatch: pytest.MonkeyPatch) -> Counts:
         return real_scan(*args, **kwargs)
 
     monkeypatch.setattr(docker_collector._Collection, "_export", export)
-    monkeypatch.setattr(image_export, "scan_layer", scan)
+    monkeypatch.setattr(image_export, "scan_layer_tar", scan)
     return seen
 
 
@@ -356,3 +357,49 @@ def test_auditor_run_keeps_layers_in_its_store_and_a_run_stored_nowhere_in_the_u
     assert result.code in (0, 1), result.err
     assert counts.exports == 2
     assert _kept_layers(f"sqlite:///{tmp_path / 'cache' / 'auditor' / 'layers.db'}") == distinct
+
+
+def test_an_image_removed_before_its_export_errs_alone(
+    own_dockerd: DockerDaemon, images: Images
+) -> None:
+    """The daemon refuses an export naming an image it no longer has (404 for the whole
+    request): each image is then exported alone, and only the removed one is an error."""
+    spec = TargetSpec(url=f"docker://{own_dockerd.base_url}")
+    with DockerTarget(spec) as target:
+        api = target.api
+        rootfs = io.BytesIO()
+        with tarfile.open(fileobj=rootfs, mode="w") as tar:
+            info = tarfile.TarInfo("etc/doomed")
+            info.size = 6
+            tar.addfile(info, io.BytesIO(b"doomed"))
+        api.import_image_from_data(rootfs.getvalue(), repository="layers/doomed", tag="1")
+        doomed = str(api.inspect_image("layers/doomed:1")["Id"])
+        listing = api.images()
+        inspected = {str(i["Id"]): api.inspect_image(i["Id"]) for i in listing}
+        api.remove_image(doomed)
+        found = image_layers.ImageLayers(listing, inspected)
+        collection = docker_collector._Collection(target, {})
+        source = image_layers.LayerSource(
+            None, image_layers.limits_from({}), collection._export, collection._reason
+        )
+        scanned = source.findings(found.layers_of, found.sizes)
+        items = {item["Id"]: item for item in found.items(scanned)}
+    assert "the export failed" in items[doomed]["_error"]
+    assert scanned.exports >= 2
+    others = [item for iid, item in items.items() if iid != doomed]
+    assert others and all("_error" not in item for item in others)
+    assert items[images.leaky]["secrets"]
+
+
+def test_prune_drops_the_layers_no_audit_used_since(
+    own_dockerd: DockerDaemon, images: Images, tmp_path: Path
+) -> None:
+    url = _sqlite(tmp_path)
+    _contents(own_dockerd, url)
+    distinct = {d for diff_ids in images.layers.values() for d in diff_ids}
+    with open_store(url) as store:
+        store.prune(older_than_days=1)
+        assert _kept_layers(url) == distinct  # used a moment ago
+        _contents(own_dockerd, url)  # a read marks them used again
+        store.prune(older_than_days=0)
+    assert _kept_layers(url) == set()

@@ -196,7 +196,7 @@ def test_the_byte_bound_stops_one_layer_and_the_others_are_still_read() -> None:
                  scan.ScanLimits(max_bytes=100_000))  # fmt: skip
     assert read.failed == {
         _diff_id(big): f"the {100_000 / 1024 / 1024:g} MiB bound was reached after 100000 bytes "
-        "of the layer"
+        "of the layer; raise docker_image_scan_max_mib / docker_image_scan_timeout"
     }
     assert set(read.layers) == {_diff_id(small)}
 
@@ -271,3 +271,34 @@ def test_a_legacy_layer_of_a_recorded_export_is_known_by_its_v1_id_before_it_is_
     plan = export.ExportPlan({"sha256:" + "2" * 64: diff_ids}, frozenset(diff_ids))
     read = export.read_export(io.BytesIO(archive).read, plan, scan.ScanLimits())
     assert set(read.layers) == set(diff_ids)
+
+
+def test_a_layer_whose_bytes_are_not_its_digest_is_not_trusted() -> None:
+    """An export (a hostile daemon's) naming a blob by a wanted diff_id with other content."""
+    real = _layer([("root/.ssh/id_ed25519", 0o600, PEM.encode())])
+    forged = _layer([("etc/motd", 0o644, b"nothing to see")])
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("blobs/sha256/" + _diff_id(real)[7:])
+        info.size = len(forged)
+        tar.addfile(info, io.BytesIO(forged))
+    read = _read(buffer.getvalue(), [_diff_id(real)])
+    assert read.layers == {}
+    assert "does not match its digest" in read.failed[_diff_id(real)]
+
+
+def test_a_compressed_blob_serves_the_audit_but_is_marked_unverified() -> None:
+    layer = gzip.compress(_layer([("bin/tool", 0o4755, b"t")]))
+    read = _read(_archive([layer], oci=True), [_diff_id(layer)])
+    assert set(read.layers) == read.unverified == {_diff_id(layer)}
+    plain = _layer([("bin/tool", 0o4755, b"t")])
+    assert _read(_archive([plain], oci=True), [_diff_id(plain)]).unverified == set()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"[]", b"{", b'{"id":', b'{"a" 1}', b"\xff\xfe", b'{"a":' + b"[" * 100_000 + b"}"],
+)
+def test_a_legacy_json_of_any_shape_is_only_unrecognised(raw: bytes) -> None:
+    assert export._legacy_diff_id(raw, "0" * 64, {"sha256:" + "1" * 64: "x"}) is None
+    assert export._manifest(raw) == []

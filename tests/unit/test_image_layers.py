@@ -4,7 +4,13 @@ layer cache a run uses."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
+import json
+import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,3 +72,46 @@ def test_a_run_uses_its_store_or_else_the_users_cache(
 def test_the_rule_set_names_the_file_bound() -> None:
     small = image_layers.limits_from({"docker_image_scan_max_file_kib": 1})
     assert image_layers.rules_of(small) != image_layers.rules_of(image_layers.limits_from({}))
+
+
+class _Export:
+    """What the Engine API's export gives the collector: a stream and its close."""
+
+    def __init__(self, data: bytes) -> None:
+        self.raw = io.BytesIO(data)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def test_layers_are_cached_only_when_their_bytes_are_their_digest(tmp_path: Path) -> None:
+    plain = io.BytesIO()
+    with tarfile.open(fileobj=plain, mode="w") as tar:
+        info = tarfile.TarInfo("bin/tool")
+        info.size, info.mode = 1, 0o4755
+        tar.addfile(info, io.BytesIO(b"t"))
+    layer = plain.getvalue()
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    exports: list[list[str]] = []
+
+    def export_of(blob: bytes) -> Any:
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            for name, data in (
+                (f"blobs/sha256/{hashlib.sha256(blob).hexdigest()}", blob),
+                ("manifest.json", json.dumps([{"Config": "blobs/sha256/" + "1" * 64,
+                  "Layers": [f"blobs/sha256/{hashlib.sha256(blob).hexdigest()}"]}]).encode()),
+            ):  # fmt: skip
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return lambda ids: exports.append(ids) or _Export(archive.getvalue())
+
+    image = {"sha256:" + "1" * 64: [diff_id]}
+    url = f"sqlite:///{tmp_path / 'layers.db'}"
+    limits = image_layers.limits_from({})
+    for blob in (gzip.compress(layer), gzip.compress(layer), layer, layer):
+        scanned = image_layers.LayerSource(url, limits, export_of(blob)).findings(image)
+        assert scanned.layers[diff_id].setid == {"/bin/tool": "4755"}
+    # compressed: read both times, never kept; plain: read once, then from the cache
+    assert len(exports) == 3

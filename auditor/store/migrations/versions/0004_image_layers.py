@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("key_id", sa.String(16), primary_key=True),
         sa.Column("sha256", sa.String(64), nullable=False),
         sa.Column("data", sa.LargeBinary, nullable=False),
-        sa.Column("scanned_at", sa.String(32), nullable=False),
+        sa.Column("used_at", sa.String(32), nullable=False),
     )
 
 
