@@ -290,6 +290,6 @@ def test_a_layer_walk_reports_the_key_in_a_data_file_but_not_in_an_executable() 
             info.size, info.mode = len(data), 0o755
             tar.addfile(info, io.BytesIO(data))
     buffer.seek(0)
-    layer = docker_image.scan_layer(buffer, docker_image.ScanLimits())
+    layer = docker_image.scan_layer_tar(buffer, docker_image.ScanLimits())
     assert layer.files == 2
     assert layer.secrets == [("/srv/app.db", "aws-access-key-id", fingerprint(AWS_ID))]
