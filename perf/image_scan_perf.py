@@ -212,7 +212,7 @@ def docker_save(host: str, image: str) -> float:
 def scan_images(base_url: str, names: list[str]) -> list[dict[str, Any]]:
     """The content scan of images as the collector does it with no layer cache: one export
     streamed from the Engine API into the layer scanner, each distinct layer read once."""
-    limits = image_layers.ScanLimits(max_bytes=4 * 1024**3, max_seconds=600)
+    limits = docker_image.ScanLimits(max_bytes=4 * 1024**3, max_seconds=600)
     api = docker.APIClient(base_url=base_url, version="auto", timeout=120)
 
     def export(image_ids: list[str]) -> Any:
