@@ -235,9 +235,9 @@ class _ExportReader:
     def _scan_unplaced(self, outer: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         try:
             scanned = self._layer(outer, member)
-        except tarfile.ReadError:
+        except tarfile.TarError as exc:
             if member.name.endswith("/layer.tar"):
-                self.unplaced[member.name] = ("the layer is not a readable tar", "")
+                self.unplaced[member.name] = (f"the layer is not a readable tar: {exc}", "")
             return  # else an OCI config, manifest or index blob: not a layer
         if scanned is not None:
             self.unplaced[member.name] = scanned
