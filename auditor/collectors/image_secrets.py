@@ -120,8 +120,13 @@ NAMED_RULES: tuple[SecretRule, ...] = (
     ),
     SecretRule("netrc-password", rb"\bpassword\s+(\S+)", group=1, files=("*/.netrc", "*/_netrc")),
 )
-# Placeholder values that documentation and SDK tests ship.
+# Placeholder values that documentation and SDK tests ship: containing one of these words ...
 _PLACEHOLDER = re.compile(rb"EXAMPLE|example|XXXXXXXX|xxxxxxxx|<[a-z_]+>")
+# ... or being one of these, as in `https://user:password@host` or a template's
+# `://app:{{ db_password }}@db` (found only by the URL password rule; the others need a shape).
+_PLACEHOLDER_VALUE = re.compile(
+    rb"(?i)password|passwd|pass|pwd|secret|changeme|\*+|\{\{.*\}\}|%\(\w+\)s|%s"
+)
 
 # Classification. Magic numbers of formats that hold no readable text (or only compressed):
 _BINARY_MAGIC: tuple[bytes, ...] = (
@@ -165,7 +170,8 @@ _CREDENTIAL_FILES: tuple[str, ...] = (
 
 def _rules_digest() -> str:
     """A digest of everything that decides what is found, for SCAN_RULES_VERSION."""
-    parts: list[Any] = [RULE_SET, CONTENT_RULES, NAMED_RULES, _PLACEHOLDER.pattern]
+    parts: list[Any] = [RULE_SET, CONTENT_RULES, NAMED_RULES]
+    parts += [_PLACEHOLDER.pattern, _PLACEHOLDER_VALUE.pattern]
     parts += [_BINARY_MAGIC, _BINARY_SUFFIXES, sorted(_BINARY_NAMES), sorted(_CREDENTIAL_FILES)]
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
 
@@ -265,6 +271,6 @@ def find_secrets(path: str, content: bytes, *, use_prefilter: bool = True) -> li
     for rule in (*named, *_candidate_rules(content, use_prefilter)):
         for match in _compiled(rule).finditer(content):
             value = match.group(rule.group)
-            if not _PLACEHOLDER.search(value):
+            if not (_PLACEHOLDER.search(value) or _PLACEHOLDER_VALUE.fullmatch(value)):
                 found.setdefault(fingerprint(value.decode("latin-1")), rule.kind)
     return [(kind, print_) for print_, kind in found.items()]

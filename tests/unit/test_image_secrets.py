@@ -195,19 +195,20 @@ def test_values_never_appear_and_placeholders_are_ignored() -> None:
     assert scanner.find_secrets("/usr/share/doc/app/README.md", docs) == []
 
 
-def test_a_value_found_by_two_rules_is_reported_once_under_the_files_kind() -> None:
-    content = f"https://bob:{GIT_PASSWORD}@git.acme.io\n".encode()
-    assert scanner.find_secrets("/root/.git-credentials", content) == [
-        ("git-credential", fingerprint(GIT_PASSWORD))
-    ]
-    assert scanner.find_secrets("/srv/notes.txt", content) == [
-        ("url-password", fingerprint(GIT_PASSWORD))
-    ]
-
-
-def test_file_name_rules_apply_to_their_files_only() -> None:
-    content = f'{{"auths": {{"r.io": {{"auth": "{REGISTRY_AUTH}"}}}}}}'.encode()
-    assert scanner.find_secrets("/srv/readme.md", content) == []
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [("/srv/doc.txt", "https://user:password@proxy.local:3128"),
+     ("/srv/doc.txt", "postgres://app:{{db_password}}@db/app"),
+     ("/srv/doc.txt", "ftp://anonymous:Secret@ftp.local/"),
+     ("/root/.pypirc", "[pypi]\nusername = acme\npassword = %(PYPI_PASSWORD)s\n"),
+     ("/root/.netrc", "machine api.acme.io login bob password ********\n"),
+     ("/root/.netrc", "machine api.acme.io login bob password changeme\n")],
+)  # fmt: skip
+def test_passwords_that_are_placeholders_are_ignored(path: str, text: str) -> None:
+    assert scanner.find_secrets(path, text.encode()) == []
+    real = re.sub(r"password@|\{\{db_password\}\}@|Secret@", URL_PASSWORD + "@", text)
+    real = re.sub(r"%\(PYPI_PASSWORD\)s|\*{8}|changeme", URL_PASSWORD, real)
+    assert scanner.find_secrets(path, real.encode())[0][1] == fingerprint(URL_PASSWORD)
 
 
 PAYLOAD = b"\x00" * 64 + f"key={AWS_ID}\n".encode() + b"\x00" * 64
