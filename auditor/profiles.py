@@ -429,9 +429,26 @@ def _describe(value: Any) -> str:
     return "null" if value is None else repr(value)[:60]
 
 
+def _integer_past_64_bits(value: Any) -> int | None:
+    """The first integer in `value` (walked without recursion) that CEL cannot hold."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, int) and not -(2**63) <= item < 2**64:
+            return item
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return None
+
+
 def variable_problem(value: Any, declared: Any) -> str | None:
     """Why `value` cannot stand for a variable declared with the default `declared` (same JSON
     kind; a list's items the kind of the default's items), or None. A null default takes any."""
+    if (big := _integer_past_64_bits(value)) is not None:
+        digits = str(big) if len(str(big)) <= 30 else str(big)[:27] + "..."
+        return f"the integer {digits} does not fit in 64 bits (CEL's int)"
     want, got = _kind(declared), _kind(value)
     if want is None:
         return None

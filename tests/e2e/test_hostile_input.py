@@ -127,6 +127,13 @@ def test_variables_are_checked_against_their_declaration(auditor_cli, tmp_path):
     overlay = write(tmp_path / "o.yaml", "extends: tiny\nvariables:\n  max_scan_age_days: [1]\n")
     line = error_line(run_tiny(auditor_cli, tmp_path, "--overlay", str(overlay)))
     assert "o.yaml:3: max_scan_age_days: expected a number, got a list" in line
+    # found by the fuzz test: orjson (the digest of what judged the run) stops at 64 bits
+    big = "1180591620717411303424"
+    overlay = write(tmp_path / "o.yaml", f"extends: tiny\nvariables:\n  max_scan_age_days: {big}\n")
+    line = error_line(run_tiny(auditor_cli, tmp_path, "--overlay", str(overlay)))
+    assert f"o.yaml:3: max_scan_age_days: the integer {big} does not fit in 64 bits" in line
+    line = error_line(run_tiny(auditor_cli, tmp_path, "--var", f"vulnerability_severities=[{big}]"))
+    assert "does not fit in 64 bits" in line
 
 
 @pytest.mark.parametrize(
