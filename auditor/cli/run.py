@@ -26,6 +26,7 @@ from auditor.inventory import load_inventory
 from auditor.model import Severity
 from auditor.profiles import DEFAULT_PROFILE, LoadedProfile, variable_problem
 from auditor.recorder import RecordOptions
+from auditor.regularfile import exists
 from auditor.reporters import parse_requests
 from auditor.runner import LiveTargets, RunPlan
 from auditor.views import load_named
@@ -270,7 +271,7 @@ def _import_url(text: str) -> str:
     tool, sep, path = text.partition(":")
     if not sep or not path or tool not in ("trivy", "grype"):
         raise InputError(f"bad --import {text!r}: expected trivy:FILE or grype:FILE")
-    if not Path(path).expanduser().exists():  # an input file, like --waivers: exit 2, not 3
+    if not exists(Path(path).expanduser()):  # an input file, like --waivers: exit 2, not 3
         raise InputError(f"--import {text}: no such file")
     return f"{tool}://{path}"
 

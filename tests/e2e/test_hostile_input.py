@@ -190,6 +190,22 @@ def test_a_300_character_extends_is_an_unknown_profile(auditor_cli, tmp_path):
     assert "unknown profile" in line
 
 
+def test_a_name_too_long_for_the_file_system_is_an_input_error(auditor_cli, tmp_path):
+    """Found by the fuzz test: ENAMETOOLONG from a path check was a traceback."""
+    long = "x" * 5000
+    profile = tmp_path / "profile"
+    shutil.copytree(TINY, profile)
+    manifest = profile / "profile.yaml"
+    manifest.write_text(manifest.read_text().replace("include: [", f"include: [{long}, ", 1))
+    validated = auditor_cli("profiles", "validate", str(profile))
+    assert "included file not found" in error_line(validated)
+    html = f"html:{tmp_path / 'r.html'}"
+    assert "no such results file" in error_line(auditor_cli("report", long, "-r", html))
+    assert "no run xxx" in error_line(auditor_cli("diff", long, long))
+    assert "unknown profile" in error_line(auditor_cli("profiles", "validate", long))
+    assert "no such file" in error_line(auditor_cli("run", "--import", f"trivy:{long}", *QUIET))
+
+
 # -- scanner reports: gates never fail open ------------------------------------------------------
 
 
