@@ -24,6 +24,7 @@ from auditor.collectors.host.parsers import (
 )
 
 __all__ = [
+    "parse_accounts",
     "parse_core_dumps",
     "parse_homes",
     "parse_login_defs",
@@ -140,6 +141,26 @@ def parse_sshd_config(raw: str) -> dict[str, Any]:
     return fact
 
 
+# --------------------------------------------------------------------------------- accounts
+
+
+def parse_accounts(raw: str) -> dict[str, Any]:
+    """parsers.parse_accounts plus `duplicate_group_names` (the group names /etc/group lists
+    more than once; the `groups` map keeps the first) and, per user, `shadowed`: True when
+    the /etc/passwd password field is "x" (the hash, if any, is in /etc/shadow)."""
+    fact = parsers.parse_accounts(raw)
+    for user in fact["users"]:
+        # password_state reads as a credential's name to the redaction; a flag does not
+        user["shadowed"] = user["password_state"] == "shadow"
+    seen: set[str] = set()
+    duplicates: set[str] = set()
+    for value in _all(raw, "G"):
+        name = unescape(value.split(":", 1)[0])
+        (duplicates if name in seen else seen).add(name)
+    fact["duplicate_group_names"] = sorted(duplicates)
+    return fact
+
+
 # ----------------------------------------------------------------------------------- shadow
 
 
@@ -221,21 +242,33 @@ def _umask_mode(umask: str | None) -> str | None:
 
 def parse_login_defs(raw: str) -> dict[str, Any]:
     """/etc/login.defs as `settings` {NAME: value} (the last definition wins, as in
-    shadow-utils); `present` False when the file does not exist; `umask_mode` the mode UMASK
-    leaves new directories (None when UMASK is absent or not octal). Example::
+    shadow-utils); `present` False when the file does not exist. PASS_MAX_DAYS, PASS_MIN_DAYS and
+    PASS_WARN_AGE are in `ageing` as numbers (None when absent or not a number); `umask_mode`
+    is the mode UMASK leaves new directories (None when absent or not octal). Example::
 
-        {"present": True, "settings": {"PASS_MAX_DAYS": "99999", "UMASK": "022", ...},
-         "umask_mode": "0755"}
+        {"present": True, "settings": {"UMASK": "022", "ENCRYPT_METHOD": "SHA512", ...},
+         "ageing": {"max_days": 99999, "min_days": 0, "warn_days": 7}, "umask_mode": "0755"}
     """
     if _first(raw, "X") is not None:
         raise FactUnavailable("/etc/login.defs not readable")
     if _first(raw, "N") is not None:
-        return {"present": False, "settings": {}, "umask_mode": None}
+        return {"present": False, "settings": {}, "ageing": {}, "umask_mode": None}
     settings: dict[str, str] = {}
     for value in _all(raw, "D"):
         name, _, setting = value.partition(" ")
         settings[unescape(name)] = unescape(setting)
-    return {"present": True, "settings": settings, "umask_mode": _umask_mode(settings.get("UMASK"))}
+    ageing = {key: _int_or_none(settings.pop(name, None)) for name, key in _AGEING.items()}
+    return {
+        "present": True,
+        "settings": settings,
+        "ageing": ageing,
+        "umask_mode": _umask_mode(settings.get("UMASK")),
+    }
+
+
+# The PASS_* names read as credentials to the redaction (auditor.redact): kept as numbers
+# under names that do not.
+_AGEING = {"PASS_MAX_DAYS": "max_days", "PASS_MIN_DAYS": "min_days", "PASS_WARN_AGE": "warn_days"}
 
 
 # -------------------------------------------------------------------------------------- pam

@@ -114,6 +114,12 @@ DEFAULT_PATHS: tuple[str, ...] = (
     "/etc/gshadow",
     "/etc/ssh/sshd_config",
     "/etc/ssh/sshd_config.d",
+    "/etc/ssh/ssh_host_rsa_key",
+    "/etc/ssh/ssh_host_ecdsa_key",
+    "/etc/ssh/ssh_host_ed25519_key",
+    "/etc/ssh/ssh_host_rsa_key.pub",
+    "/etc/ssh/ssh_host_ecdsa_key.pub",
+    "/etc/ssh/ssh_host_ed25519_key.pub",
     "/etc/sudoers",
     "/etc/sudoers.d",
     # scheduled jobs and audit configuration
@@ -1218,7 +1224,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "accounts",
         snippet(_ACCOUNTS),
-        parsers.parse_accounts,
+        parsers_access.parse_accounts,
         "local users and groups (/etc/passwd, /etc/group), UID-0 accounts",
     ),
     Section(
