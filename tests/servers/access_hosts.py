@@ -58,7 +58,7 @@ def _write(path: str, text: str, mode: str) -> list[str]:
 
 # A Match block re-enabling passwords for a group, an extra system account with a shell, a
 # second account on one UID, Debian's own login.defs (PASS_MAX_DAYS 99999, UMASK 022), su
-# open to all, sudo without use_pty/logfile and with a NOPASSWD rule.
+# open to all, sudo without use_pty (Debian's sudoers sets it) or logfile, a NOPASSWD rule.
 WEAK_COMMANDS: tuple[str, ...] = (
     *_write("/etc/ssh/sshd_config.d/50-weak.conf", SSHD_WEAK, "0644"),
     "chmod 0644 /etc/ssh/sshd_config",
@@ -68,6 +68,7 @@ WEAK_COMMANDS: tuple[str, ...] = (
     "useradd -r -s /bin/bash svcweak",
     "useradd -M -o -u \"$(id -u olduser)\" -s /bin/bash twin",
     *_write("/etc/sudoers.d/legacy", "olduser ALL=(ALL) NOPASSWD: ALL\n", "0440"),
+    "sed -i '/^Defaults[[:space:]]*use_pty/d' /etc/sudoers",
 )
 
 # The audit logs in as `audit` (member of sshusers) and escapes with sudo; a Match block that

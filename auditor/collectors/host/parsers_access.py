@@ -110,6 +110,12 @@ def parse_sshd_config(raw: str) -> dict[str, Any]:
     "sshd -T -C"). Otherwise (`judged_by` "files") the block's own settings over the global
     ones; `unjudged` then says why sshd -T -C was not asked (no member of the group, too many
     blocks). From the files, times are in seconds and algorithm lists as sshd -T shows them.
+    Example of a block::
+
+        {"criteria": "Group legacy", "settings": {"passwordauthentication": "yes"},
+         "connection": "user=olduser,host=auditor.invalid,addr=192.0.2.1",
+         "judged_by": "sshd -T -C", "unjudged": None,
+         "effective": {"passwordauthentication": "yes"}}
     """
     fact = parsers.parse_sshd_config(raw)
     if not fact.get("installed"):
@@ -147,7 +153,11 @@ def parse_sshd_config(raw: str) -> dict[str, Any]:
 def parse_accounts(raw: str) -> dict[str, Any]:
     """parsers.parse_accounts plus `duplicate_group_names` (the group names /etc/group lists
     more than once; the `groups` map keeps the first) and, per user, `shadowed`: True when
-    the /etc/passwd password field is "x" (the hash, if any, is in /etc/shadow)."""
+    the /etc/passwd password field is "x" (the hash, if any, is in /etc/shadow). Example::
+
+        {"users": [{"name": "root", "uid": 0, ..., "shadowed": True}], ...,
+         "duplicate_group_names": []}
+    """
     fact = parsers.parse_accounts(raw)
     for user in fact["users"]:
         # password_state reads as a credential's name to the redaction; a flag does not
@@ -222,7 +232,10 @@ def _defaults_options(line: str) -> list[str]:
 
 def parse_sudoers(raw: str) -> dict[str, Any]:
     """parsers.parse_sudoers plus `defaults`: the options of the plain `Defaults` lines, in
-    order ("use_pty", "logfile=/var/log/sudo.log", "!authenticate")."""
+    order. Example::
+
+        {"present": True, ..., "defaults": ["env_reset", "use_pty", "logfile=/var/log/sudo.log"]}
+    """
     fact = parsers.parse_sudoers(raw)
     fact["defaults"] = [
         option for rule in fact["rules"] for option in _defaults_options(rule["line"])

@@ -294,7 +294,7 @@ substr($0, 1, 2) != "L:" { next }
 
 assert "'" not in _SSHD_MATCH_AWK  # it is single-quoted for sh below
 _SSHD_CONFIG = (
-    "_SSHD_MATCH_SPECS='"
+    "# shellcheck disable=SC2016\n_SSHD_MATCH_SPECS='"
     + _SSHD_MATCH_AWK.strip("\n")
     + "'\n"
     + r"""
