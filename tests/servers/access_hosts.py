@@ -66,7 +66,7 @@ WEAK_COMMANDS: tuple[str, ...] = (
     "useradd -m -s /bin/bash -G legacy olduser",
     "printf 'Match Group legacy\\n  PasswordAuthentication yes\\n' >> /etc/ssh/sshd_config",
     "useradd -r -s /bin/bash svcweak",
-    "useradd -M -o -u \"$(id -u olduser)\" -s /bin/bash twin",
+    'useradd -M -o -u "$(id -u olduser)" -s /bin/bash twin',
     *_write("/etc/sudoers.d/legacy", "olduser ALL=(ALL) NOPASSWD: ALL\n", "0440"),
     "sed -i '/^Defaults[[:space:]]*use_pty/d' /etc/sudoers",
 )
@@ -92,8 +92,7 @@ HARDENED_COMMANDS: tuple[str, ...] = (
     "sed -i 's/ nullok//' /etc/pam.d/common-auth",
     *_write(
         "/etc/sudoers.d/audit",
-        'Defaults use_pty\nDefaults logfile="/var/log/sudo.log"\n'
-        "audit ALL=(ALL) NOPASSWD: ALL\n",
+        'Defaults use_pty\nDefaults logfile="/var/log/sudo.log"\naudit ALL=(ALL) NOPASSWD: ALL\n',
         "0440",
     ),
     *_write("/etc/profile.d/50-umask.sh", "umask 027\n", "0644"),
