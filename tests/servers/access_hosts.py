@@ -121,6 +121,8 @@ HARDENED_SYSCTLS = {
     "net.ipv4.conf.default.log_martians": "1",
     "net.ipv4.conf.all.rp_filter": "1",
     "net.ipv4.conf.default.rp_filter": "1",
+    "net.ipv6.conf.all.accept_redirects": "0",
+    "net.ipv6.conf.default.accept_redirects": "0",
 }
 
 # Written down before the first run: the checks the weak host fails and the hardened passes.
