@@ -413,6 +413,19 @@ def parse_shell_defaults(raw: str) -> dict[str, Any]:
 # -------------------------------------------------------------------------------- root_path
 
 
+def _stats(raw: str) -> list[dict[str, Any]]:
+    """The `_stat_each` lines (S:/E:), in order: `exists` (None when stat failed: not known to
+    be absent) and the decoded stat fields."""
+    stats: list[dict[str, Any]] = []
+    for tag, value in _tagged(raw):
+        if tag == "S":
+            fields = None if value == "absent" else _stat_fields(value)
+            stats.append({"exists": fields is not None, **(fields or {})})
+        elif tag == "E":
+            stats.append({"exists": None, "error": unescape(value)})
+    return stats
+
+
 def parse_root_path(raw: str) -> dict[str, Any]:
     """root's PATH as su - sets it (login.defs ENV_SUPATH) and as root's start-up files and
     /etc/environment assign it, with every absolute directory named. `entries` keeps each
@@ -431,22 +444,17 @@ def parse_root_path(raw: str) -> dict[str, Any]:
         raise FactUnavailable(f"{', '.join(unreadable)} not readable (needs root)")
     sources = []
     problems = []
-    directories: list[dict[str, Any]] = []
-    for tag, value in _tagged(raw):
-        if tag == "S" and value.startswith("/") and " " in value:
-            file, _, path = value.partition(" ")
-            entries = unescape(path).split(":")
-            sources.append({"file": unescape(file), "entries": entries})
-            for entry in entries:
-                if entry == "" or entry == "." or not entry.startswith(("/", "$")):
-                    problems.append(f"{unescape(file)}: {entry or '(empty)'}")
-        elif tag == "D":
-            directories.append({"path": unescape(value), "exists": False})
-        elif tag == "S" and directories:
-            stat = None if value == "absent" else _stat_fields(value)
-            directories[-1].update({"exists": stat is not None, **(stat or {})})
-        elif tag == "E" and directories:
-            directories[-1]["error"] = unescape(value)
+    for value in _all(raw, "P"):
+        file, _, path = value.partition(" ")
+        entries = unescape(path).split(":")
+        sources.append({"file": unescape(file), "entries": entries})
+        for entry in entries:
+            if entry == "" or entry == "." or not entry.startswith(("/", "$")):
+                problems.append(f"{unescape(file)}: {entry or '(empty)'}")
+    paths = [unescape(v) for v in _all(raw, "D")]
+    stats = _stats(raw)
+    stats += [{"exists": None}] * (len(paths) - len(stats))  # the script stopped short
+    directories = [{"path": p, **stat} for p, stat in zip(paths, stats, strict=False)]
     return {"sources": sources, "problems": problems, "directories": directories}
 
 
@@ -464,23 +472,18 @@ def parse_homes(raw: str) -> dict[str, Any]:
     if _first(raw, "X") is not None:
         raise FactUnavailable("/etc/passwd not readable")
     users: list[dict[str, Any]] = []
-    for tag, value in _tagged(raw):
-        if tag == "U":
-            name, _, rest = value.partition(":")
-            uid, _, home = rest.partition(":")
-            users.append(
-                {"name": unescape(name), "uid": _int_or_none(uid), "home": unescape(home),
-                 "exists": False, "type": None, "mode": None, "owner_uid": None, "owner": None}
-            )  # fmt: skip
-        elif tag == "S" and users and value != "absent":
-            stat = _stat_fields(value)
-            if stat is not None:
-                users[-1].update(
-                    exists=True, type=stat["type"], mode=stat["mode"], owner_uid=stat["uid"],
-                    owner=stat["owner"],
-                )  # fmt: skip
-        elif tag == "E" and users:
-            users[-1]["exists"] = None  # could not be looked at: not "absent"
+    for value in _all(raw, "U"):
+        name, _, rest = value.partition(":")
+        uid, _, home = rest.partition(":")
+        users.append(
+            {"name": unescape(name), "uid": _int_or_none(uid), "home": unescape(home),
+             "exists": None, "type": None, "mode": None, "owner_uid": None, "owner": None}
+        )  # fmt: skip
+    for user, stat in zip(users, _stats(raw), strict=False):
+        user.update(
+            exists=stat["exists"], type=stat.get("type"), mode=stat.get("mode"),
+            owner_uid=stat.get("uid"), owner=stat.get("owner"),
+        )  # fmt: skip
     return {"users": users, "limit_hit": _marker(raw, "limit") is not None}
 
 

@@ -645,6 +645,40 @@ else
 fi
 """
 
+# _stat_each PATHS: for each of the newline-separated PATHS (each read from one line of a
+# file, so none holds a newline), in order, "S:<%f %u %g %U %G>", "S:absent" or "E:<error>";
+# one stat for all that exist, one each only when that one failed (a path vanished meanwhile).
+_STAT_EACH = r"""
+_stat_each() {
+  _ok=
+  _flags=
+  set -f
+  IFS=$NL
+  for _p in $1; do
+    if [ -e "$_p" ]; then _ok="$_ok$_p$NL"; _flags="${_flags}b"; else _flags="${_flags}a"; fi
+  done
+  _st=
+  # shellcheck disable=SC2086
+  [ -n "$_ok" ] && { _st=$(stat -L -c '%f %u %g %U %G' -- $_ok 2>/dev/null) || _st=@; }
+  for _p in $1; do
+    _f=${_flags%"${_flags#?}"}
+    _flags=${_flags#?}
+    if [ "$_f" = a ]; then
+      echo "S:absent"
+    elif [ "$_st" != @ ]; then
+      printf 'S:%s\n' "${_st%%"$NL"*}"
+      _st=${_st#*"$NL"}
+    elif _r=$(stat -L -c '%f %u %g %U %G' -- "$_p" 2>&1); then
+      printf 'S:%s\n' "$_r"
+    else
+      printf 'E:%s\n' "${_r%%"$NL"*}"
+    fi
+  done
+  unset IFS
+  set +f
+}
+"""
+
 # login.defs as shadow-utils reads it: "NAME VALUE" lines, the last definition wins.
 _LOGIN_DEFS = r"""
 f=/etc/login.defs
@@ -687,10 +721,12 @@ done
 
 # root's PATH as su - (ENV_SUPATH) and root's own files set it, and each absolute directory
 # named in it: its type, mode and owner.
-_ROOT_PATH = r"""
+_ROOT_PATH = (
+    _STAT_EACH
+    + r"""
 o=$(
   [ -r /etc/login.defs ] &&
-    awk '$1 == "ENV_SUPATH" { v = $2; sub(/^PATH=/, "", v); print "S:/etc/login.defs " v }' \
+    awk '$1 == "ENV_SUPATH" { v = $2; sub(/^PATH=/, "", v); print "P:/etc/login.defs " v }' \
       /etc/login.defs
   for f in /etc/environment /root/.profile /root/.bashrc /root/.bash_profile; do
     [ -e "$f" ] || continue
@@ -700,60 +736,47 @@ o=$(
       sub(/^[ \t]*(export[ \t]+)?PATH=/, "", v)
       gsub(/["\047]/, "", v)
       sub(/[ \t;].*$/, "", v)
-      print "S:" FILENAME " " v
+      print "P:" FILENAME " " v
     }' "$f"
   done
 )
 printf '%s\n' "$o"
-dirs=$(printf '%s\n' "$o" | awk '/^S:/ {
-  sub(/^S:[^ ]* /, "")
+dirs=$(printf '%s\n' "$o" | awk '/^P:/ {
+  sub(/^P:[^ ]* /, "")
   n = split($0, d, ":")
   for (i = 1; i <= n; i++) if (d[i] ~ /^\// && !(d[i] in seen)) { seen[d[i]] = 1; print d[i] }
 }')
-IFS=$NL
-set -f
-for d in $dirs; do
-  printf 'D:%s\n' "$d"
-  if [ ! -e "$d" ]; then
-    echo "S:absent"
-  elif r=$(stat -L -c '%f %u %g %U %G' -- "$d" 2>&1); then
-    printf 'S:%s\n' "$r"
-  else
-    printf 'E:%s\n' "${r%%"$NL"*}"
-  fi
-done
-unset IFS
-set +f
+__tag D: "$dirs"
+_stat_each "$dirs"
 """
+)
 
-# Home directories of the accounts that can log in (a shell listed in /etc/shells, not nologin).
-_HOMES = r"""
+# Home directories of the accounts that can log in (a shell listed in /etc/shells, not
+# nologin): "U:name:uid:home" lines, then one stat line per home in the same order.
+_HOMES = (
+    _STAT_EACH
+    + r"""
 if [ ! -r /etc/passwd ]; then
   echo "X:/etc/passwd"
 else
   users=$(awk -F: '
     FILENAME == "/etc/shells" { if ($0 ~ /^\// && $0 !~ /nologin$/) ok[$0] = 1; next }
-    ($7 in ok) { print $1 ":" $3 ":" $6 }' /etc/shells /etc/passwd 2>/dev/null)
-  n=0
+    ($7 in ok) && ++n <= 500 { print $1 ":" $3 ":" $6 }
+    END { if (n > 500) print "@limit 500" }' /etc/shells /etc/passwd 2>/dev/null)
+  case $users in
+    *"@limit 500") echo "@limit 500"; users=${users%"@limit 500"} ;;
+  esac
+  __tag U: "$users"
+  homes=
   IFS=$NL
   set -f
-  for l in $users; do
-    n=$((n + 1))
-    if [ "$n" -gt 500 ]; then echo "@limit 500"; break; fi
-    printf 'U:%s\n' "$l"
-    h=${l#*:*:}
-    if [ ! -e "$h" ]; then
-      echo "S:absent"
-    elif o=$(stat -L -c '%f %u %g %U %G' -- "$h" 2>&1); then
-      printf 'S:%s\n' "$o"
-    else
-      printf 'E:%s\n' "${o%%"$NL"*}"
-    fi
-  done
+  for l in $users; do homes="$homes${l#*:*:}$NL"; done
   unset IFS
   set +f
+  _stat_each "$homes"
 fi
 """
+)
 
 # Core dump limits (pam_limits) and systemd-coredump's storage.
 _CORE_DUMPS = r"""
