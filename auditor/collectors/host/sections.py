@@ -356,8 +356,11 @@ else
   walk=$(_sshd_walk /etc/ssh/sshd_config 0)
   printf '%s\n' "$walk"
   # Each Match block judged as sshd judges a connection it applies to (sshd -T -C)
-  if [ "$t_ok" = 1 ]; then
-    specs=$(printf '%s\n' "$walk" | awk "$_SSHD_MATCH_SPECS")
+  specs=
+  case $walk in
+    *[Mm][Aa][Tt][Cc][Hh]*) [ "$t_ok" = 1 ] && specs=$(printf '%s\n' "$walk" | awk "$_SSHD_MATCH_SPECS") ;;
+  esac
+  if [ -n "$specs" ]; then
     IFS=$NL
     set -f
     for _s in $specs; do
@@ -724,29 +727,41 @@ done
 _ROOT_PATH = (
     _STAT_EACH
     + r"""
-o=$(
-  [ -r /etc/login.defs ] &&
-    awk '$1 == "ENV_SUPATH" { v = $2; sub(/^PATH=/, "", v); print "P:/etc/login.defs " v }' \
-      /etc/login.defs
-  for f in /etc/environment /root/.profile /root/.bashrc /root/.bash_profile; do
-    [ -e "$f" ] || continue
-    if [ ! -r "$f" ]; then echo "X:$f"; continue; fi
-    awk '/^[ \t]*(export[ \t]+)?PATH=/ {
-      v = $0
-      sub(/^[ \t]*(export[ \t]+)?PATH=/, "", v)
-      gsub(/["\047]/, "", v)
-      sub(/[ \t;].*$/, "", v)
-      print "P:" FILENAME " " v
-    }' "$f"
-  done
-)
+set --
+[ -r /etc/login.defs ] && set -- /etc/login.defs
+for f in /etc/environment /root/.profile /root/.bashrc /root/.bash_profile; do
+  [ -e "$f" ] || continue
+  if [ -r "$f" ]; then set -- "$@" "$f"; else echo "X:$f"; fi
+done
+# one awk: each PATH assignment as "P:FILE VALUE", then every absolute directory once as "D:"
+o=
+[ $# -gt 0 ] && o=$(awk '
+  function add(v,   n, d, i) {
+    print "P:" FILENAME " " v
+    n = split(v, d, ":")
+    for (i = 1; i <= n; i++) if (d[i] ~ /^\// && !(d[i] in seen)) { seen[d[i]] = 1; dir[++nd] = d[i] }
+  }
+  FILENAME == "/etc/login.defs" {
+    if ($1 == "ENV_SUPATH") { v = $2; sub(/^PATH=/, "", v); add(v) }
+    next
+  }
+  /^[ \t]*(export[ \t]+)?PATH=/ {
+    v = $0
+    sub(/^[ \t]*(export[ \t]+)?PATH=/, "", v)
+    gsub(/["\047]/, "", v)
+    sub(/[ \t;].*$/, "", v)
+    add(v)
+  }
+  END { for (i = 1; i <= nd; i++) print "D:" dir[i] }' "$@")
 printf '%s\n' "$o"
-dirs=$(printf '%s\n' "$o" | awk '/^P:/ {
-  sub(/^P:[^ ]* /, "")
-  n = split($0, d, ":")
-  for (i = 1; i <= n; i++) if (d[i] ~ /^\// && !(d[i] in seen)) { seen[d[i]] = 1; print d[i] }
-}')
-__tag D: "$dirs"
+dirs=
+IFS=$NL
+set -f
+for l in $o; do
+  case $l in D:*) dirs="$dirs${l#D:}$NL" ;; esac
+done
+unset IFS
+set +f
 _stat_each "$dirs"
 """
 )
