@@ -306,6 +306,14 @@ def _pam_entry(line: str) -> dict[str, Any] | None:
     return {"type": kind, "control": control, "module": module, "args": rest[1:]}
 
 
+def _requires(control: str) -> bool:
+    """Whether a PAM control fails the stack when the module fails: required, requisite, or a
+    [...] control whose default is die or bad."""
+    if control in ("required", "requisite"):
+        return True
+    return control.startswith("[") and re.search(r"\bdefault=(die|bad)\b", control) is not None
+
+
 def _conf_settings(lines: list[str]) -> dict[str, str]:
     """key = value (or a bare flag, as "") lines of pwquality.conf and faillock.conf."""
     settings: dict[str, str] = {}
@@ -361,8 +369,8 @@ def parse_pam(raw: str) -> dict[str, Any]:
     return {
         "files": files,
         "su_wheel": None if su is None else any(
-            e["module"] == "pam_wheel.so" and e["type"] == "auth"
-            and e["control"] in ("required", "requisite") for e in su
+            e["module"] == "pam_wheel.so" and e["type"] == "auth" and _requires(e["control"])
+            for e in su
         ),
         "unix_hash": next((a for a in unix_args if a in _HASH_METHODS), None),
         "nullok": sorted(

@@ -357,8 +357,8 @@ else
   printf '%s\n' "$walk"
   # Each Match block judged as sshd judges a connection it applies to (sshd -T -C)
   specs=
-  case $walk in
-    *[Mm][Aa][Tt][Cc][Hh]*) [ "$t_ok" = 1 ] && specs=$(printf '%s\n' "$walk" | awk "$_SSHD_MATCH_SPECS") ;;
+  case $t_ok$walk in
+    1*[Mm][Aa][Tt][Cc][Hh]*) specs=$(printf '%s\n' "$walk" | awk "$_SSHD_MATCH_SPECS") ;;
   esac
   if [ -n "$specs" ]; then
     IFS=$NL
@@ -739,7 +739,8 @@ o=
   function add(v,   n, d, i) {
     print "P:" FILENAME " " v
     n = split(v, d, ":")
-    for (i = 1; i <= n; i++) if (d[i] ~ /^\// && !(d[i] in seen)) { seen[d[i]] = 1; dir[++nd] = d[i] }
+    for (i = 1; i <= n; i++)
+      if (d[i] ~ /^\// && !(d[i] in seen)) { seen[d[i]] = 1; dir[++nd] = d[i] }
   }
   FILENAME == "/etc/login.defs" {
     if ($1 == "ENV_SUPATH") { v = $2; sub(/^PATH=/, "", v); add(v) }
