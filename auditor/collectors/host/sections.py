@@ -729,6 +729,8 @@ _ROOT_PATH = (
     + r"""
 set --
 [ -r /etc/login.defs ] && set -- /etc/login.defs
+# root's files cannot even be seen to exist from outside a /root others may not search
+[ -d /root ] && [ ! -x /root ] && echo "X:/root"
 for f in /etc/environment /root/.profile /root/.bashrc /root/.bash_profile; do
   [ -e "$f" ] || continue
   if [ -r "$f" ]; then set -- "$@" "$f"; else echo "X:$f"; fi
