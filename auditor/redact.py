@@ -137,6 +137,12 @@ def fingerprint(value: str) -> str:
     return digest.hexdigest()[:12]
 
 
+def fingerprint_key_id() -> str:
+    """Names the fingerprint key without revealing it: fingerprints kept for later runs (the
+    image layer cache) are only reused under the key that made them."""
+    return hashlib.sha256(b"auditor fingerprint key id\0" + _fingerprint_key()).hexdigest()[:16]
+
+
 def redacted(value: str) -> str:
     """The replacement text for a secret value."""
     return f"{MARKER} fp={fingerprint(value)}]"
