@@ -70,6 +70,7 @@ class _FactDef:
     build: Callable[[_Context], Any]
     items: bool = True
     partial: bool = False  # a forbidden kind is an `_error` item, the other kinds are kept
+    source: str = ""  # where the data comes from when no resource list holds it
 
 
 class _Context:
@@ -133,6 +134,20 @@ def _namespaces(ctx: _Context) -> list[dict[str, Any]]:
             }
         )
     return items
+
+
+def _version(ctx: _Context) -> dict[str, Any]:
+    """The API server's version; a snapshot has none (checks then read the version the
+    profile assumes, vars.k8s_snapshot_version)."""
+    answer = ctx.target.server_version()
+    if answer is None:
+        return {"gitVersion": None, "major": None, "minor": None, "source": "snapshot"}
+    return {
+        "gitVersion": _str(answer.get("gitVersion")),
+        "major": _str(answer.get("major")),
+        "minor": _str(answer.get("minor")),
+        "source": "GET /version",
+    }
 
 
 def _network_policies(ctx: _Context) -> list[dict[str, Any]]:
@@ -483,6 +498,14 @@ def _webhooks(configurations: list[K8sObject]) -> list[dict[str, Any]]:
 
 
 FACTS: dict[str, _FactDef] = {
+    "k8s.version": _FactDef(
+        'The API server\'s version (GET /version): {"gitVersion": "v1.31.4", "major": "1", '
+        '"minor": "31", "source": "GET /version"}; a snapshot\'s gitVersion is null',
+        (),
+        _version,
+        items=False,
+        source="GET /version (live clusters; a snapshot has no server)",
+    ),
     "k8s.namespaces": _FactDef(
         "Namespaces with their labels and Pod Security Admission modes: "
         '[{"name": "shop", "labels": {...}, "psa": {"enforce": "baseline", ...}}]',
@@ -629,7 +652,7 @@ class KubernetesCollector:
         for name in wanted:
             definition = FACTS[name]
             resources = _needs(name, target)
-            source = _source(listings, resources)
+            source = _source(listings, resources) or definition.source
             failures = ctx.failures(resources)
             if definition.partial:
                 failures = [(p, e) for p, e in failures if p not in WORKLOAD_RESOURCES]

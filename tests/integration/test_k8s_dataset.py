@@ -13,6 +13,10 @@ resources exercise (so recall and precision stay 100%):
 - k8s.rbac.cluster-admin-binding skips bindings whose subjects are all system identities
   (system:* users and groups), as the issue asks; the README would still count them. The
   dataset holds no such binding.
+- The dataset counts legacy seccomp annotations as confinement (its README says so, to keep
+  checkov's fixtures consistent); auditor counts them only for Kubernetes before 1.27, so the
+  groups are judged with k8s_snapshot_version 1.26 here, and
+  test_legacy_seccomp_annotations_stop_counting_from_1_27 shows the difference.
 - Pod Security Standards `restricted` asks for runAsNonRoot even when a non-zero runAsUser is
   set; k8s.pod.run-as-non-root follows the README (any runAsUser settles it) because a fixed
   non-zero uid cannot run as root. See docs/kubernetes.md.
@@ -65,6 +69,7 @@ MAPPING = {
     "k8s.namespace.psa-enforce": "namespace-no-pss-label",
 }
 
+DATASET_KUBERNETES = "1.26"  # the labels count legacy seccomp annotations (README)
 Identity = tuple[str, int, int | None]  # (file, index, item) as the dataset names resources
 
 
@@ -78,11 +83,12 @@ def audit(expected):
     """Every group audited as one snapshot target: {group: (record, results)}."""
     profile = load_profile()
     groups = sorted({r["group"] for r in expected["resources"]})
+    variables = {**profile.variables, "k8s_snapshot_version": DATASET_KUBERNETES}
     audited = {}
     for group in groups:
         spec = TargetSpec(url=f"k8s-snapshot://{DATASET / group}", name=group)
         record = engine.collect(profile, spec)
-        audited[group] = (record, engine.evaluate(profile, record, profile.variables))
+        audited[group] = (record, engine.evaluate(profile, record, variables))
     return audited
 
 
@@ -184,3 +190,32 @@ def test_results_name_kind_namespace_name_and_location(audit, expected):
     file = f"manifests/checkov/example_DockerSocketVolume/{file_name}"
     index, item = _lines(DATASET / file)[int(line)]
     assert by_identity[(file, index, item)]["name"] == "weave-scope-agent"
+
+
+def test_legacy_seccomp_annotations_stop_counting_from_1_27(audit):
+    """The shipped default (a snapshot judged for Kubernetes 1.32) fails exactly the workloads
+    that the 1.26 run passed on a legacy seccomp annotation alone."""
+    profile = load_profile()
+    newly_failing, annotated = set(), set()
+    for group, (record, old_results) in audit.items():
+        before = {
+            r.subject.location
+            for r in old_results
+            if r.check_id == "k8s.pod.seccomp" and r.status is Status.FAIL
+        }
+        results = engine.evaluate(profile, record, profile.variables)  # k8s_snapshot_version 1.32
+        for result in results:
+            if result.check_id != "k8s.pod.seccomp" or result.status is not Status.FAIL:
+                continue
+            assert "(judged for Kubernetes 1.32)" in result.message
+            if result.subject.location not in before:
+                newly_failing.add(f"{group}/{result.subject.location}")
+        workloads = next(f for f in record.facts if f.name == "k8s.workloads").data
+        annotated |= {
+            f"{group}/{item['location']}"
+            for item in workloads
+            if item.get("seccomp_legacy") != item.get("seccomp")
+            or item.get("pod_seccomp_legacy") != item.get("pod_seccomp")
+        }
+    assert newly_failing  # the dataset has annotated workloads (checkov's Seccomp fixtures)
+    assert newly_failing <= annotated

@@ -209,7 +209,9 @@ def test_misplaced_fields_are_ignored():
         ({"container.seccomp.security.alpha.kubernetes.io/other": "runtime/default"}, None),
     ],
 )
-def test_legacy_seccomp_annotations_of_the_pod_template_count(annotations, expected):
+def test_legacy_seccomp_annotations_of_the_pod_template_count_for_old_kubelets(
+    annotations, expected
+):
     spec = {
         "template": {
             "metadata": {"annotations": annotations},
@@ -217,7 +219,33 @@ def test_legacy_seccomp_annotations_of_the_pod_template_count(annotations, expec
         }
     }
     item = workload_items({"Deployment": [obj("Deployment", "d", spec)]})[0][0]
-    assert item["seccomp"] == {"c": expected}
+    assert item["seccomp_legacy"] == {"c": expected}
+    assert item["seccomp"] == {"c": None}  # kubelets from 1.27 on ignore the annotations
+    assert item["pod_seccomp"] == []
+
+
+def test_the_field_wins_over_annotations_and_the_pod_field_reaches_containers():
+    spec = {
+        "template": {
+            "metadata": {
+                "annotations": {
+                    "seccomp.security.alpha.kubernetes.io/pod": "unconfined",
+                    "container.seccomp.security.alpha.kubernetes.io/a": "unconfined",
+                }
+            },
+            "spec": {
+                "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "x"}],
+            },
+        }
+    }
+    item = workload_items({"Deployment": [obj("Deployment", "d", spec)]})[0][0]
+    assert item["seccomp"] == {"a": "RuntimeDefault", "b": "RuntimeDefault"}
+    assert item["seccomp_legacy"] == {"a": "Unconfined", "b": "RuntimeDefault"}
+    assert (item["pod_seccomp"], item["pod_seccomp_legacy"]) == (
+        ["RuntimeDefault"],
+        ["RuntimeDefault", "Unconfined"],
+    )
 
 
 def test_annotations_on_the_controller_itself_are_not_pod_annotations():
