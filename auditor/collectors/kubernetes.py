@@ -47,6 +47,7 @@ ADMISSION_RESOURCES = (
 )
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
 PSA_PREFIX = "pod-security.kubernetes.io/"
+IMPLIED_USERS_SHOWN = 3  # workloads named in an implied namespace's item
 _SHELLS = frozenset({"sh", "bash", "ash", "dash"})
 
 
@@ -109,6 +110,9 @@ class _Context:
 
 
 def _namespaces(ctx: _Context) -> list[dict[str, Any]]:
+    """Listed Namespaces and, for a snapshot, the ones its workloads use without a Namespace
+    object in the files (`implied`): a live cluster lists every namespace, a snapshot rarely
+    holds them, and their workloads are no less exposed."""
     items = []
     for obj in ctx.objects("namespaces"):
         metadata = _map(obj.data.get("metadata"))
@@ -120,20 +124,48 @@ def _namespaces(ctx: _Context) -> list[dict[str, Any]]:
                 "uid": _str(metadata.get("uid")),
                 "location": obj.location,
                 "labels": labels,
-                "psa": {
-                    mode: labels.get(PSA_PREFIX + mode)
-                    for mode in (
-                        "enforce",
-                        "enforce-version",
-                        "audit",
-                        "audit-version",
-                        "warn",
-                        "warn-version",
-                    )
-                },
+                "psa": _psa(labels),
+                "implied": False,
+                "used_by": [],
             }
         )
+    if ctx.target.offline:
+        items += _implied_namespaces(ctx, {item["name"] for item in items})
     return items
+
+
+def _psa(labels: Mapping[str, str]) -> dict[str, str | None]:
+    modes = ("enforce", "enforce-version", "audit", "audit-version", "warn", "warn-version")
+    return {mode: labels.get(PSA_PREFIX + mode) for mode in modes}
+
+
+def _implied_namespaces(ctx: _Context, listed: set[str]) -> list[dict[str, Any]]:
+    """A namespace item for every namespace a snapshot's workloads use but do not define:
+    no labels (none can be seen), and the first workloads using it, for the message."""
+    users: dict[str, list[str]] = {}
+    for workload in ctx.workloads()[0]:
+        namespace = workload.get("namespace")
+        if isinstance(namespace, str) and namespace not in listed:
+            where = f" ({workload['location']})" if workload.get("location") else ""
+            users.setdefault(namespace, []).append(f"{workload['kind']} {workload['name']}{where}")
+    return [
+        {
+            "kind": "Namespace",
+            "name": name,
+            "uid": None,
+            "location": None,
+            "labels": {},
+            "psa": _psa({}),
+            "implied": True,
+            "used_by": used[:IMPLIED_USERS_SHOWN]
+            + (
+                [f"{len(used) - IMPLIED_USERS_SHOWN} more"]
+                if len(used) > IMPLIED_USERS_SHOWN
+                else []
+            ),
+        }
+        for name, used in sorted(users.items())
+    ]
 
 
 def _version(ctx: _Context) -> dict[str, Any]:
@@ -165,6 +197,8 @@ def _network_policies(ctx: _Context) -> list[dict[str, Any]]:
                 "name": namespace["name"],
                 "uid": namespace["uid"],
                 "location": namespace["location"],
+                "implied": namespace["implied"],
+                "used_by": namespace["used_by"],
                 "policies": policies,
                 "isolates_ingress": [p["name"] for p in policies if p["isolates_all_ingress"]],
                 "isolates_egress": [p["name"] for p in policies if p["isolates_all_egress"]],
@@ -507,8 +541,10 @@ FACTS: dict[str, _FactDef] = {
         source="GET /version (live clusters; a snapshot has no server)",
     ),
     "k8s.namespaces": _FactDef(
-        "Namespaces with their labels and Pod Security Admission modes: "
-        '[{"name": "shop", "labels": {...}, "psa": {"enforce": "baseline", ...}}]',
+        "Namespaces with their labels and Pod Security Admission modes, and in a snapshot the "
+        "namespaces its workloads use without defining them (implied, no labels): "
+        '[{"name": "shop", "labels": {...}, "psa": {"enforce": "baseline", ...}, '
+        '"implied": false, "used_by": []}]',
         ("namespaces",),
         _namespaces,
     ),
@@ -681,6 +717,8 @@ def _needs(name: str, target: ClusterTarget) -> tuple[str, ...]:
     its files, not behind its nodes."""
     if name == "k8s.kubelet_config" and target.offline:
         return ()
+    if name in ("k8s.namespaces", "k8s.networkpolicies") and target.offline:
+        return (*FACTS[name].resources, *WORKLOAD_RESOURCES)  # for the implied namespaces
     return FACTS[name].resources
 
 

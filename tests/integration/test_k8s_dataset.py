@@ -17,6 +17,10 @@ resources exercise (so recall and precision stay 100%):
   checkov's fixtures consistent); auditor counts them only for Kubernetes before 1.27, so the
   groups are judged with k8s_snapshot_version 1.26 here, and
   test_legacy_seccomp_annotations_stop_counting_from_1_27 shows the difference.
+- Namespaces that workloads use without a Namespace object in the files ("implied") are
+  judged too; the dataset labels only objects present, so those results are left out of the
+  match and test_every_workload_in_an_unprotected_namespace_has_a_namespace_finding counts
+  them.
 - Pod Security Standards `restricted` asks for runAsNonRoot even when a non-zero runAsUser is
   set; k8s.pod.run-as-non-root follows the README (any runAsUser settles it) because a fixed
   non-zero uid cannot run as root. See docs/kubernetes.md.
@@ -121,6 +125,8 @@ def reported(expected, audit) -> dict[Identity, set[str]]:
             key = MAPPING.get(result.check_id)
             if key is None or result.status is not Status.FAIL:
                 continue
+            if result.subject.kind == "Namespace" and result.subject.location is None:
+                continue  # implied: the labels judge only objects in the files (README)
             assert result.subject.location, f"{result.check_id}: {result.subject} has no location"
             file_name, _, line = result.subject.location.rpartition(":")
             file = f"{group}/{file_name}"
@@ -219,3 +225,36 @@ def test_legacy_seccomp_annotations_stop_counting_from_1_27(audit):
         }
     assert newly_failing  # the dataset has annotated workloads (checkov's Seccomp fixtures)
     assert newly_failing <= annotated
+
+
+def test_every_workload_in_an_unprotected_namespace_has_a_namespace_finding(audit, capsys):
+    """A workload whose namespace has no NetworkPolicy (or no enforce label) is covered by a
+    failing namespace result, whether the snapshot holds its Namespace object or not."""
+    profile = load_profile()
+    system = set(profile.variables["k8s_system_namespaces"])
+    counts: Counter[str] = Counter()
+    for group, (record, results) in audit.items():
+        facts = {f.name: f.data for f in record.facts}
+        failing = {
+            (r.check_id, r.subject.name)
+            for r in results
+            if r.status is Status.FAIL and r.subject.kind == "Namespace"
+        }
+        listed = {n["name"] for n in facts["k8s.namespaces"] if not n.get("implied")}
+        protected = {n["name"] for n in facts["k8s.networkpolicies"] if n.get("policies")}
+        for workload in facts["k8s.workloads"]:
+            namespace = workload.get("namespace")
+            if "_error" in workload or namespace in system:
+                continue
+            if namespace not in protected:
+                counts["unprotected"] += 1
+                counts["in a listed namespace" if namespace in listed else "in an implied one"] += 1
+                assert ("k8s.namespace.network-policy", namespace) in failing, (group, namespace)
+            assert ("k8s.namespace.psa-enforce", namespace) in failing or namespace in listed
+    with capsys.disabled():
+        print(  # noqa: T201 - the numbers the issue quotes
+            f"\nk8s dataset namespaces: {counts['unprotected']} workloads in namespaces without "
+            f"a NetworkPolicy, all judged; {counts['in an implied one']} of them in namespaces "
+            f"the files do not define, {counts['in a listed namespace']} in listed ones"
+        )
+    assert counts["in an implied one"] > counts["in a listed namespace"] > 0
