@@ -41,6 +41,7 @@ CONTAINER_SETS = (
 SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
 SECCOMP_CONTAINER_ANNOTATION = "container.seccomp.security.alpha.kubernetes.io/"
 APPARMOR_CONTAINER_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
+MAX_PROBLEMS_SHOWN = 3  # invalid fields named in a workload's error
 _DIGEST = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]+$")
 
 
@@ -95,6 +96,18 @@ def template_item(
     if not isinstance(spec, dict):
         where = ".".join((*path, "spec"))
         return {**base, "_error": f"no pod spec at {where}"}, None
+    problems = spec_problems(spec, ".".join((*path, "spec")))
+    if problems:
+        shown = "; ".join(problems[:MAX_PROBLEMS_SHOWN])
+        more = (
+            f" (and {len(problems) - MAX_PROBLEMS_SHOWN} more)"
+            if len(problems) > MAX_PROBLEMS_SHOWN
+            else ""
+        )
+        return {
+            **base,
+            "_error": f"invalid pod spec, the API server would refuse it: {shown}{more}",
+        }, None
     metadata = _map(template.get("metadata")) if isinstance(template, dict) else {}
     annotations = {k: v for k, v in _map(metadata.get("annotations")).items() if isinstance(v, str)}
     item = {**base, **pod_facts(spec, annotations)}
@@ -104,6 +117,49 @@ def template_item(
         "pod_automount": _bool(spec.get("automountServiceAccountToken")),
     }
     return item, token
+
+
+def spec_problems(spec: Mapping[str, Any], where: str) -> list[str]:
+    """What makes a pod spec invalid for the API server, each naming its field: a check
+    that read such a spec as "absent" would pass a workload that can never run as written.
+    Covered: no containers, a container without name or image, a seccomp or AppArmor profile
+    of type Localhost without localhostProfile, or of an unknown type."""
+    problems: list[str] = []
+    if not _list(spec.get("containers")):
+        problems.append(f"{where}.containers: no container")
+    problems += _profile_problems(_map(spec.get("securityContext")), f"{where}.securityContext")
+    for key, _kind in CONTAINER_SETS:
+        for index, container in enumerate(_list(spec.get(key))):
+            at = f"{where}.{key}[{index}]"
+            if not isinstance(container, dict):
+                problems.append(f"{at}: not a mapping")
+                continue
+            if not _str(container.get("name")):
+                problems.append(f"{at}.name: missing")
+            else:
+                at += f" ({container['name']})"
+            if not _str(container.get("image")):
+                problems.append(f"{at}.image: missing")
+            context = _map(container.get("securityContext"))
+            problems += _profile_problems(context, f"{at}.securityContext")
+    return problems
+
+
+def _profile_problems(context: Mapping[str, Any], where: str) -> list[str]:
+    problems = []
+    for field, types in (
+        ("seccompProfile", ("RuntimeDefault", "Localhost", "Unconfined")),
+        ("appArmorProfile", ("RuntimeDefault", "Localhost", "Unconfined")),
+    ):
+        profile = context.get(field)
+        if not isinstance(profile, dict):
+            continue
+        kind = profile.get("type")
+        if kind not in types:
+            problems.append(f"{where}.{field}.type: {kind!r} is not one of {', '.join(types)}")
+        elif kind == "Localhost" and not _str(profile.get("localhostProfile")):
+            problems.append(f"{where}.{field}.localhostProfile: missing for type Localhost")
+    return problems
 
 
 # Per-container settings, each a map from container name to the value (columns): a check

@@ -376,8 +376,55 @@ def test_token_automount_resolution():
     assert resolved["other-namespace"][0] is True
 
 
-def test_repeated_or_missing_container_names_stay_apart():
-    pod = {"containers": [{"image": "a"}, {"name": "x", "image": "b"}, {"name": "x", "image": "c"}]}
+def test_repeated_container_names_stay_apart():
+    pod = {"containers": [{"name": "x", "image": "b"}, {"name": "x", "image": "c"}]}
     item = workload_items({"Pod": [obj("Pod", "p", pod)]})[0][0]
-    assert list(item["containers"]) == ["(unnamed)#1", "x", "x#2"]
-    assert [i["image"] for i in item["images"].values()] == ["a", "b", "c"]
+    assert list(item["containers"]) == ["x", "x#2"]  # a missing name is an error (below)
+    assert [i["image"] for i in item["images"].values()] == ["b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("pod", "named"),
+    [
+        ({"containers": [{"name": "web"}]}, "spec.containers[0] (web).image: missing"),
+        ({"containers": [{"image": "x"}]}, "spec.containers[0].name: missing"),
+        ({"containers": []}, "spec.containers: no container"),
+        (
+            {
+                "containers": [{"name": "c", "image": "x"}],
+                "initContainers": [
+                    {
+                        "name": "i",
+                        "image": "x",
+                        "securityContext": {"seccompProfile": {"type": "Localhost"}},
+                    }
+                ],
+            },
+            "spec.initContainers[0] (i).securityContext.seccompProfile.localhostProfile: "
+            "missing for type Localhost",
+        ),
+        (
+            {
+                "securityContext": {"appArmorProfile": {"type": "runtime/default"}},
+                "containers": [{"name": "c", "image": "x"}],
+            },
+            "spec.securityContext.appArmorProfile.type: 'runtime/default' is not one of "
+            "RuntimeDefault, Localhost, Unconfined",
+        ),
+    ],
+)
+def test_an_invalid_pod_spec_is_an_error_naming_the_field(pod, named):
+    (item,), tokens = workload_items({"Pod": [obj("Pod", "p", pod)]})
+    assert item["_error"] == f"invalid pod spec, the API server would refuse it: {named}"
+    assert tokens == []
+
+
+def test_a_valid_localhost_profile_is_fine():
+    pod = {
+        "securityContext": {
+            "seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/audit.json"}
+        },
+        "containers": [{"name": "c", "image": "x"}],
+    }
+    (item,), _ = workload_items({"Pod": [obj("Pod", "p", pod)]})
+    assert "_error" not in item and item["seccomp"] == {"c": "Localhost"}
