@@ -113,7 +113,7 @@ def _namespaces(ctx: _Context) -> list[dict[str, Any]]:
     """Listed Namespaces and, for a snapshot, the ones its workloads use without a Namespace
     object in the files (`implied`): a live cluster lists every namespace, a snapshot rarely
     holds them, and their workloads are no less exposed."""
-    items = []
+    items: list[dict[str, Any]] = []
     for obj in ctx.objects("namespaces"):
         metadata = _map(obj.data.get("metadata"))
         labels = {k: v for k, v in _map(metadata.get("labels")).items() if isinstance(v, str)}
