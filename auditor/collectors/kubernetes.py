@@ -146,8 +146,7 @@ def _implied_namespaces(ctx: _Context, listed: set[str]) -> list[dict[str, Any]]
     for workload in ctx.workloads()[0]:
         namespace = workload.get("namespace")
         if isinstance(namespace, str) and namespace not in listed:
-            where = f" ({workload['location']})" if workload.get("location") else ""
-            users.setdefault(namespace, []).append(f"{workload['kind']} {workload['name']}{where}")
+            users.setdefault(namespace, []).append(f"{workload['kind']} {workload['name']}")
     return [
         {
             "kind": "Namespace",
