@@ -339,3 +339,29 @@ def test_a_container_removed_mid_audit_is_an_error_for_it_only(
     assert f"{scenario.prefix}-doomed ({doomed[:12]})" in doomed_results[0].subject.name
     others = [r for r in results if r.subject.id != doomed]
     assert others and all(r.status is not Status.ERROR for r in others)
+
+
+def test_process_reads_are_capped_and_what_is_past_the_cap_is_an_error(
+    dockerd_server: DockerDaemon, scenario: Scenario, profile: LoadedProfile
+) -> None:
+    variables = {**profile.variables, "docker_top_max_containers": 1}
+    target = DockerTarget(TargetSpec(url=f"docker://{dockerd_server.base_url}"))
+    with target:
+        calls: list[str] = []
+        top = target.api.top
+
+        def counted(container: str, *args: object, **kwargs: object) -> object:
+            calls.append(container)
+            return top(container, *args, **kwargs)
+
+        target.api.top = counted
+        fact = collector_for(TargetKind.DOCKER).collect(target, {"docker.processes"}, variables)[
+            "docker.processes"
+        ]
+    running = [item for item in fact.data if item["running"]]
+    assert len(running) >= len(RUNNING) > 1 and len(calls) == 1
+    read = [item for item in running if "_error" not in item]
+    assert [item["Id"] for item in read] == calls
+    past = [item["_error"] for item in running if "_error" in item]
+    assert len(past) == len(running) - 1
+    assert set(past) == {"not read: more than docker_top_max_containers (1) running containers"}
