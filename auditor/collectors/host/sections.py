@@ -121,6 +121,28 @@ DEFAULT_PATHS: tuple[str, ...] = (
     "/etc/cron.d",
     "/etc/audit/auditd.conf",
     "/etc/audit/rules.d",
+    # account database backups, cron and at, bootloader, banners (CIS Linux 1.4, 1.6, 2.4, 7.1)
+    "/etc/passwd-",
+    "/etc/group-",
+    "/etc/shadow-",
+    "/etc/gshadow-",
+    "/etc/shells",
+    "/etc/security/opasswd",
+    "/etc/security/opasswd.old",
+    "/etc/cron.hourly",
+    "/etc/cron.daily",
+    "/etc/cron.weekly",
+    "/etc/cron.monthly",
+    "/etc/cron.allow",
+    "/etc/cron.deny",
+    "/etc/at.allow",
+    "/etc/at.deny",
+    "/boot/grub/grub.cfg",
+    "/boot/grub2/grub.cfg",
+    "/boot/grub2/user.cfg",
+    "/etc/motd",
+    "/etc/issue",
+    "/etc/issue.net",
 )
 
 _PREAMBLE = (
