@@ -283,7 +283,7 @@ def parse_firewall(raw: str) -> dict[str, Any]:
                 "tools": []}  # fmt: skip
     failed = [name for name, rc in tools.items() if rc not in (None, "0")]
     if failed:
-        why = " (needs root and CAP_NET_ADMIN)" if not root else ""
+        why = " (needs root and CAP_NET_ADMIN)" if not root else " (needs CAP_NET_ADMIN)"
         detail = next((unescape(v) for t, v in _tagged(raw) if t in ("N", "4", "6")), "")
         raise FactUnavailable(f"could not read the firewall rules with {failed[0]}{why}: {detail}")
     nft = _nft_input_chains("\n".join(_all(raw, "N"))) if tools["nft"] is not None else None

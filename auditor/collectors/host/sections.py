@@ -1060,12 +1060,16 @@ if command -v nft >/dev/null 2>&1; then
   printf '@nft-rc %s\n' "$?"
   __tag N: "$o"
 fi
-for t in iptables ip6tables; do
-  command -v "$t-save" >/dev/null 2>&1 || continue
-  o=$("$t-save" -t filter 2>&1)
-  printf '@%s-rc %s\n' "$t" "$?"
-  case $t in iptables) __tag 4: "$o" ;; *) __tag 6: "$o" ;; esac
-done
+if command -v iptables-save >/dev/null 2>&1; then
+  o=$(iptables-save -t filter 2>&1)
+  printf '@iptables-rc %s\n' "$?"
+  __tag 4: "$o"
+fi
+if command -v ip6tables-save >/dev/null 2>&1; then
+  o=$(ip6tables-save -t filter 2>&1)
+  printf '@ip6tables-rc %s\n' "$?"
+  __tag 6: "$o"
+fi
 """
 
 _AUTO_UPDATES = r"""
@@ -1108,12 +1112,16 @@ for f in /boot/grub/grub.cfg /boot/grub2/grub.cfg /boot/grub2/user.cfg; do
   fi
 done
 if [ -r /proc/cmdline ]; then
-  for a in $(cat /proc/cmdline); do
+  c=
+  IFS= read -r c < /proc/cmdline || :
+  set -f
+  for a in $c; do
     case $a in
       --) break ;;
       audit=*|audit_backlog_limit=*|apparmor=*|selinux=*|security=*|lsm=*) printf 'cmd:%s\n' "$a" ;;
     esac
   done
+  set +f
   echo "cmdline:read"
 fi
 """
