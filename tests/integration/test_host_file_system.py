@@ -36,7 +36,8 @@ CHECKS = [
 WEAK = (
     "printf 'x=1\\n' > /etc/weak.conf && chmod 0666 /etc/weak.conf",
     "mkdir -p /usr/local/share/open && chmod 0777 /usr/local/share/open",
-    "mkdir -p /usr/local/lib && touch /usr/local/lib/orphan && chown 4242:4242 /usr/local/lib/orphan",
+    "mkdir -p /usr/local/lib && touch /usr/local/lib/orphan",
+    "chown 4242:4242 /usr/local/lib/orphan",
     "cp /bin/sh /usr/local/bin/rootshell && chmod 4755 /usr/local/bin/rootshell",
     "printf 'SHELL=/bin/sh\\n' > /etc/crontab && chmod 0666 /etc/crontab",
 )

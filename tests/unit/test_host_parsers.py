@@ -219,7 +219,9 @@ def _allowed_use(first: str, args: list[str]) -> bool:
     if first == "nft":
         return args[:3] == ["-j", "list", "ruleset"] or args[:2] == ["list", "ruleset"]
     if first == "find":
-        return not {"-delete", "-fprint", "-fprint0", "-fprintf", "-fls", "-execdir", "-ok"} & set(args)
+        return not {"-delete", "-fprint", "-fprint0", "-fprintf", "-fls", "-execdir", "-ok"} & set(
+            args
+        )
     if first == "sed":
         return not any(w.startswith("-i") or w == "--in-place" for w in args)
     if first == "setpriv":

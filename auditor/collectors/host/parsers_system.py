@@ -215,7 +215,7 @@ def _nft_input_chains(text: str) -> list[dict[str, Any]]:
     """Base chains on the input hook of `nft -j list ruleset`, with their policy and whether
     their last rule drops or rejects everything."""
     items = json.loads(text).get("nftables", [])
-    chains: dict[tuple[str, str, str], dict[str, Any]] = {}
+    chains: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
     for item in items:
         chain = item.get("chain")
         if isinstance(chain, dict) and chain.get("hook") == "input":
@@ -408,6 +408,7 @@ def parse_kernel_modules(raw: str) -> dict[str, Any]:
         {"loaded": ["ext4", "overlay"], "disabled": {"cramfs": "/bin/false"},
          "blacklisted": ["cramfs"], "available": ["cramfs", "udf", "usb_storage"]}
     """
+
     def name(text: str) -> str:
         return unescape(text).replace("-", "_")
 

@@ -976,7 +976,9 @@ if ! find / -maxdepth 0 -printf '' 2>/dev/null; then
 else
   starts=$(awk '
     $3 == "overlay" && $2 != "/" { next }
-    $3 ~ /^(proc|sysfs|devtmpfs|devpts|tmpfs|ramfs|cgroup|cgroup2|securityfs|debugfs|tracefs|pstore|bpf|mqueue|hugetlbfs|configfs|fusectl|binfmt_misc|autofs|efivarfs|nsfs|rpc_pipefs|nfsd|squashfs|iso9660|udf|nfs|nfs4|cifs|smb3|9p|fuse|fuse\..*)$/ { next }
+    $3 ~ /^(proc|sysfs|devtmpfs|devpts|tmpfs|ramfs|cgroup|cgroup2|securityfs|debugfs|tracefs)$/ ||
+    $3 ~ /^(pstore|bpf|mqueue|hugetlbfs|configfs|fusectl|binfmt_misc|autofs|efivarfs|nsfs)$/ ||
+    $3 ~ /^(rpc_pipefs|nfsd|squashfs|iso9660|udf|nfs|nfs4|cifs|smb3|9p|fuse|fuse\..*)$/ { next }
     $2 ~ /\\012/ { next }
     { m = $2; gsub(/\\040/, " ", m); gsub(/\\011/, "\t", m); gsub(/\\134/, "\\", m); print m }
   ' /proc/self/mounts 2>/dev/null)
@@ -985,20 +987,27 @@ else
   IFS=$NL
   for m in $starts; do
     case $m in
-      /proc|/proc/*|/sys|/sys/*|/dev|/dev/*|/run|/run/*|/var/lib/docker|/var/lib/docker/*) continue ;;
-      /var/lib/containerd|/var/lib/containerd/*|/var/lib/containers|/var/lib/containers/*) continue ;;
+      /proc|/proc/*|/sys|/sys/*|/dev|/dev/*|/run|/run/*) continue ;;
+      /var/lib/docker|/var/lib/docker/*|/var/lib/containerd|/var/lib/containerd/*) continue ;;
+      /var/lib/containers|/var/lib/containers/*) continue ;;
       /var/lib/kubelet/pods/*|/snap/*) continue ;;
     esac
     __put start: "$m"
     set -- "$@" "$m"
   done
   known=$(getent passwd 2>/dev/null || cat /etc/passwd 2>/dev/null)
-  uids=$(printf '%s\n' "$known" | awk -F: '$3 ~ /^[0-9]+$/ && !s[$3]++ { printf " -o -uid %s", $3 }')
+  uids=$(printf '%s\n' "$known" |
+    awk -F: '$3 ~ /^[0-9]+$/ && !s[$3]++ { printf " -o -uid %s", $3 }')
   known=$(getent group 2>/dev/null || cat /etc/group 2>/dev/null)
-  gids=$(printf '%s\n' "$known" | awk -F: '$3 ~ /^[0-9]+$/ && !s[$3]++ { printf " -o -gid %s", $3 }')
+  gids=$(printf '%s\n' "$known" |
+    awk -F: '$3 ~ /^[0-9]+$/ && !s[$3]++ { printf " -o -gid %s", $3 }')
   unset IFS
   to=
-  if command -v timeout >/dev/null 2>&1; then to="timeout $AUDITOR_SCAN_SECONDS"; else echo "@no-timeout"; fi
+  if command -v timeout >/dev/null 2>&1; then
+    to="timeout $AUDITOR_SCAN_SECONDS"
+  else
+    echo "@no-timeout"
+  fi
   # shellcheck disable=SC2086
   { $to find "$@" -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run \
       -o -path /var/lib/docker -o -path /var/lib/containerd -o -path /var/lib/containers \
@@ -1049,7 +1058,8 @@ done
   /^[ \t]*[#;]/ { next }
   /^[ \t]*\[/ { print "L:" $0; next }
   /^[ \t]*(Storage|Compress|ForwardToSyslog|URL)[ \t]*=/ { print "L:" $0; next }
-  /omfwd|@|\$FileCreateMode|FileCreateMode|imtcp|imudp|InputTCPServerRun|UDPServerRun|network\(|tcp\(|udp\(|syslog\(/ { print "L:" $0 }
+  /omfwd|@|FileCreateMode|imtcp|imudp|InputTCPServerRun|UDPServerRun/ { print "L:" $0; next }
+  /network\(|tcp\(|udp\(|syslog\(/ { print "L:" $0 }
 ' "$@"
 """
 
@@ -1075,10 +1085,13 @@ fi
 _AUTO_UPDATES = r"""
 if command -v apt-config >/dev/null 2>&1; then
   echo "manager:apt"
-  __tag A: "$(apt-config dump 2>/dev/null | grep -E '^(APT::Periodic|Unattended-Upgrade::(Origins-Pattern|Allowed-Origins)|APT::Get::AllowUnauthenticated|Acquire::AllowInsecureRepositories|Acquire::AllowDowngradeToInsecureRepositories)')"
+  __tag A: "$(apt-config dump 2>/dev/null | grep -E \
+    -e '^APT::Periodic' -e '^Unattended-Upgrade::(Origins-Pattern|Allowed-Origins)' \
+    -e '^APT::Get::AllowUnauthenticated' -e '^Acquire::Allow(DowngradeTo)?InsecureRepositories')"
   [ -x /usr/bin/unattended-upgrade ] && echo "unattended-upgrade:yes"
   set --
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+    /etc/apt/sources.list.d/*.sources; do
     [ -r "$f" ] && set -- "$@" "$f"
   done
   [ $# -gt 0 ] && awk '
@@ -1140,7 +1153,8 @@ if [ -d "/lib/modules/$r" ]; then
   echo "tree:yes"
   find "/lib/modules/$r" \( -name 'cramfs.ko*' -o -name 'freevxfs.ko*' -o -name 'hfs.ko*' \
     -o -name 'hfsplus.ko*' -o -name 'jffs2.ko*' -o -name 'squashfs.ko*' -o -name 'udf.ko*' \
-    -o -name 'usb-storage.ko*' \) 2>/dev/null | awk '{ sub(/.*\//, ""); sub(/\.ko.*/, ""); print "avail:" $0 }'
+    -o -name 'usb-storage.ko*' \) 2>/dev/null |
+    awk '{ sub(/.*\//, ""); sub(/\.ko.*/, ""); print "avail:" $0 }'
 fi
 """
 
