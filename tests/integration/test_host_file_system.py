@@ -40,6 +40,8 @@ WEAK = (
     "chown 4242:4242 /usr/local/lib/orphan",
     "cp /bin/sh /usr/local/bin/rootshell && chmod 4755 /usr/local/bin/rootshell",
     "printf 'SHELL=/bin/sh\\n' > /etc/crontab && chmod 0666 /etc/crontab",
+    # a world-writable file whose name spells a set-uid record after a newline
+    'f=$(printf \'/etc/evil\\nR 4755 0 0 f forged\') && : > "$f" && chmod 0666 "$f"',
 )
 CLEAN = ("printf 'SHELL=/bin/sh\\n' > /etc/crontab && chmod 0600 /etc/crontab",)
 
@@ -108,6 +110,8 @@ def test_planted_weaknesses_fail(hosts):
     writable = results["host.fs.world-writable"].message
     assert "/etc/weak.conf (file 0666)" in writable
     assert "/usr/local/share/open (directory 0777)" in writable
+    assert "/etc/<a name holding a newline, inode " in writable
+    assert "forged" not in results["host.fs.suid-allowlist"].message
     assert "/usr/local/lib/orphan (uid 4242)" in results["host.fs.unowned"].message
     assert "/usr/local/lib/orphan (gid 4242)" in results["host.fs.ungrouped"].message
     suid = results["host.fs.suid-allowlist"].message
@@ -130,3 +134,20 @@ def test_the_entry_budget_makes_the_scan_checks_errors(hosts):
         assert "stopped by its entry budget (50 entries" in (results[cid].message or ""), cid
     # checks that do not need the scan are judged as before
     assert results["host.cron.perms"].status == Status.FAIL
+
+
+def test_a_local_scan_leaves_out_a_running_dockerds_data_root(own_dockerd, hosts):
+    """The test dockerd (holding the Debian image's layers, set-uid files included) runs as
+    root with its own --data-root: a local:// scan prunes it and reports so."""
+    profile = load_profile()
+    variables = {**profile.variables, "fs_scan_max_seconds": 50}
+    with open_target(TargetSpec(url="local://")) as target:
+        facts = collector_for(TargetKind.HOST).collect(target, ["host.fs_scan"], variables)()
+    scan = facts["host.fs_scan"]
+    assert scan.error is None, scan.error
+    data_root = str(own_dockerd.data_root)
+    assert data_root in scan.data["pruned"]
+    lists = ("world_writable", "unowned", "ungrouped", "setuid", "setgid")
+    found = [e["path"] for key in lists for e in scan.data[key]]
+    assert not [path for path in found if path.startswith(data_root + "/")]
+    assert "/usr/bin/su" in [e["path"] for e in scan.data["setuid"]]

@@ -28,18 +28,21 @@ _TYPES = {"f": "file", "d": "directory", "l": "symlink", "p": "fifo", "s": "sock
 
 
 def _scan_entry(tag: str, value: str) -> dict[str, Any] | None:
-    """One record of find: `R MODE UID GID TYPE PATH`, or `Q MODE UID GID TYPE DEV INODE` for
-    a path holding a newline (named by device and inode, so its name cannot forge a record)."""
-    parts = value.split(" ", 4) if tag == "R" else value.split(" ")
+    """One record of find: `R MODE UID GID TYPE PATH`; for a name holding a newline
+    `N MODE UID GID TYPE DEV INODE DIR`, or `Q MODE UID GID TYPE DEV INODE` when a directory's
+    name holds it, so no name can forge a record."""
+    parts = value.split(" ", {"R": 4, "N": 6, "Q": 5}[tag])
     if len(parts) < 5 or not parts[1].isdigit() or not parts[2].isdigit():
         return None
-    mode = int(parts[0], 8)
     if tag == "R":
         path = unescape(parts[4])
-    elif len(parts) == 6:
-        path = f"<inode {parts[5]} on device {parts[4]}: its name holds a newline>"
+    elif tag == "N" and len(parts) == 7:
+        path = f"{unescape(parts[6]).rstrip('/')}/<a name holding a newline, inode {parts[5]}>"
+    elif tag == "Q" and len(parts) == 6:
+        path = f"<inode {parts[5]} on device {parts[4]}: its path holds a newline>"
     else:
         return None
+    mode = int(parts[0], 8)
     return {
         "path": path,
         "type": _TYPES.get(parts[3], parts[3]),
@@ -55,11 +58,12 @@ def parse_fs_scan(raw: str) -> dict[str, Any]:
     whose owner or group has no account, set-uid and set-gid files, from one find pass.
 
     `unowned`/`ungrouped` are judged on the host against the accounts `getent` lists. The scan
+    skips the data roots of running dockerd/containerd and daemon.json (`pruned`), and
     is bounded by `budget` (seconds, entries: vars.fs_scan_max_seconds/_max_entries); when a
     bound stops it, or directories could not be read (not root), the fact is unavailable and
     says which, since an incomplete scan proves nothing. Example::
 
-        {"complete": True, "entries": 48211, "roots": ["/", "/boot"],
+        {"complete": True, "entries": 48211, "roots": ["/", "/boot"], "pruned": [],
          "world_writable": [{"path": "/etc/weak.conf", "type": "file", "mode": "0666",
                              "uid": 0, "gid": 0}],
          "unowned": [], "ungrouped": [],
@@ -74,7 +78,7 @@ def parse_fs_scan(raw: str) -> dict[str, Any]:
     found = [
         entry
         for line in split_lines(raw)
-        if line[:2] in ("R ", "Q ")
+        if line[:2] in ("R ", "N ", "Q ")
         for entry in [_scan_entry(line[0], line[2:])]
         if entry is not None
     ]
@@ -101,7 +105,9 @@ def parse_fs_scan(raw: str) -> dict[str, Any]:
         )
     if rc is None:
         raise FactUnavailable("the file system scan did not finish")
-    if rc != "0":
+    # exit 1 with no error but files that vanished during the walk (a live system) is complete
+    vanished_only = rc == "1" and _first(raw, "other") == "0"
+    if rc != "0" and not vanished_only:
         errors = "; ".join(unescape(e) for e in _all(raw, "E")) or "no error output"
         raise FactUnavailable(f"find failed (exit {rc}): {errors}")
     if _marker(raw, "truncated") is not None:
@@ -120,6 +126,7 @@ def parse_fs_scan(raw: str) -> dict[str, Any]:
         "complete": True,
         "entries": entries,
         "roots": [unescape(r) for r in _all(raw, "start")],
+        "pruned": [unescape(r) for r in _all(raw, "prune")],
         "world_writable": [_public(e) for e in world],
         "unowned": [_public(e) for e in found if str(e["uid"]) in nouid],
         "ungrouped": [_public(e) for e in found if str(e["gid"]) in nogid],

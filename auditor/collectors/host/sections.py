@@ -966,8 +966,9 @@ fi
 # directories without the sticky bit, files whose owner or group has no account, set-uid and
 # set-gid files) and one "." per other entry, which an awk counts for the entry budget; the
 # time budget is timeout(1)'s. Owners are told apart by -uid/-gid tests against the accounts
-# getent lists (-nouser costs a passwd lookup per file: 3x the scan). A path holding a newline
-# is printed by device and inode only, so no name can forge a record.
+# getent lists (-nouser costs a passwd lookup per file: 3x the scan). A name holding a newline
+# is printed as its directory and inode (a directory's name holding one: device and inode
+# only), so no name can forge a record.
 _FS_SCAN = r"""
 printf 'uid:%s\n' "$(id -u)"
 printf 'budget:%s %s\n' "$AUDITOR_SCAN_SECONDS" "$AUDITOR_SCAN_ENTRIES"
@@ -983,8 +984,31 @@ else
     { m = $2; gsub(/\\040/, " ", m); gsub(/\\011/, "\t", m); gsub(/\\134/, "\\", m); print m }
   ' /proc/self/mounts 2>/dev/null)
   [ -n "$starts" ] || starts=/
-  set --
+  # the data roots of running runtimes (root's processes only: anyone can name a process
+  # dockerd) and daemon.json's: image layers and container files are not the host's own
+  roots=$(ps -eo uid=,comm=,args= 2>/dev/null | awk '
+    $1 == 0 && ($2 == "dockerd" || $2 == "containerd") {
+      for (i = 3; i <= NF; i++) {
+        if ($i ~ /^--(data-root|root)=/) { v = $i; sub(/^[^=]*=/, "", v); print v }
+        else if (($i == "--data-root" || $i == "--root" || $i == "-g") && i < NF) print $(i + 1)
+      }
+    }')
+  if [ -r /etc/docker/daemon.json ]; then
+    dj=$(sed -n 's/.*"data-root"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' \
+      /etc/docker/daemon.json)
+    roots="$roots$NL$dj"
+  fi
+  set -f
   IFS=$NL
+  prune=
+  for r in $roots; do
+    r=${r%/}
+    case $r in /?*) ;; *) continue ;; esac
+    case $r in *[*?[]*) continue ;; esac
+    __put prune: "$r"
+    prune="$prune$r$NL"
+  done
+  set --
   for m in $starts; do
     case $m in
       /proc|/proc/*|/sys|/sys/*|/dev|/dev/*|/run|/run/*) continue ;;
@@ -992,9 +1016,19 @@ else
       /var/lib/containers|/var/lib/containers/*) continue ;;
       /var/lib/kubelet/pods/*|/snap/*) continue ;;
     esac
+    under=
+    for r in $prune; do
+      case $m in "$r" | "$r"/*) under=1 ;; esac
+    done
+    [ -n "$under" ] && continue
     __put start: "$m"
     set -- "$@" "$m"
   done
+  set -- "$@" -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run \
+    -o -path /var/lib/docker -o -path /var/lib/containerd -o -path /var/lib/containers \
+    -o -path /var/lib/kubelet/pods -o -path /snap
+  for r in $prune; do set -- "$@" -o -path "$r"; done
+  set +f
   known=$(getent passwd 2>/dev/null || cat /etc/passwd 2>/dev/null)
   uids=$(printf '%s\n' "$known" |
     awk -F: '$3 ~ /^[0-9]+$/ && !s[$3]++ { printf " -o -uid %s", $3 }')
@@ -1009,13 +1043,15 @@ else
     echo "@no-timeout"
   fi
   # shellcheck disable=SC2086
-  { $to find "$@" -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run \
-      -o -path /var/lib/docker -o -path /var/lib/containerd -o -path /var/lib/containers \
-      -o -path /var/lib/kubelet/pods -o -path /snap \) -prune \
+  set -- "$@" \) -prune \
     -o \( -type d -perm -0002 ! -perm -1000 -o ! -type d ! -type l -perm -0002 \
-      -o -type f -perm /6000 -o ! \( -false $uids \) -o ! \( -false $gids \) \) \
-      \( -path "*$NL*" -printf 'Q %m %U %G %y %D %i\n' -o -printf 'R %m %U %G %y %p\n' \) \
-    -o -printf '.\n' 2>&1
+    -o -type f -perm /6000 -o ! \( -false $uids \) -o ! \( -false $gids \) \) \
+    \( -path "*$NL*/*" -printf 'Q %m %U %G %y %D %i\n' \
+    -o -name "*$NL*" -printf 'N %m %U %G %y %D %i %h\n' -o -printf 'R %m %U %G %y %p\n' \) \
+    -o -printf '.\n'
+  # shellcheck disable=SC2086
+  {
+    $to find "$@" 2>&1
     echo "@find-rc $?"
   } | awk -v max="$AUDITOR_SCAN_ENTRIES" -v uids="$uids" -v gids="$gids" '
     BEGIN {
@@ -1024,7 +1060,7 @@ else
       n = 0
     }
     $0 == "." { if (++n >= max) { print "@stopped entries"; exit } next }
-    /^[RQ] / {
+    /^[RQN] / {
       n++
       if (!($3 in u) && !(("u" $3) in s)) { s["u" $3] = 1; print "nouid:" $3 }
       if (!($4 in g) && !(("g" $4) in s)) { s["g" $4] = 1; print "nogid:" $4 }
@@ -1033,9 +1069,12 @@ else
     }
     /^@find-rc / { print; next }
     /Permission denied$/ { d++; if (d <= 3) print "E:" $0; next }
-    /No such file or directory$/ { next }
+    /No such file or directory$/ { v++; next }
     { o++; if (o <= 3) print "E:" $0 }
-    END { print "entries:" n + 0; print "denied:" d + 0; if (t) print "@truncated" }'
+    END {
+      print "entries:" n + 0; print "denied:" d + 0; print "vanished:" v + 0; print "other:" o + 0
+      if (t) print "@truncated"
+    }'
 fi
 """
 
