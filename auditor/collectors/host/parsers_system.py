@@ -176,11 +176,13 @@ def parse_logging(raw: str) -> dict[str, Any]:
             continue
         line = unescape(value).strip()
         where = f"{current}: {line}"
-        if current.endswith(".conf") and "journal" in current.rsplit("/", 1)[-1]:
-            setting = _setting(line)
-            if setting and setting[0] in keys and "journald" in current:
+        setting = _setting(line)
+        if "/journald.conf" in current:  # journald.conf and journald.conf.d/*.conf
+            if setting and setting[0] in keys:
                 journald[keys[setting[0]]] = setting[1]
-            elif setting and setting[0] == "URL" and setting[1]:
+            continue
+        if current.endswith("/journal-upload.conf"):
+            if setting and setting[0] == "URL" and setting[1]:
                 forwarding.append(where)
             continue
         if "FileCreateMode" in line:
