@@ -1,7 +1,9 @@
-"""File system checks against Debian hosts with their own root filesystems (containers on the
-test dockerd, reached as root over their sshd): planted world-writable, unowned and set-uid
-files, a loose /etc/crontab and a /tmp without noexec fail; a clean host passes; the scan's
-entry budget, when hit, makes the checks that need the scan errors that say so."""
+"""File system and services checks against Debian hosts with their own root filesystems
+(containers on the test dockerd, reached as root over their sshd): planted world-writable,
+unowned and set-uid files, a loose /etc/crontab, a /tmp without noexec, a legacy service, no
+firewall, no automatic updates, no persistent logs and no time daemon fail; a hardened host
+(its own image with rsyslog, unattended-upgrades, chrony and nftables) passes; the scan's entry
+budget, when hit, makes the checks that need the scan errors that say so."""
 
 from __future__ import annotations
 
@@ -23,7 +25,10 @@ from auditor.targets import open_target
 
 pytestmark = pytest.mark.integration
 
-FACTS = ["host.fs_scan", "host.mounts", "host.file_modes", "host.packages"]
+FACTS = [
+    "host.fs_scan", "host.mounts", "host.file_modes", "host.packages", "host.processes",
+    "host.systemd", "host.firewall", "host.auto_updates", "host.logging",
+]  # fmt: skip
 CHECKS = [
     "host.fs.world-writable",
     "host.fs.unowned",
@@ -31,6 +36,11 @@ CHECKS = [
     "host.fs.suid-allowlist",
     "host.cron.perms",
     "host.mount.tmp",
+    "host.services.no-legacy",
+    "host.firewall.default-deny",
+    "host.pkg.unattended-upgrades",
+    "host.logging.persistent",
+    "host.time.sync",
 ]
 # What the weak host's start script plants (as root, before sshd starts).
 WEAK = (
@@ -42,13 +52,30 @@ WEAK = (
     "printf 'SHELL=/bin/sh\\n' > /etc/crontab && chmod 0666 /etc/crontab",
     # a world-writable file whose name spells a set-uid record after a newline
     'f=$(printf \'/etc/evil\\nR 4755 0 0 f forged\') && : > "$f" && chmod 0666 "$f"',
+    # a legacy service running without its package (a copy of sleep named in.tftpd)
+    "cp /bin/sleep /usr/local/sbin/in.tftpd && (/usr/local/sbin/in.tftpd 3600 &)",
 )
-CLEAN = ("printf 'SHELL=/bin/sh\\n' > /etc/crontab && chmod 0600 /etc/crontab",)
+HARDENED_PACKAGES = (
+    *debian.BASE_PACKAGES, "rsyslog", "unattended-upgrades", "chrony", "nftables", "auditd", "cron",
+)  # fmt: skip
+HARDENED = (
+    "chmod 0600 /etc/crontab",
+    "printf 'APT::Periodic::Update-Package-Lists \"1\";\\n' > /etc/apt/apt.conf.d/20auto-upgrades",
+    "printf 'APT::Periodic::Unattended-Upgrade \"1\";\\n' >> /etc/apt/apt.conf.d/20auto-upgrades",
+    "nft add table inet filter",
+    "nft 'add chain inet filter input { type filter hook input priority 0; policy drop; }'",
+    "nft add rule inet filter input ct state established,related accept",
+    "nft add rule inet filter input iif lo accept",
+    "nft add rule inet filter input tcp dport 22 accept",
+    "rsyslogd",
+    "chronyd -x",  # -x: keep time without setting the clock, which a container may not
+)
 
 
 @pytest.fixture(scope="module")
 def hosts(own_dockerd, tmp_path_factory) -> Iterator[dict[str, Any]]:
-    """A weak and a clean Debian host; the clean one has /tmp as a nodev,nosuid,noexec tmpfs."""
+    """A weak and a hardened Debian host; the hardened one has /tmp as a nodev,nosuid,noexec
+    tmpfs and CAP_NET_ADMIN for its firewall (which root needs to read the rules, too)."""
     work = tmp_path_factory.mktemp("fs-hosts")
     key = work / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
@@ -56,7 +83,11 @@ def hosts(own_dockerd, tmp_path_factory) -> Iterator[dict[str, Any]]:
     variants = [
         debian.HostVariant(hostname="fsweak", commands=WEAK),
         debian.HostVariant(
-            hostname="fsclean", commands=CLEAN, tmpfs={"/tmp": "rw,nodev,nosuid,noexec"}
+            hostname="fsclean",
+            commands=HARDENED,
+            packages=HARDENED_PACKAGES,
+            tmpfs={"/tmp": "rw,nodev,nosuid,noexec"},
+            cap_add=("NET_ADMIN",),
         ),
     ]
     started = debian.start_hosts(client, variants, (work / "id_ed25519.pub").read_text().strip())
@@ -119,9 +150,10 @@ def test_planted_weaknesses_fail(hosts):
     assert suid.count("(4") == 1, "only the planted program is outside the allow-list"
     assert "mode 0666" in results["host.cron.perms"].message
     assert "/tmp is not a separate mount" in results["host.mount.tmp"].message
+    assert "running in.tftpd" in results["host.services.no-legacy"].message
 
 
-def test_a_clean_host_passes(hosts):
+def test_a_hardened_host_passes(hosts):
     results = audit(hosts, "clean")
     assert {cid: r.status for cid, r in results.items()} == dict.fromkeys(CHECKS, Status.PASS)
 
@@ -134,6 +166,7 @@ def test_the_entry_budget_makes_the_scan_checks_errors(hosts):
         assert "stopped by its entry budget (50 entries" in (results[cid].message or ""), cid
     # checks that do not need the scan are judged as before
     assert results["host.cron.perms"].status == Status.FAIL
+    assert results["host.time.sync"].status == Status.FAIL
 
 
 def test_a_local_scan_leaves_out_a_running_dockerds_data_root(own_dockerd, hosts):
