@@ -13,6 +13,7 @@ from auditor.collectors.host.escaping import split_lines, unescape
 from auditor.collectors.host.parsers import FactUnavailable, _all, _first, _marker, _tagged
 
 __all__ = [
+    "parse_auditd_conf",
     "parse_auto_updates",
     "parse_boot",
     "parse_firewall",
@@ -436,3 +437,26 @@ def parse_kernel_modules(raw: str) -> dict[str, Any]:
         "blacklisted": sorted(set(blacklisted)),
         "available": available if _first(raw, "tree") == "yes" else None,
     }
+
+
+# ------------------------------------------------------------------------------- auditd_conf
+
+
+def parse_auditd_conf(raw: str) -> dict[str, Any]:
+    """auditd's settings from /etc/audit/auditd.conf, keys and values lower-cased (auditd reads
+    them without regard to case); `present` is False when the file does not exist. The file is
+    root's alone (0640): unreadable, the fact is unavailable. Example::
+
+        {"present": True, "settings": {"max_log_file": "8", "max_log_file_action": "rotate",
+                                       "space_left_action": "syslog"}}
+    """
+    state = _first(raw, "conf")
+    if state is None:
+        raise FactUnavailable("auditd_conf section printed nothing")
+    if state == "unreadable":
+        raise FactUnavailable("/etc/audit/auditd.conf not readable (needs root)")
+    settings: dict[str, str] = {}
+    for line in map(unescape, _all(raw, "K")):
+        key, _, value = line.partition("=")
+        settings[key.strip().lower()] = value.strip().lower()
+    return {"present": state == "read", "settings": settings}

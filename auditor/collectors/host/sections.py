@@ -1198,6 +1198,25 @@ fi
 """
 
 
+# auditd's own settings (what it does when its disk fills), not its rules (the audit section).
+_AUDITD_CONF = r"""
+f=/etc/audit/auditd.conf
+if [ -d /etc/audit ] && { [ ! -r /etc/audit ] || [ ! -x /etc/audit ]; }; then
+  echo "conf:unreadable"
+elif [ ! -e "$f" ]; then
+  echo "conf:absent"
+elif [ ! -r "$f" ]; then
+  echo "conf:unreadable"
+else
+  echo "conf:read"
+  awk -F= '/^[ \t]*#/ { next }
+    NF >= 2 {
+      k = $1; v = $2; gsub(/[ \t]/, "", k); gsub(/^[ \t]+|[ \t]+$/, "", v); print "K:" k "=" v
+    }' "$f"
+fi
+"""
+
+
 SECTIONS: tuple[Section, ...] = (
     Section(
         "os",
@@ -1363,6 +1382,13 @@ SECTIONS: tuple[Section, ...] = (
         snippet(_KERNEL_MODULES),
         parsers_system.parse_kernel_modules,
         "loaded kernel modules, modprobe install/blacklist directives, rarely used modules on disk",
+    ),
+    Section(
+        "auditd_conf",
+        snippet(_AUDITD_CONF),
+        parsers_system.parse_auditd_conf,
+        "auditd's settings for full disks and log rotation (/etc/audit/auditd.conf)",
+        needs_root=True,
     ),
 )
 
