@@ -99,6 +99,3 @@ def worker(
     settings = WorkerSettings(local=local, allow=allow, name=name or default_name())
     start(broker, settings, zones, concurrency, visibility_timeout)
     return ExitStatus.OK
-
-
-

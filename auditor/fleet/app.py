@@ -14,7 +14,8 @@ from typing import Any
 from auditor.errors import InputError
 
 DEFAULT_QUEUE = "auditor"  # the queue of targets without a zone
-TASK = "auditor.audit"
+TASK = "auditor.audit"  # collect and judge one target
+COLLECT_TASK = "auditor.collect"  # collect one target's facts only (`auditor collect`)
 BROKER_TIMEOUT = 10.0  # seconds to reach the broker before a run or a worker gives up
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import redis
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from servers.redis import RedisServer, redis_server
 
 pytestmark = pytest.mark.integration
@@ -103,6 +105,57 @@ def test_a_distributed_run_gives_the_one_process_verdicts(broker, sshd_server, t
         k: v for k, v in theirs.items() if k not in moving
     }
     assert doc["judged_with"]["digest"] == one_process["judged_with"]["digest"]
+
+
+def _auditor(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "auditor", *args], capture_output=True, text=True,
+        timeout=timeout, env=_env(), cwd=cwd, check=False,
+    )  # fmt: skip
+
+
+def _signing_key(directory: Path) -> tuple[Path, Path]:
+    key = Ed25519PrivateKey.generate()
+    private, public = directory / "signer.pem", directory / "signer.pub.pem"
+    private.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ))  # fmt: skip
+    public.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo,
+    ))  # fmt: skip
+    return private, public
+
+
+def test_a_distributed_collect_writes_the_one_process_bundle(broker, sshd_server, tmp_path):
+    """Workers gather, the coordinator (which has no SSH key) writes and signs the bundle;
+    evaluating it gives the verdicts of a bundle collected in one process."""
+    private, public = _signing_key(tmp_path)
+    target = f"ssh://root@{sshd_server.host}:{sshd_server.port}"
+    with worker(broker, sshd_server, "gatherer"):
+        fleet = _auditor("collect", "--broker", broker.url, "-t", target, "-o", "fleet.tar.gz",
+                         "--sign-key", str(private), cwd=tmp_path)  # fmt: skip
+    assert fleet.returncode == 0, fleet.stderr
+    local = _auditor("collect", *sshd_server.auditor_args(), "-o", "local.tar.gz",
+                     "--sign-key", str(private), cwd=tmp_path)  # fmt: skip
+    assert local.returncode == 0, local.stderr
+    docs = {}
+    for name in ("fleet", "local"):
+        evaluated = _auditor("evaluate", f"{name}.tar.gz", "--verify-key", str(public),
+                             "--no-store", "-q", "-r", f"json:{name}.json", cwd=tmp_path)  # fmt: skip
+        assert evaluated.returncode in (0, 1), evaluated.stderr
+        docs[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    (fleet_target,) = docs["fleet"]["targets"]
+    assert fleet_target["error"] is None and fleet_target["facts"], fleet_target
+    assert [f["name"] for f in fleet_target["facts"]] == [
+        f["name"] for f in docs["local"]["targets"][0]["facts"]
+    ]
+    ours, theirs = _verdicts(docs["fleet"]), _verdicts(docs["local"])
+    moving = {k for k in ours.keys() | theirs.keys() if k[0].startswith("host.net.listen")}
+    assert {k: v for k, v in ours.items() if k not in moving} == {
+        k: v for k, v in theirs.items() if k not in moving
+    }
+    assert len(ours) > 20
 
 
 def test_zones_route_each_host_to_its_own_workers(broker, sshd_server, tmp_path):
