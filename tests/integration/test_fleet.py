@@ -142,7 +142,8 @@ def test_a_distributed_collect_writes_the_one_process_bundle(broker, sshd_server
     docs = {}
     for name in ("fleet", "local"):
         evaluated = _auditor("evaluate", f"{name}.tar.gz", "--verify-key", str(public),
-                             "--no-store", "-q", "-r", f"json:{name}.json", cwd=tmp_path)  # fmt: skip
+                             "--no-store", "-q", "-r", f"json:{name}.json",
+                             cwd=tmp_path)  # fmt: skip
         assert evaluated.returncode in (0, 1), evaluated.stderr
         docs[name] = json.loads((tmp_path / f"{name}.json").read_text())
     (fleet_target,) = docs["fleet"]["targets"]
