@@ -242,17 +242,42 @@ def test_a_task_of_a_killed_worker_is_delivered_again_and_recorded_once(
 
 
 def test_a_broker_that_goes_away_fails_the_targets_in_bounded_time(sshd_server, tmp_path):
+    """Redis stops while a worker audits the target: the answer never comes back."""
     target = f"ssh://root@{sshd_server.host}:{sshd_server.port}"
-    with redis_server(tmp_path) as gone:
+    with redis_server(tmp_path) as gone, worker(gone, sshd_server, "stranded") as stranded:
         started = time.monotonic()
         run = subprocess.Popen(
             [sys.executable, "-m", "auditor", "run", "--broker", gone.url, "--no-store", "-q",
              "--answer-timeout", "15", "-r", f"json:{tmp_path / 'gone.json'}", "-t", target],
             env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
-        time.sleep(3)  # the task is sent; no worker takes it
-    _, stderr = run.communicate(timeout=120)
+        _started_task(gone)
+        os.kill(gone.pid, signal.SIGKILL)
+        _, stderr = run.communicate(timeout=120)
+        stranded.kill()  # its broker is gone: nothing to finish
     assert run.returncode == 3, stderr
     assert time.monotonic() - started < 60
     doc = json.loads((tmp_path / "gone.json").read_text())
     assert "no worker answered within 15s" in doc["targets"][0]["error"]
+
+
+def test_a_zone_without_a_live_worker_fails_at_once(broker, sshd_server, tmp_path):
+    """dc9 has no worker: its host is an error in seconds, not after the answer timeout;
+    dc1's host is audited."""
+    url = f"ssh://root@{sshd_server.host}:{sshd_server.port}"
+    inventory = tmp_path / "fleet.yaml"
+    inventory.write_text(yaml.safe_dump({"hosts": {
+        "served": {"url": url, "zone": "dc1"},
+        "stranded": {"url": url, "zone": "dc9"},
+    }}))  # fmt: skip
+    with worker(broker, sshd_server, "w-dc1", "--queues", "dc1"):
+        started = time.monotonic()
+        done, doc = coordinator(broker, tmp_path, "-i", str(inventory), "--answer-timeout", "600")
+    assert time.monotonic() - started < 120, "waited for the answer timeout"
+    assert doc is not None, done.stderr
+    errors = {t["name"]: t["error"] for t in doc["targets"]}
+    assert errors == {
+        "served": None,
+        "stranded": "no worker serves zone 'dc9' (none answered a ping)",
+    }
+    assert doc["audited_by"] == {"served": "w-dc1"}
