@@ -281,3 +281,63 @@ def test_a_zone_without_a_live_worker_fails_at_once(broker, sshd_server, tmp_pat
         "stranded": "no worker serves zone 'dc9' (none answered a ping)",
     }
     assert doc["audited_by"] == {"served": "w-dc1"}
+
+
+def _stored_runs(db: str, target: str, cwd: Path) -> list[dict]:
+    listed = _auditor("runs", "list", "--db", db, "--target", target, "-f", "json", cwd=cwd)
+    assert listed.returncode == 0, listed.stderr
+    return json.loads(listed.stdout)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def test_a_killed_coordinator_leaves_an_incomplete_run_with_what_finished(
+    broker, sshd_server, postgres_server, tmp_path
+):
+    """SIGKILL the coordinator once two of six targets are stored in PostgreSQL: the run
+    stays there, marked incomplete, with the targets that finished."""
+    url = f"ssh://root@{sshd_server.host}:{sshd_server.port}"
+    names = [f"killed-{os.getpid()}-{time.monotonic_ns()}-{n}" for n in range(6)]
+    inventory = tmp_path / "fleet.yaml"
+    inventory.write_text(yaml.safe_dump({"hosts": {name: {"url": url} for name in names}}))
+    db = postgres_server.url
+    with worker(broker, sshd_server, "steady", "--concurrency", "1"):
+        run = subprocess.Popen(
+            [sys.executable, "-m", "auditor", "run", "--broker", broker.url, "--db", db, "-q",
+             "-r", f"json:{tmp_path / 'never.json'}", "-i", str(inventory)],
+            env=_env(), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            stored = _stored_runs(db, names[0], tmp_path)
+            if stored and stored[0]["saved_targets"] >= 2:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"two targets were not stored in time: {stored}")
+        writers = _children(run.pid)
+        assert writers, "the store writer process was not found"
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+    for pid in writers:  # the store's writer finishes what it was handed, then leaves
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{pid}").exists(), f"process {pid} outlived its coordinator"
+    (info,) = _stored_runs(db, names[0], tmp_path)
+    assert info["complete"] is False and info["targets"] == names
+    assert 2 <= info["saved_targets"] < 6
+    table = _auditor("runs", "list", "--db", db, "--target", names[0], cwd=tmp_path)
+    assert f"INCOMPLETE ({info['saved_targets']}/6)" in table.stdout
+    shown = _auditor("runs", "show", info["id"], "--db", db, "-f", "json", cwd=tmp_path)
+    doc = json.loads(shown.stdout)
+    assert doc["run"]["complete"] is False
+    kept = [t["name"] for t in doc["targets"]]
+    assert len(kept) == info["saved_targets"] and set(kept) < set(names)
+    assert all(t["error"] is None and t["facts"] for t in doc["targets"])
+    assert not (tmp_path / "never.json").exists()
