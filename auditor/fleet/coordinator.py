@@ -18,7 +18,7 @@ from typing import Any
 from auditor import document, engine
 from auditor.config import TargetSpec
 from auditor.facts import utc_now
-from auditor.fleet.app import COLLECT_TASK, DEFAULT_QUEUE, TASK, make_app
+from auditor.fleet.app import BROKER_TIMEOUT, COLLECT_TASK, DEFAULT_QUEUE, TASK, make_app
 from auditor.fleet.wire import ProfileRequest, judged_from_json, task_payload
 from auditor.model import TargetKind, TargetRecord
 from auditor.profiles import LoadedProfile
@@ -41,7 +41,12 @@ class Dispatch:
         """Hand every target to its zone's workers as `task`; call `on_answer` for each, in
         the order the answers arrive."""
         app = make_app(self.broker)
-        served = _served_queues(app)
+        try:
+            served = _served_queues(app)
+        except Exception as exc:  # the broker cannot be reached at all: no target can be
+            for spec in specs:
+                on_answer(spec, None, f"broker: {type(exc).__name__}: {exc}")
+            return
         pending: dict[str, tuple[TargetSpec, Any]] = {}
         for spec in specs:
             queue = spec.zone or DEFAULT_QUEUE
@@ -90,7 +95,10 @@ class Dispatch:
 
 def _served_queues(app: Any) -> set[str] | None:
     """The queues live workers consume from (they answer within PRESENCE_TIMEOUT); None when
-    the broker cannot tell (then every task is sent and waits for its answer)."""
+    the broker cannot tell (then every task is sent and waits for its answer). Raises when
+    the broker cannot be reached (refused, not trusted, wrong password)."""
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=2, interval_start=0.5, timeout=BROKER_TIMEOUT)
     try:
         replies = app.control.inspect(timeout=PRESENCE_TIMEOUT).active_queues() or {}
     except Exception:  # the broker is down: sending will say so, target by target

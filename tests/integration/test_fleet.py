@@ -19,6 +19,7 @@ import redis
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from servers.rabbitmq import rabbitmq_server
 from servers.redis import RedisServer, redis_server
 
 pytestmark = pytest.mark.integration
@@ -27,6 +28,19 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory) -> Iterator[RedisServer]:
     with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def tls_broker(tmp_path_factory) -> Iterator[RedisServer]:
+    """Redis serving TLS only, its certificate from a test CA the clients are given."""
+    with redis_server(tmp_path_factory.mktemp("redis-tls"), tls=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def rabbit_broker(tmp_path_factory):
+    with rabbitmq_server(tmp_path_factory.mktemp("rabbitmq")) as server:
         yield server
 
 
@@ -157,6 +171,35 @@ def test_a_distributed_collect_writes_the_one_process_bundle(broker, sshd_server
         k: v for k, v in theirs.items() if k not in moving
     }
     assert len(ours) > 20
+
+
+@pytest.mark.parametrize("scheme", ["rediss", "amqp"])
+def test_tls_redis_and_rabbitmq_carry_a_run(scheme, request, sshd_server, tmp_path):
+    """The same run through Redis over TLS (password, server verified against the test CA)
+    and through RabbitMQ (user and password): Celery's own transports, no code of ours."""
+    server = request.getfixturevalue({"rediss": "tls_broker", "amqp": "rabbit_broker"}[scheme])
+    assert server.url.startswith(f"{scheme}://")
+    target = f"ssh://root@{sshd_server.host}:{sshd_server.port}"
+    with worker(server, sshd_server, f"w-{scheme}"):
+        done, doc = coordinator(server, tmp_path, "-t", target)
+    assert doc is not None, done.stderr
+    assert doc["targets"][0]["error"] is None, doc["targets"][0]["error"]
+    assert doc["audited_by"] == {target: f"w-{scheme}"}
+    assert len(doc["results"]) > 20
+
+
+def test_a_tls_broker_whose_certificate_is_not_trusted_is_refused(tls_broker, tmp_path):
+    """Without the test CA the coordinator does not trust the server: the target is an error
+    naming the broker, in bounded time."""
+    untrusted = tls_broker.url.split("&ssl_ca_certs=")[0]
+    started = time.monotonic()
+    done = _auditor("run", "--broker", untrusted, "--no-store", "-q", "--answer-timeout", "30",
+                    "-r", "json:untrusted.json", "-t", "ssh://nowhere.invalid",
+                    cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert time.monotonic() - started < 120
+    doc = json.loads((tmp_path / "untrusted.json").read_text())
+    assert "certificate verify failed" in doc["targets"][0]["error"], doc["targets"][0]["error"]
 
 
 def test_zones_route_each_host_to_its_own_workers(broker, sshd_server, tmp_path):
