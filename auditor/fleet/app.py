@@ -19,10 +19,11 @@ COLLECT_TASK = "auditor.collect"  # collect one target's facts only (`auditor co
 BROKER_TIMEOUT = 10.0  # seconds to reach the broker before a run or a worker gives up
 
 
-def make_app(broker: str, *, visibility_timeout: float = 3600.0) -> Any:
+def make_app(broker: str, *, visibility_timeout: float = 3600.0, polled: bool = False) -> Any:
     """A Celery app on `broker` (redis://, rediss://, amqp://), the same URL as result
     backend for redis. `visibility_timeout`: seconds after which a task a worker took but
-    never acknowledged (the worker died) is delivered again (Redis transport)."""
+    never acknowledged (the worker died) is delivered again (Redis transport). `polled`:
+    the coordinator's app, which reads answers from Redis by polling (fleet/results.py)."""
     try:
         from celery import Celery
     except ImportError:
@@ -30,7 +31,10 @@ def make_app(broker: str, *, visibility_timeout: float = 3600.0) -> Any:
             "distributed runs need Celery", hint="pip install 'auditor[fleet]'"
         ) from None
 
-    backend = broker if broker.startswith(("redis://", "rediss://")) else "rpc://"
+    redis = broker.startswith(("redis://", "rediss://"))
+    backend = broker if redis else "rpc://"
+    if redis and polled:  # Celery's "CLASS+URL" form: its Redis backend, subclassed
+        backend = f"auditor.fleet.results:PolledRedisBackend+{broker}"
     app = Celery("auditor", broker=broker, backend=backend, set_as_current=False)
     app.conf.update(
         task_serializer="json",

@@ -23,6 +23,7 @@ from auditor.fleet.wire import ProfileRequest, judged_from_json, task_payload
 from auditor.model import TargetKind, TargetRecord
 from auditor.profiles import LoadedProfile
 
+ANSWER_POLL = 0.2  # seconds between two looks for answers
 PRESENCE_TIMEOUT = 2.0  # seconds live workers have to say which queues they serve
 # What becomes of one target: its answer (a worker's result, JSON) or why there is none.
 Answered = Callable[[TargetSpec, Mapping[str, Any] | None, str | None], None]
@@ -40,7 +41,7 @@ class Dispatch:
     def send(self, specs: Sequence[TargetSpec], task: str, on_answer: Answered) -> None:
         """Hand every target to its zone's workers as `task`; call `on_answer` for each, in
         the order the answers arrive."""
-        app = make_app(self.broker)
+        app = make_app(self.broker, polled=True)
         try:
             served = _served_queues(app)
         except Exception as exc:  # the broker cannot be reached at all: no target can be
@@ -70,15 +71,24 @@ class Dispatch:
     def _await(
         self, app: Any, pending: dict[str, tuple[TargetSpec, Any]], on_answer: Answered
     ) -> None:
-        """Take each answer as it arrives (the result backend tells: no polling per task);
-        what has no answer after `answer_timeout` is an error."""
+        """Take each answer as it arrives (Redis: one MGET of the pending answers' keys per
+        interval, fleet/results.py; RabbitMQ: the reply queue); what has no answer after
+        `answer_timeout` is an error."""
         from celery.exceptions import TimeoutError as NoAnswer
         from celery.result import ResultSet
 
-        answers = ResultSet([sent for _, sent in pending.values()], app=app)
+        from auditor.fleet.results import PolledRedisBackend
+
+        if isinstance(app.backend, PolledRedisBackend):
+            answers = app.backend.get_many(
+                set(pending), timeout=self.answer_timeout, interval=ANSWER_POLL
+            )
+        else:
+            results = ResultSet([sent for _, sent in pending.values()], app=app)
+            answers = results.iter_native(timeout=self.answer_timeout, interval=ANSWER_POLL)
         reason = f"no worker answered within {self.answer_timeout:g}s"
         try:
-            for task_id, meta in answers.iter_native(timeout=self.answer_timeout, interval=0.2):
+            for task_id, meta in answers:
                 spec, sent = pending.pop(task_id)
                 if meta.get("status") == "SUCCESS":
                     on_answer(spec, meta["result"], None)
