@@ -304,6 +304,24 @@ def test_a_broker_that_goes_away_fails_the_targets_in_bounded_time(sshd_server, 
     assert "no worker answered within 15s" in doc["targets"][0]["error"]
 
 
+def test_answers_past_redis_pubsub_buffer_are_all_recorded(sshd_server, tmp_path):
+    """Eight answers of a real host (facts and results: more than 100 KiB each) against a
+    Redis whose pub/sub clients may hold 256 KiB: a subscriber would be closed by Redis and
+    miss answers; the coordinator polls, and records every one in seconds."""
+    url = f"ssh://root@{sshd_server.host}:{sshd_server.port}"
+    inventory = tmp_path / "fleet.yaml"
+    inventory.write_text(yaml.safe_dump({"hosts": {f"h{n}": {"url": url} for n in range(8)}}))
+    small = ["--client-output-buffer-limit", "pubsub 256kb 128kb 60"]
+    with (
+        redis_server(tmp_path, options=small) as tight,
+        worker(tight, sshd_server, "w-tight", "--concurrency", "4"),
+    ):
+        done, doc = coordinator(tight, tmp_path, "-i", str(inventory), "--answer-timeout", "120")
+    assert doc is not None, done.stderr
+    assert {t["name"]: t["error"] for t in doc["targets"]} == {f"h{n}": None for n in range(8)}
+    assert "output buffer limits" not in tight.log_path.read_text()
+
+
 def test_a_zone_without_a_live_worker_fails_at_once(broker, sshd_server, tmp_path):
     """dc9 has no worker: its host is an error in seconds, not after the answer timeout;
     dc1's host is audited."""

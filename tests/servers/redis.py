@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,10 +70,10 @@ def _tls_args(workdir: Path, port: int) -> tuple[list[str], Path]:
 
 @contextmanager
 def redis_server(
-    workdir: Path, port: int | None = None, *, tls: bool = False
+    workdir: Path, port: int | None = None, *, tls: bool = False, options: Sequence[str] = ()
 ) -> Iterator[RedisServer]:
     """Run redis-server on loopback until the block ends; `port` to restart on the same one;
-    `tls` to serve TLS only."""
+    `tls` to serve TLS only; `options`: more redis-server flags."""
     port = port or free_port()
     password = secrets.token_hex(8)
     log_path = workdir / "redis.log"
@@ -82,6 +82,7 @@ def redis_server(
         "--bind", HOST, "--port", str(port), "--requirepass", password,
         "--save", "", "--appendonly", "no", "--dir", str(workdir),
     ]  # fmt: skip
+    argv += options
     ca_path = None
     if tls:
         tls_args, ca_path = _tls_args(workdir, port)
