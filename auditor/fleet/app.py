@@ -17,9 +17,11 @@ DEFAULT_QUEUE = "auditor"  # the queue of targets without a zone
 TASK = "auditor.audit"  # collect and judge one target
 COLLECT_TASK = "auditor.collect"  # collect one target's facts only (`auditor collect`)
 BROKER_TIMEOUT = 10.0  # seconds to reach the broker before a run or a worker gives up
-# Messages are JSON written and read by orjson: an answer (a host's facts and results) is
-# hundreds of KiB, and kombu's own JSON reads it through a Python hook per object, five times
-# slower, on the coordinator where every answer meets (perf/celery_perf.py).
+# Messages are plain JSON, written by orjson and read by the standard library's C decoder:
+# an answer (a host's facts and results) is hundreds of KiB, and kombu's own JSON reads it
+# through a Python hook per object, on the coordinator where every answer meets
+# (perf/celery_perf.py). (orjson does not read them: it turns integers past 64 bits into
+# floats.)
 SERIALIZER = "auditor-json"
 
 
@@ -69,27 +71,27 @@ def make_app(broker: str, *, visibility_timeout: float = 3600.0, polled: bool = 
 
 def _register_serializer() -> None:
     """Teach kombu SERIALIZER (its documented extension point; idempotent)."""
-    import orjson
+    import json
+
     from kombu.serialization import register
 
     register(  # type: ignore[no-untyped-call]
         SERIALIZER,
         _dumps,
-        orjson.loads,
+        json.loads,
         content_type="application/x-auditor+json",
         content_encoding="utf-8",
     )
 
 
 def _dumps(message: Any) -> str:
-    """JSON by orjson; what orjson refuses (an integer past 64 bits, a Decimal) by kombu's
-    own JSON encoder."""
+    """JSON by orjson; what orjson refuses (an integer past 64 bits) by the standard library.
+    Either writes a datetime as its ISO 8601 text."""
     import orjson
 
     try:
         return orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:
-        from kombu.utils.json import dumps
+        import json
 
-        text: str = dumps(message)  # type: ignore[no-untyped-call]
-        return text
+        return json.dumps(message, default=str)
