@@ -13,6 +13,7 @@ import click
 from tabulate import tabulate
 
 from auditor.errors import ExitStatus, InputError, ReportError
+from auditor.regularfile import is_file
 from auditor.sanitize import plain
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) is imported when a command runs, not at start-up
@@ -140,7 +141,7 @@ def show_run(run_ref: str, db: str | None, fmt: str) -> ExitStatus:
     "--older-than",
     type=click.FloatRange(0),
     metavar="DAYS",
-    help="Delete runs started more than DAYS ago.",
+    help="Delete runs started more than DAYS ago, and cached image layers no audit used since.",
 )
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
@@ -206,7 +207,7 @@ def _documents(run_a: str, run_b: str, db: str | None) -> tuple[dict[str, Any], 
     looked up in the store (opened only when one is needed)."""
     from auditor import document
 
-    files = {ref: Path(ref) for ref in (run_a, run_b) if Path(ref).is_file()}
+    files = {ref: Path(ref) for ref in (run_a, run_b) if is_file(Path(ref))}
     stored = [ref for ref in (run_a, run_b) if ref not in files]
     loaded = {ref: document.load(path) for ref, path in files.items()}
     if stored:

@@ -1,6 +1,7 @@
 """Docker facts from the Engine API: one list call and one inspect per object, never a call per
 check; inspects run in a small thread pool. The daemon's host-side facts come from one host
-script (docker_host), an image's file system from its streamed export (docker_image).
+script (docker_host), an image's file system from its layers (image_layers: a layer cache and
+the streamed export of the layers not in it).
 
 The API data is kept as the daemon gives it (docker-py style "attrs": checks read Docker's own
 field names), with a few joins added and named below. Every text in it is untrusted.
@@ -14,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from auditor.collectors import docker_host, docker_image
+from auditor.collectors import docker_host, image_layers
 from auditor.collectors.host.script import build_script, new_nonce, split_output
 from auditor.errors import AuditorError
 from auditor.facts import FactSpec, failed_fact, new_fact, utc_now
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 INSPECT_WORKERS = 4  # concurrent inspect calls per fact (the target keeps 10 connections open)
 FACT_WORKERS = 3  # facts gathered side by side
 REMOVED = "removed between the list and the inspect call"
+GONE = "removed or stopped between the list and the top call"
 
 
 # --- subjects ------------------------------------------------------------------------------
@@ -135,6 +137,89 @@ def images_fact(
     return items
 
 
+def program_of(command: str) -> str:
+    """The program a `ps` command line runs, as a name: '/usr/sbin/sshd -D' -> 'sshd',
+    'sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups' -> 'sshd', '-bash' -> 'bash',
+    '[kworker/0:1]' -> 'kworker/0:1'."""
+    words = command.split()
+    if not words:
+        return ""
+    first = words[0].rstrip(":")
+    if first.startswith("[") and first.endswith("]"):  # a kernel thread: '[kworker/0:1]'
+        return first[1:-1]
+    return first.rsplit("/", 1)[-1].lstrip("-")
+
+
+def processes_fact(
+    containers: Sequence[Mapping[str, Any]],
+    tops: Mapping[str, Mapping[str, Any] | str],
+    max_processes: int,
+) -> list[dict[str, Any]]:
+    """docker.processes: what runs in each container, from GET /containers/{id}/top.
+
+    One item per container in list order; `running` is false for a container that is not
+    running (nothing is read for it). `tops` maps the id of a running container to its top
+    answer ({"Titles": [...], "Processes": [[...]]}) or to the reason it has none, which
+    becomes `_error`, as does a container with more than `max_processes` processes: a list
+    cut short holds no verdict on the rest. Example::
+
+        [{"Id": "29c33023e7b5…", "Name": "/web", "Image": "nginx:1.25", "running": true,
+          "processes": [{"pid": "4242", "user": "root", "command": "/usr/sbin/sshd -D",
+                         "program": "sshd"}]},
+         {"Id": "6c921ce3a9e9…", "Name": "/batch", "Image": "busybox", "running": false,
+          "processes": []}]
+    """
+    items: list[dict[str, Any]] = []
+    for entry in containers:
+        cid = str(entry.get("Id"))
+        names = entry.get("Names") or ["?"]
+        item: dict[str, Any] = {
+            "Id": cid,
+            "Name": str(names[0]),
+            "Image": entry.get("Image"),
+            "running": entry.get("State") == "running",
+            "processes": [],
+        }
+        top = tops.get(cid)
+        if item["running"]:
+            if not isinstance(top, Mapping):
+                item["_error"] = top or GONE
+            else:
+                rows = top.get("Processes") or []
+                if len(rows) > max_processes:
+                    item["_error"] = (
+                        f"{len(rows)} process(es), more than docker_top_max_processes "
+                        f"({max_processes}): not judged"
+                    )
+                else:
+                    item["processes"] = _process_rows(list(top.get("Titles") or []), rows)
+        items.append(item)
+    return items
+
+
+def _process_rows(titles: list[Any], rows: Sequence[Any]) -> list[dict[str, str]]:
+    """`ps` rows as {pid, user, command, program}, by the column titles the daemon sent."""
+
+    def column(row: Sequence[Any], *names: str) -> str:
+        for name in names:
+            if name in titles and titles.index(name) < len(row):
+                return str(row[titles.index(name)])
+        return ""
+
+    found: list[dict[str, str]] = []
+    for row in rows:
+        command = column(row, "CMD", "COMMAND")
+        found.append(
+            {
+                "pid": column(row, "PID"),
+                "user": column(row, "UID", "USER"),
+                "command": command,
+                "program": program_of(command),
+            }
+        )
+    return found
+
+
 def endpoint_fact(target: DockerTarget) -> dict[str, Any]:
     """docker.endpoint: how auditor reached the daemon. Example::
 
@@ -191,6 +276,11 @@ FACTS: dict[str, FactSpec] = {
             "secrets, set-id and world-writable files found in each image's layers",
             subject=image_subject,
         ),
+        _spec(
+            "processes",
+            "the processes running in each running container (GET /containers/{id}/top)",
+            subject=container_subject,
+        ),
         _spec("networks", "GET /networks: every network with its driver options"),
         _spec("volumes", "GET /volumes: every volume with its driver and options"),
         _spec("plugins", "GET /plugins: managed plugins (authorization, volume, network)"),
@@ -229,7 +319,9 @@ class _Collection:
         self.api = target.api
         self.variables = variables
         self._cache: dict[str, Any] = {}
-        self._locks = {key: threading.Lock() for key in ("info", "containers", "images")}
+        self._locks = {
+            key: threading.Lock() for key in ("info", "containers", "images", "image_inspects")
+        }
 
     def _once(self, key: str, call: Callable[[], Any]) -> Any:
         """call() the first time `key` is asked for, by whichever thread asks first."""
@@ -254,21 +346,33 @@ class _Collection:
                 "GET /images/json; GET /images/{id}/json and /images/{id}/history each",
                 self.images,
             ),
+            "docker.processes": (
+                "GET /containers/json?all=1; GET /containers/{id}/top each running one",
+                self.processes,
+            ),
             "docker.networks": ("GET /networks", lambda: self.api.networks()),
             "docker.volumes": (
                 "GET /volumes",
                 lambda: self.api.volumes().get("Volumes") or [],
             ),
             "docker.plugins": ("GET /plugins", lambda: self.api.plugins()),
-            "docker.image_contents": (
-                "GET /images/{id}/get each (streamed, bounded)",
-                self.image_contents,
-            ),
         }
+        contents = "docker.image_contents"
+        source = (
+            "layer cache by diff_id; GET /images/get?names=… for the images holding the "
+            "layers not in it (streamed, bounded per layer)"
+        )
         host_facts = names & {"docker.daemon_config", "docker.daemon_host"}
         # The slow facts (inspects, image exports, the host script) wait on different things:
         # gathered side by side, a collection takes as long as the slowest of them.
-        with ThreadPoolExecutor(max_workers=FACT_WORKERS) as pool:
+        # The image scan has a thread of its own: the API calls of every other fact go on
+        # beside the export instead of waiting for a place behind it.
+        with ThreadPoolExecutor(max_workers=FACT_WORKERS) as pool, ThreadPoolExecutor(1) as scan:
+            scanned = (
+                scan.submit(self._fact, contents, source, self.image_contents)
+                if contents in names
+                else None
+            )
             futures = {
                 name: pool.submit(self._fact, name, *simple[name])
                 for name in sorted(names & set(simple))
@@ -277,6 +381,8 @@ class _Collection:
             facts = {name: future.result() for name, future in futures.items()}
             if host is not None:
                 facts.update(host.result())
+            if scanned is not None:
+                facts[contents] = scanned.result()
         return facts
 
     def _fact(self, name: str, source: str, call: Callable[[], Any]) -> Fact:
@@ -310,10 +416,23 @@ class _Collection:
         inspected = self._each(ids, self.api.inspect_container)
         return containers_fact(listing, inspected)
 
+    def processes(self) -> list[dict[str, Any]]:
+        """Each running container's processes, for at most docker_top_max_containers of them:
+        the rest are errors, so a large host costs a bounded number of calls."""
+        listing = self.container_list()
+        cap = int(self.variables.get("docker_top_max_containers", 200))
+        running = [str(c.get("Id")) for c in listing if c.get("State") == "running"]
+        tops: dict[str, Any] = self._each(running[:cap], self.api.top, GONE)
+        over = f"not read: more than docker_top_max_containers ({cap}) running containers"
+        tops.update(dict.fromkeys(running[cap:], over))
+        return processes_fact(
+            listing, tops, int(self.variables.get("docker_top_max_processes", 1000))
+        )
+
     def images(self) -> list[dict[str, Any]]:
         listing = self.image_list()
         ids = list(dict.fromkeys(str(i.get("Id")) for i in listing))
-        inspected = self._each(ids, self.api.inspect_image)
+        inspected = self.image_inspects()
         histories = self._each(
             [i for i in ids if isinstance(inspected.get(i), dict)], self.api.history
         )
@@ -324,7 +443,9 @@ class _Collection:
             self.container_list(),
         )
 
-    def _each(self, ids: list[str], call: Callable[[str], Any]) -> dict[str, Any]:
+    def _each(
+        self, ids: list[str], call: Callable[[str], Any], gone: str = REMOVED
+    ) -> dict[str, Any]:
         """call(id) for every id in the pool: the answer, or why there is none."""
         from docker.errors import NotFound
 
@@ -332,7 +453,7 @@ class _Collection:
             try:
                 return call(object_id)
             except NotFound:
-                return REMOVED
+                return gone
             except Exception as exc:  # this object only: the others are still inspected
                 return self._reason(exc)
 
@@ -341,46 +462,36 @@ class _Collection:
         with ThreadPoolExecutor(max_workers=min(INSPECT_WORKERS, len(ids))) as pool:
             return dict(zip(ids, pool.map(one, ids), strict=True))
 
-    def image_contents(self) -> list[dict[str, Any]]:
-        limits = docker_image.ScanLimits(
-            max_bytes=int(
-                float(self.variables.get("docker_image_scan_max_mib", 512)) * 1024 * 1024
-            ),
-            max_seconds=float(self.variables.get("docker_image_scan_timeout", 60)),
-            max_file_bytes=int(
-                float(self.variables.get("docker_image_scan_max_file_kib", 1024)) * 1024
-            ),
-        )
-        items: list[dict[str, Any]] = []
-        for entry in self.image_list():
-            iid = str(entry.get("Id"))
-            tags = entry.get("RepoTags") or []
-            try:
-                found = self._scan(iid, limits)
-            except Exception as exc:
-                log.debug("scanning %s failed", iid, exc_info=True)
-                items.append({"Id": iid, "RepoTags": tags, "_error": self._reason(exc)})
-                continue
-            item = {"Id": iid, "RepoTags": tags, **found}
-            if not found["complete"]:
-                # the part read holds no verdict on the rest: every check on it is an error
-                item["_error"] = (
-                    f"image scan incomplete: {found['stopped']} after {found['bytes']} bytes "
-                    f"({len(found['secrets'])} secret(s), {len(found['setid_files'])} set-id "
-                    "file(s) found so far); raise docker_image_scan_max_mib / _timeout"
-                )
-            items.append(item)
-        return items
+    def image_inspects(self) -> dict[str, Any]:
+        """The inspect of every listed image (or why there is none), made once."""
 
-    def _scan(self, image_id: str, limits: docker_image.ScanLimits) -> dict[str, Any]:
-        # The SDK's get_image() switches the socket timeout off; this keeps it per read.
-        response = self.api._get(self.api._url("/images/{0}/get", image_id), stream=True)
+        def inspect_all() -> dict[str, Any]:
+            ids = list(dict.fromkeys(str(i.get("Id")) for i in self.image_list()))
+            return self._each(ids, self.api.inspect_image)
+
+        return self._once("image_inspects", inspect_all)  # type: ignore[no-any-return]
+
+    def image_contents(self) -> list[dict[str, Any]]:
+        limits = image_layers.limits_from(self.variables)
+        inspected = self.image_inspects()
+        images = image_layers.ImageLayers(self.image_list(), inspected)
+        scanned = image_layers.LayerSource(
+            self.target.spec.layer_cache, limits, self._export, self._reason
+        ).findings(images.layers_of, images.sizes)
+        return images.items(scanned)
+
+    def _export(self, image_ids: list[str]) -> Any:
+        """The streamed export of `image_ids` (`docker save`), each layer in it once."""
+        # The SDK's get_images() switches the socket timeout off; this keeps it per read.
+        response = self.api._get(
+            self.api._url("/images/get"), params={"names": image_ids}, stream=True
+        )
         try:
             self.api._raise_for_status(response)
-            reader = docker_image.BoundedReader(response.raw.read, limits)
-            return docker_image.findings(docker_image.scan_export(reader, limits))
-        finally:
+        except Exception:
             response.close()
+            raise
+        return response
 
     # --- host-side facts
 

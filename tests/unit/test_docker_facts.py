@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import io
 import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from auditor.collectors import docker as collector
-from auditor.collectors import docker_host, docker_image
+from auditor.collectors import docker_host, docker_image, image_export
 from auditor.facts import new_fact
 from auditor.redact import MARKER
 
@@ -38,6 +39,8 @@ def _data(name: str, raw: Any) -> Any:
         return raw
     if name == "docker.containers":
         return collector.containers_fact(raw["list"], raw["inspect"])
+    if name == "docker.processes":
+        return collector.processes_fact(raw["list"], raw["top"], raw["max_processes"])
     if name == "docker.images":
         return collector.images_fact(raw["list"], raw["inspect"], raw["history"], raw["containers"])
     if name in ("docker.daemon_host", "docker.daemon_config"):
@@ -48,11 +51,23 @@ def _data(name: str, raw: Any) -> Any:
             return parsed.host
         return parsed.config if parsed.config is not None else {"error": parsed.config_error}
     if name == "docker.image_contents":
-        limits = docker_image.ScanLimits(**raw["limits"])
-        stream = io.BytesIO(base64.b64decode(raw["export_base64"]))
-        reader = docker_image.BoundedReader(stream.read, limits)
-        return docker_image.findings(docker_image.scan_export(reader, limits))
+        return _scan(base64.b64decode(raw["export_base64"]), raw["limits"])
     raise AssertionError(f"no normaliser for {name}")
+
+
+def _scan(export: bytes, limits: dict[str, Any]) -> dict[str, Any]:
+    """The findings of the one image of a recorded `docker save` export, all its layers
+    wanted (the image's diff_ids are read from its config in the export)."""
+    with tarfile.open(fileobj=io.BytesIO(export)) as tar:
+        [entry] = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        config = json.load(tar.extractfile(entry["Config"]))  # type: ignore[arg-type]
+    diff_ids = config["rootfs"]["diff_ids"]
+    image = "sha256:" + entry["Config"].removesuffix(".json").rpartition("/")[2]
+    plan = image_export.ExportPlan({image: diff_ids}, frozenset(diff_ids))
+    bounds = docker_image.ScanLimits(**limits)
+    read = image_export.read_export(io.BytesIO(export).read, plan, bounds)
+    assert not read.failed and not read.missing
+    return docker_image.image_findings(diff_ids, read.layers)
 
 
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -64,6 +79,24 @@ def test_recorded_response_gives_expected_fact(path: Path) -> None:
     data = new_fact(name, "fixture", _data(name, fixture["raw"]), source="fixture").data
     assert data == fixture["expected"]
     assert json.loads(json.dumps(data)) == data
+
+
+@pytest.mark.parametrize(
+    ("command", "program"),
+    [
+        ("/usr/sbin/sshd -D", "sshd"),
+        ("sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups", "sshd"),
+        ("sshd: alice@pts/0", "sshd"),
+        ("-bash", "bash"),
+        ("[kworker/0:1]", "kworker/0:1"),
+        ("/usr/sbin/in.telnetd", "in.telnetd"),
+        ("dropbear -F -E -p 2222", "dropbear"),
+        ("python3 /srv/sshd.py", "python3"),
+        ("", ""),
+    ],
+)
+def test_program_of_a_ps_command_line(command: str, program: str) -> None:
+    assert collector.program_of(command) == program
 
 
 def test_every_docker_fact_has_a_recorded_fixture() -> None:
