@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from servers.dockerd import busybox_image
 from servers.rabbitmq import rabbitmq_server
 from servers.redis import RedisServer, redis_server
+from volatile import moving_host_checks
 
 pytestmark = pytest.mark.integration
 
@@ -117,7 +118,7 @@ def test_a_distributed_run_gives_the_one_process_verdicts(broker, sshd_server, t
     one_process = json.loads((tmp_path / "local.json").read_text())
     ours, theirs = _verdicts(doc), _verdicts(one_process)
     # the only facts that may differ within seconds: which processes and sockets exist
-    moving = {k for k in ours.keys() | theirs.keys() if k[0].startswith("host.net.listen")}
+    moving = {k for k in ours.keys() | theirs.keys() if k[0] in moving_host_checks()}
     assert {k: v for k, v in ours.items() if k not in moving} == {
         k: v for k, v in theirs.items() if k not in moving
     }

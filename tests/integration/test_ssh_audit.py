@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 from servers import sshd
-
-from auditor.profiles import load_profile
+from volatile import moving_host_checks
 
 pytestmark = pytest.mark.integration
 
@@ -53,15 +52,7 @@ def test_audit_over_ssh_matches_the_local_audit_of_the_same_host(
     local_result, local = audit(auditor_cli, tmp_path, "--target", "local://")
     assert local_result.code in (0, 1)
     remote_statuses, local_statuses = statuses(remote), statuses(local)
-    # listeners, processes and mounts differ by the SSH session itself, and processes and the
-    # file system by the other tests' containers and files on a shared machine between the
-    # two audits; everything else is equal
-    moving = {"host.listening", "host.processes", "host.fs_scan"}
-    volatile = [
-        c.id
-        for c in load_profile().checks
-        if moving & set(c.facts) or c.check.for_each == "host.mounts"
-    ]
+    volatile = moving_host_checks()  # everything else is equal
     for check_id in volatile:
         remote_statuses.pop(check_id, None), local_statuses.pop(check_id, None)
     assert "host.net.listeners-allowlist" in volatile
