@@ -73,21 +73,7 @@ def audited(own_dockerd, tmp_path_factory) -> Iterator[dict[str, dict[str, list[
         known_hosts = work / "known_hosts"
         known_hosts.write_text("\n".join(debian.known_hosts_lines(client, hosts)) + "\n")
         inventory = work / "inventory.yaml"
-        inventory.write_text(
-            yaml.safe_dump(
-                {
-                    "defaults": {
-                        "user": host_labs.AUDIT_USER,
-                        "sudo": True,
-                        "key": str(key),
-                        "known_hosts": str(known_hosts),
-                        "ssh_config": "/dev/null",
-                        "vars": host_labs.AUDIT_VARS,
-                    },
-                    "hosts": {h.name: {"host": "127.0.0.1", "port": h.port} for h in hosts},
-                }
-            )
-        )
+        inventory.write_text(yaml.safe_dump(host_labs.inventory(hosts, key, known_hosts)))
         report = work / "results.json"
         with pytest.raises(SystemExit) as exited:
             main(

@@ -15,9 +15,11 @@ tests/data/hosts/labels.yaml.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from servers.debian import BASE_PACKAGES, HostVariant
+from servers.debian import BASE_PACKAGES, HostVariant, SshHost
 
 # nftables.conf (input policy drop), cis.rules (CIS audit rules) and aide.conf (AIDE without
 # aide-common, whose dependencies pull systemd into the image: a database of /etc and
@@ -218,3 +220,18 @@ def hardened_host() -> HostVariant:
         tmpfs={"/tmp": "rw,nodev,nosuid,noexec"},
         cap_add=("NET_ADMIN",),
     )
+
+
+def inventory(hosts: Iterable[SshHost], key: Path, known_hosts: Path) -> dict[str, Any]:
+    """An auditor inventory that reaches the hosts as AUDIT_USER with sudo and AUDIT_VARS."""
+    return {
+        "defaults": {
+            "user": AUDIT_USER,
+            "sudo": True,
+            "key": str(key),
+            "known_hosts": str(known_hosts),
+            "ssh_config": "/dev/null",
+            "vars": AUDIT_VARS,
+        },
+        "hosts": {h.name: {"host": "127.0.0.1", "port": h.port} for h in hosts},
+    }
