@@ -114,9 +114,13 @@ LYNIS_MAP: tuple[LynisRule, ...] = (
 )
 
 
-def lynis_rule(test: str, text: str) -> LynisRule | None:
+def lynis_rule(finding: dict[str, str]) -> LynisRule | None:
+    """The rule of a finding; patterns are searched in its detail (SSH-7408 names the
+    keyword there) and in its text."""
     for rule in LYNIS_MAP:
-        if test.startswith(rule.test) and re.search(rule.pattern, text):
+        if finding["test"].startswith(rule.test) and any(
+            re.search(rule.pattern, finding[part]) for part in ("detail", "text")
+        ):
             return rule
     return None
 
@@ -213,36 +217,36 @@ def compare(hosts: dict[str, dict[str, Any]]) -> list[str]:
     for name, host in hosts.items():
         out += [
             "",
-            f"Lynis findings on **{name}** and auditor's verdict on the same host:",
+            f"Lynis findings on **{name}** in areas auditor covers, and auditor's verdict on"
+            " the same host:",
             "",
             "| Lynis test | finding | area | auditor |",
             "|---|---|---|---|",
         ]
+        outside = []
         for f in host["lynis"]:
-            rule = lynis_rule(f["test"], f"{f['text']} {f['detail']}".strip())
-            text = (f["detail"] if f["detail"] not in ("", "-") else f["text"])[:70]
+            rule = lynis_rule(f)
             if rule is None or rule.area == "outside":
-                verdict, area = "outside auditor's areas", "-"
-            else:
-                area = rule.area
-                known = [c for c in rule.checks if c in profile_checks]
-                if not known:
-                    verdict = "area covered, no check for it"
-                elif any(host["auditor"].get(c) == "fail" for c in known):
-                    verdict = (
-                        "reported too ("
-                        + ", ".join(c for c in known if host["auditor"].get(c) == "fail")
-                        + ")"
-                    )
-                else:
-                    verdict = (
-                        "NOT reported ("
-                        + ", ".join(f"{c}: {host['auditor'].get(c)}" for c in known)
-                        + ")"
-                    )
-            out.append(f"| {f['test']} | {text.replace('|', '/')} | {area} | {verdict} |")
+                outside.append(f["test"])
+                continue
+            text = (f["detail"] if f["detail"] not in ("", "-") else f["text"])[:70]
+            judged = verdict(rule, host["auditor"], profile_checks)
+            out.append(f"| {f['test']} | {text.replace('|', '/')} | {rule.area} | {judged} |")
+        out += ["", f"Outside auditor's areas ({len(outside)}): {', '.join(outside)}"]
     out += ["", *recall(hosts)]
     return out
+
+
+def verdict(rule: LynisRule, statuses: dict[str, str], profile_checks: set[str]) -> str:
+    """Whether auditor reports what a Lynis finding reports, on the same host."""
+    known = [c for c in rule.checks if c in profile_checks]
+    if not known:
+        missing = f" ({', '.join(rule.checks)} not in the profile)" if rule.checks else ""
+        return "area covered, no check for it" + missing
+    failing = [c for c in known if statuses.get(c) == "fail"]
+    if failing:
+        return f"reported too ({', '.join(failing)})"
+    return "NOT reported (" + ", ".join(f"{c}: {statuses.get(c)}" for c in known) + ")"
 
 
 def recall(hosts: dict[str, dict[str, Any]]) -> list[str]:
@@ -256,12 +260,7 @@ def recall(hosts: dict[str, dict[str, Any]]) -> list[str]:
     hard_fails = {c for c, s in hardened["auditor"].items() if s == "fail" and c not in machine}
     true = weak_fails & labelled
     false = (weak_fails - labelled) | {f"{c} (hardened)" for c in hard_fails}
-    lynis_checks = {
-        c
-        for f in weak["lynis"]
-        if (rule := lynis_rule(f["test"], f"{f['text']} {f['detail']}"))
-        for c in rule.checks
-    }
+    lynis_checks = {c for f in weak["lynis"] if (rule := lynis_rule(f)) for c in rule.checks}
     lynis_found = [w for w in weaknesses if set(w["checks"]) & lynis_checks]
     missed = [w["id"] for w in weaknesses if w not in found]
     precision = len(true) / max(1, len(true) + len(false))
