@@ -78,10 +78,10 @@ LYNIS_MAP: tuple[LynisRule, ...] = (
     LynisRule("AUTH-9286", "maximum", "accounts", ("host.login-defs.pass-max-days",)),
     LynisRule("AUTH-9286", "minimum", "accounts", ("host.login-defs.pass-min-days",)),
     LynisRule("AUTH-9328", "", "accounts", ("host.login-defs.umask",)),
-    LynisRule("AUTH-9230", "", "accounts", ("host.login-defs.hashing",)),
+    LynisRule("AUTH-9230", "", "accounts", ("host.login-defs.encrypt-method",)),
     LynisRule("AUTH-9262", "", "accounts", ("host.pam.pwquality",)),
     LynisRule("AUTH-9284", "", "accounts"),
-    LynisRule("HOME-9304", "", "accounts", ("host.accounts.home-perms",)),
+    LynisRule("HOME-9304", "", "accounts", ("host.accounts.home-dirs",)),
     LynisRule(
         "KRNL-6000",
         "",
@@ -96,9 +96,10 @@ LYNIS_MAP: tuple[LynisRule, ...] = (
             "host.sysctl.protected-links",
         ),
     ),
-    LynisRule("KRNL-5820", "", "kernel-network"),  # core dumps in limits.conf
+    LynisRule("KRNL-5820", "", "kernel-network"),  # core dumps in limits.conf, not the sysctl
     LynisRule("FILE-6310", "/tmp", "filesystem", ("host.mount.tmp",)),
-    LynisRule("FILE-6310", "/home|/var", "filesystem"),  # partitions auditor does not ask for
+    LynisRule("FILE-6310", "/home", "filesystem", ("host.mount.home-separate",)),
+    LynisRule("FILE-6310", "/var", "filesystem", ("host.mount.var-separate",)),
     LynisRule(
         "FILE-7524", "", "filesystem", ("host.files.identity-perms", "host.fs.world-writable")
     ),
@@ -106,9 +107,11 @@ LYNIS_MAP: tuple[LynisRule, ...] = (
     LynisRule("INSE-", "", "services", ("host.services.no-legacy",)),
     LynisRule("FIRE-", "", "firewall", ("host.firewall.default-deny",)),
     LynisRule("PKGS-7420", "", "updates", ("host.pkg.unattended-upgrades",)),
-    LynisRule("PKGS-7388", "", "updates"),  # no security repository in the lab's mirror list
+    LynisRule("PKGS-7388", "", "updates"),  # no security repository in the lab mirror list
+    LynisRule("LOGG-2154", "", "logging", ("host.logging.forwarded",)),
     LynisRule("LOGG-", "", "logging", ("host.logging.persistent",)),
     LynisRule("TIME-", "", "time", ("host.time.sync",)),
+    LynisRule("FINT-4402", "", "integrity"),  # AIDE's checksum choice
     LynisRule("FINT-", "", "integrity", ("host.fim.enabled",)),
     LynisRule("ACCT-9628", "", "audit", ("host.auditd.enabled",)),
 )
