@@ -253,29 +253,52 @@ def verdict(rule: LynisRule, statuses: dict[str, str], profile_checks: set[str])
 
 
 def recall(hosts: dict[str, dict[str, Any]]) -> list[str]:
-    """Recall and precision of auditor against the labels; Lynis's recall through LYNIS_MAP."""
-    weak, hardened = hosts["weak"], hosts["hardened"]
+    """Recall and precision of auditor against the labels; Lynis's recall through LYNIS_MAP.
+
+    Only labelled verdicts have a ground truth: a fail of a check a weakness names on the weak
+    host is a true positive, a fail of a check labelled to pass (weak.pass, hardened.pass) a
+    false positive. Failing checks without a label are counted apart: they are neither."""
     weaknesses = LABELS["weak"]["weaknesses"]
-    found = [w for w in weaknesses if detected(weak["auditor"], w["checks"])]
-    machine = set(LABELS["machine_decided"])
-    labelled = {c for w in weaknesses for c in w["checks"]}
-    weak_fails = {c for c, s in weak["auditor"].items() if s == "fail" and c not in machine}
-    hard_fails = {c for c, s in hardened["auditor"].items() if s == "fail" and c not in machine}
-    true = weak_fails & labelled
-    false = (weak_fails - labelled) | {f"{c} (hardened)" for c in hard_fails}
-    lynis_checks = {c for f in weak["lynis"] if (rule := lynis_rule(f)) for c in rule.checks}
+    weak = hosts["weak"]["auditor"]
+    found = [w for w in weaknesses if detected(weak, w["checks"])]
+    failing = {c for w in weaknesses for c in w["checks"]}
+    expected_pass = {
+        "weak": set(LABELS["weak"]["pass"]),
+        "hardened": set(LABELS["hardened"]["pass"]),
+    }
+    true = {c for c in failing if weak.get(c) == "fail"}
+    false = [
+        f"{c} ({h})"
+        for h, passing in expected_pass.items()
+        for c in sorted(passing)
+        if hosts[h]["auditor"].get(c) == "fail"
+    ]
+    labelled = failing | expected_pass["hardened"] | set(LABELS["machine_decided"])
+    unlabelled = {
+        h: sorted(c for c, s in hosts[h]["auditor"].items() if s == "fail" and c not in labelled)
+        for h in ("weak", "hardened")
+    }
+    lynis_checks = {
+        c for f in hosts["weak"]["lynis"] if (rule := lynis_rule(f)) for c in rule.checks
+    }
     lynis_found = [w for w in weaknesses if set(w["checks"]) & lynis_checks]
     missed = [w["id"] for w in weaknesses if w not in found]
     precision = len(true) / max(1, len(true) + len(false))
-    return [
-        f"auditor recall on the weak host: {len(found)}/{len(weaknesses)} labelled weaknesses "
+    lines = [
+        f"- auditor recall on the weak host: {len(found)}/{len(weaknesses)} labelled weaknesses "
         f"({len(found) / len(weaknesses):.0%}); missed: {', '.join(missed) or 'none'}",
-        f"auditor precision (failing checks, both hosts, kernel-decided checks excluded): "
-        f"{len(true)}/{len(true) + len(false)} ({precision:.0%}); failing without a label: "
-        f"{', '.join(sorted(false)) or 'none'}",
-        f"Lynis recall on the same labels (a finding mapped to a labelled check): "
+        f"- auditor precision on the labelled checks (both hosts): {len(true)}/"
+        f"{len(true) + len(false)} ({precision:.0%}); labelled to pass but failing: "
+        f"{', '.join(false) or 'none'}",
+        f"- Lynis recall on the same labels (a finding mapped to a check of the weakness): "
         f"{len(lynis_found)}/{len(weaknesses)} ({len(lynis_found) / len(weaknesses):.0%})",
     ]
+    for h, checks in unlabelled.items():
+        lines.append(
+            f"- failing checks without a label on {h} ({len(checks)}): "
+            f"{', '.join(checks) or 'none'}"
+        )
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> None:
