@@ -175,6 +175,11 @@ def hardened_host() -> HostVariant:
             "/etc/cron.daily/aide": "#!/bin/sh\nexec aide --config /etc/aide/aide.conf --check\n",
             "/etc/apt/apt.conf.d/20auto-upgrades": 'APT::Periodic::Update-Package-Lists "1";\n'
             'APT::Periodic::Unattended-Upgrade "1";\n',
+            "/etc/profile.d/tmout.sh": "TMOUT=900\nreadonly TMOUT\nexport TMOUT\n",
+            "/etc/security/limits.d/core.conf": "* hard core 0\n",
+            "/etc/security/pwquality.conf": "minlen = 14\n",
+            "/etc/rsyslog.d/forward.conf": 'action(type="omfwd" target="127.0.0.1" port="514"'
+            ' protocol="tcp")\n',
         },
         commands=(
             *_AUDIT_ACCOUNT,
@@ -185,6 +190,15 @@ def hardened_host() -> HostVariant:
             "chmod 440 /etc/sudoers.d/logging",
             "chown root:root /etc/crontab && chmod 600 /etc/crontab",
             "chmod 640 /etc/audit/rules.d/cis.rules",
+            # an audit rule for every set-uid/set-gid program, before cis.rules (which ends -e 2)
+            "find / -xdev -type f -perm /6000 | sed 's|.*|-a always,exit -F path=& -F perm=x"
+            " -F auid>=1000 -F auid!=unset -k privileged|'"
+            " > /etc/audit/rules.d/50-privileged.rules",
+            # PAM: lock out after failures, no empty passwords, the pwquality minimum above
+            "sed -i 's/ nullok//' /etc/pam.d/common-auth /etc/pam.d/common-password",
+            "sed -i '/pam_unix.so/i auth required pam_faillock.so preauth' /etc/pam.d/common-auth",
+            "echo 'account required pam_faillock.so' >> /etc/pam.d/common-account",
+            f"chmod 750 /home/{AUDIT_USER} && chmod 700 /etc/cron.daily",
             "sed -i 's/^PASS_MAX_DAYS.*/PASS_MAX_DAYS\\t365/;"
             " s/^PASS_MIN_DAYS.*/PASS_MIN_DAYS\\t1/; s/^UMASK.*/UMASK\\t\\t027/' /etc/login.defs",
             # su only for the (empty) group sugroup
