@@ -231,7 +231,14 @@ def hardened_host() -> HostVariant:
             "net.ipv6.conf.all.accept_redirects": "0",
             "net.ipv6.conf.default.accept_redirects": "0",
         },
-        tmpfs={"/tmp": "rw,nodev,nosuid,noexec"},
+        # file systems of their own, with the options CIS asks for (/var itself cannot be)
+        tmpfs={
+            "/tmp": "rw,nodev,nosuid,noexec",
+            "/var/tmp": "rw,nodev,nosuid,noexec,mode=1777",
+            "/home": "rw,nodev,nosuid,mode=0755",
+            "/var/log": "rw,nodev,nosuid,noexec,mode=0755",
+            "/var/log/audit": "rw,nodev,nosuid,noexec,mode=0700",
+        },
         cap_add=("NET_ADMIN",),
     )
 
