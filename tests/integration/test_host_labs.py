@@ -24,7 +24,7 @@ from servers.process import require_executable, run
 from auditor.cli import main
 from auditor.views import load_named
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]  # may debootstrap two images
 
 LABELS: dict[str, Any] = yaml.safe_load(
     (Path(__file__).parents[1] / "data" / "hosts" / "labels.yaml").read_text()
