@@ -198,7 +198,9 @@ def hardened_host() -> HostVariant:
             "sed -i 's/ nullok//' /etc/pam.d/common-auth /etc/pam.d/common-password",
             "sed -i '/pam_unix.so/i auth required pam_faillock.so preauth' /etc/pam.d/common-auth",
             "echo 'account required pam_faillock.so' >> /etc/pam.d/common-account",
-            f"chmod 750 /home/{AUDIT_USER} && chmod 700 /etc/cron.daily",
+            f"chmod 750 /home/{AUDIT_USER}",
+            "for d in /etc/cron.hourly /etc/cron.daily /etc/cron.weekly /etc/cron.monthly"
+            ' /etc/cron.d; do if [ -d "$d" ]; then chmod 700 "$d"; fi; done',
             "sed -i 's/^PASS_MAX_DAYS.*/PASS_MAX_DAYS\\t365/;"
             " s/^PASS_MIN_DAYS.*/PASS_MIN_DAYS\\t1/; s/^UMASK.*/UMASK\\t\\t027/' /etc/login.defs",
             # su only for the (empty) group sugroup
