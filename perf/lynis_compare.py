@@ -96,7 +96,7 @@ LYNIS_MAP: tuple[LynisRule, ...] = (
             "host.sysctl.protected-links",
         ),
     ),
-    LynisRule("KRNL-5820", "", "kernel-network"),  # core dumps in limits.conf, not the sysctl
+    LynisRule("KRNL-5820", "", "kernel-network", ("host.limits.core-dumps",)),
     LynisRule("FILE-6310", "/tmp", "filesystem", ("host.mount.tmp",)),
     LynisRule("FILE-6310", "/home", "filesystem", ("host.mount.home-separate",)),
     LynisRule("FILE-6310", "/var", "filesystem", ("host.mount.var-separate",)),
