@@ -26,9 +26,9 @@ from auditor.inventory import load_inventory
 from auditor.model import Severity
 from auditor.profiles import DEFAULT_PROFILE, LoadedProfile, variable_problem
 from auditor.recorder import RecordOptions
+from auditor.regularfile import exists
 from auditor.reporters import parse_requests
 from auditor.runner import LiveTargets, RunPlan
-from auditor.targets import scheme_of
 from auditor.views import load_named
 from auditor.waivers import DEFAULT_WARNING_DAYS
 from auditor.yamlsrc import parse_value, yaml_problem
@@ -237,7 +237,7 @@ def target_specs(flags: dict[str, Any]) -> list[TargetSpec]:
         if setting.flags
     }
     base = TargetSpec(url="local://", **{k: v for k, v in settings.items() if v is not None})
-    specs = [replace(base, url=url) for url in targets if scheme_of(url)]
+    specs = [spec for spec in (replace(base, url=url) for url in targets) if spec.address]
     if inventory is not None:
         specs += load_inventory(inventory, base)
     specs += [replace(base, url=_import_url(text)) for text in imports]
@@ -271,7 +271,7 @@ def _import_url(text: str) -> str:
     tool, sep, path = text.partition(":")
     if not sep or not path or tool not in ("trivy", "grype"):
         raise InputError(f"bad --import {text!r}: expected trivy:FILE or grype:FILE")
-    if not Path(path).expanduser().exists():  # an input file, like --waivers: exit 2, not 3
+    if not exists(Path(path).expanduser()):  # an input file, like --waivers: exit 2, not 3
         raise InputError(f"--import {text}: no such file")
     return f"{tool}://{path}"
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote
 
+from auditor.config import TargetSpec
 from auditor.errors import CollectionError, InputError, TargetError
 from auditor.model import TargetKind
 from auditor.targets.base import Target
@@ -170,10 +171,9 @@ class ClusterTarget(Target):
         return []
 
 
-def context_of(url: str) -> str | None:
+def context_of(spec: TargetSpec) -> str | None:
     """The kubeconfig context named by `k8s://CONTEXT` (percent-decoded); None = current."""
-    rest = url.split("://", 1)[1] if "://" in url else ""
-    return unquote(rest) or None
+    return unquote(spec.address.rest) or None
 
 
 def kubeconfig_paths(explicit: str | None) -> list[Path]:
@@ -195,7 +195,7 @@ class KubernetesTarget(ClusterTarget):
 
     def __init__(self, spec: Any) -> None:
         super().__init__(spec)
-        self.context = context_of(spec.url)
+        self.context = context_of(spec)
         self._client: Any = None  # kubernetes.client.ApiClient
         self.server = ""
         self.version: dict[str, Any] = {}

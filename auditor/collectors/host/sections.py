@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.collectors.host import parsers
+from auditor.collectors.host import parsers, parsers_access
 from auditor.collectors.host.parsers import FactUnavailable
 
 __all__ = [
@@ -114,6 +114,12 @@ DEFAULT_PATHS: tuple[str, ...] = (
     "/etc/gshadow",
     "/etc/ssh/sshd_config",
     "/etc/ssh/sshd_config.d",
+    "/etc/ssh/ssh_host_rsa_key",
+    "/etc/ssh/ssh_host_ecdsa_key",
+    "/etc/ssh/ssh_host_ed25519_key",
+    "/etc/ssh/ssh_host_rsa_key.pub",
+    "/etc/ssh/ssh_host_ecdsa_key.pub",
+    "/etc/ssh/ssh_host_ed25519_key.pub",
     "/etc/sudoers",
     "/etc/sudoers.d",
     # scheduled jobs and audit configuration
@@ -230,13 +236,76 @@ printf 'hostname:%s\n' "$1"
 
 # Include handling mirrors sshd: patterns are globbed (sorted), relative ones are relative to
 # /etc/ssh, included files are inlined where the Include stands, and sshd stops at depth 16.
-_SSHD_CONFIG = r"""
+# For every Match line (in the order sshd reads them) "N SPEC": a connection spec for
+# `sshd -T -C` that the block's criteria match (the first non-negated pattern of each, its
+# wildcards filled in, an address's network; a Group block takes a member of the group from
+# /etc/group or /etc/passwd), or "N -none" when no local account is in the group, "N -limit"
+# past 16 blocks. Criteria the block does not name get a user, host and address of no one.
+_SSHD_MATCH_AWK = r"""
+BEGIN {
+  FS = ":"
+  while ((getline l < "/etc/group") > 0) {
+    split(l, g, ":")
+    gname[g[3]] = g[1]
+    if (g[4] != "" && !(g[1] in member)) { split(g[4], m, ","); member[g[1]] = m[1] }
+  }
+  while ((getline l < "/etc/passwd") > 0) {
+    split(l, p, ":")
+    if ((p[4] in gname) && !(gname[p[4]] in member)) member[gname[p[4]]] = p[1]
+  }
+  FS = " "
+}
+function pick(v,   a, n, i) {
+  n = split(v, a, ",")
+  for (i = 1; i <= n; i++) if (a[i] !~ /^!/) return a[i]
+  return ""
+}
+substr($0, 1, 2) != "L:" { next }
+{
+  line = substr($0, 3)
+  if (line !~ /^[ \t]*[Mm][Aa][Tt][Cc][Hh]([ \t=]|$)/) next
+  idx++
+  if (idx > 16) { print idx " -limit"; next }
+  sub(/^[ \t]*[Mm][Aa][Tt][Cc][Hh][ \t=]*/, "", line)
+  n = split(line, w, /[ \t]+/)
+  user = "auditor-nobody"; host = "auditor.invalid"; addr = "192.0.2.1"; extra = ""; none = 0
+  named = 0
+  for (i = 1; i <= n; i++) {
+    k = tolower(w[i])
+    if (k == "" || k == "all") continue
+    if (k ~ /^#/) break
+    v = pick(w[++i])
+    if (v == "") continue
+    if (k == "user") { gsub(/[*?]/, "x", v); user = v; named = 1 }
+    else if (k == "group") { if (v in member) { if (!named) user = member[v] } else none = 1 }
+    else if (k == "host") { gsub(/[*?]/, "x", v); host = v }
+    else if (k == "address" || k == "localaddress") {
+      sub(/\/.*/, "", v)
+      gsub(/[*?]/, "1", v)
+      if (k == "address") addr = v; else extra = extra ",laddr=" v
+    }
+    else if (k == "localport") extra = extra ",lport=" v
+    else if (k == "rdomain") extra = extra ",rdomain=" v
+  }
+  if (none) print idx " -none"
+  else print idx " user=" user ",host=" host ",addr=" addr extra
+}
+"""
+
+assert "'" not in _SSHD_MATCH_AWK  # it is single-quoted for sh below
+_SSHD_CONFIG = (
+    "# shellcheck disable=SC2016\n_SSHD_MATCH_SPECS='"
+    + _SSHD_MATCH_AWK.strip("\n")
+    + "'\n"
+    + r"""
 sshd=$(command -v sshd 2>/dev/null) || sshd=
 if [ -z "$sshd" ]; then
   echo "sshd:absent"
 else
   printf 'sshd:%s\n' "$sshd"
+  t_ok=
   if out=$("$sshd" -T 2>&1); then
+    t_ok=1
     echo "T-rc:0"
     __tag T: "$out"
   else
@@ -284,9 +353,35 @@ else
     set +f
     __put E: "$1"
   }
-  _sshd_walk /etc/ssh/sshd_config 0
+  walk=$(_sshd_walk /etc/ssh/sshd_config 0)
+  printf '%s\n' "$walk"
+  # Each Match block judged as sshd judges a connection it applies to (sshd -T -C)
+  specs=
+  case $t_ok$walk in
+    1*[Mm][Aa][Tt][Cc][Hh]*) specs=$(printf '%s\n' "$walk" | awk "$_SSHD_MATCH_SPECS") ;;
+  esac
+  if [ -n "$specs" ]; then
+    IFS=$NL
+    set -f
+    for _s in $specs; do
+      unset IFS
+      printf 'M:%s\n' "$_s"
+      _c=${_s#* }
+      case $_c in -*) continue ;; esac
+      if out=$("$sshd" -T -C "$_c" 2>&1); then
+        echo "C-rc:0"
+        __tag C: "$out"
+      else
+        printf 'C-rc:%s\n' "$?"
+        __tag C-err: "$out"
+      fi
+    done
+    unset IFS
+    set +f
+  fi
 fi
 """
+)
 
 # What `sysctl -a` prints, read as it reads it, as "P:path:value" lines (a parameter the user
 # may not read is left out). head, not grep: the kernel clears a buffer the size of each read
@@ -542,8 +637,178 @@ else
     if ($2 == "") c = "empty"
     else if ($2 ~ /^[!*]/) c = "locked"
     print "H:" $1 " " c
+    # the hash method id only ($y$ yescrypt, $6$ sha512 ...): "des" without one
+    h = $2
+    sub(/^[!*]+/, "", h)
+    m = "none"
+    if (h ~ /^[$][^$]+[$]/) { split(h, a, "$"); m = a[2] }
+    else if (h != "") m = "des"
+    print "A:" $1 ":" $3 ":" $4 ":" $5 ":" $6 ":" $7 ":" $8 ":" m
   }' /etc/shadow
 fi
+"""
+
+# _stat_each PATHS: for each of the newline-separated PATHS (each read from one line of a
+# file, so none holds a newline), in order, "S:<%f %u %g %U %G>", "S:absent" or "E:<error>";
+# one stat for all that exist, one each only when that one failed (a path vanished meanwhile).
+_STAT_EACH = r"""
+_stat_each() {
+  _ok=
+  _flags=
+  set -f
+  IFS=$NL
+  for _p in $1; do
+    if [ -e "$_p" ]; then _ok="$_ok$_p$NL"; _flags="${_flags}b"; else _flags="${_flags}a"; fi
+  done
+  _st=
+  # shellcheck disable=SC2086
+  [ -n "$_ok" ] && { _st=$(stat -L -c '%f %u %g %U %G' -- $_ok 2>/dev/null) || _st=@; }
+  for _p in $1; do
+    _f=${_flags%"${_flags#?}"}
+    _flags=${_flags#?}
+    if [ "$_f" = a ]; then
+      echo "S:absent"
+    elif [ "$_st" != @ ]; then
+      printf 'S:%s\n' "${_st%%"$NL"*}"
+      _st=${_st#*"$NL"}
+    elif _r=$(stat -L -c '%f %u %g %U %G' -- "$_p" 2>&1); then
+      printf 'S:%s\n' "$_r"
+    else
+      printf 'E:%s\n' "${_r%%"$NL"*}"
+    fi
+  done
+  unset IFS
+  set +f
+}
+"""
+
+# login.defs as shadow-utils reads it: "NAME VALUE" lines, the last definition wins.
+_LOGIN_DEFS = r"""
+f=/etc/login.defs
+if [ ! -e "$f" ]; then
+  echo "N:$f"
+elif [ ! -r "$f" ]; then
+  echo "X:$f"
+else
+  awk '$1 !~ /^#/ && NF > 0 { print "D:" $1 " " $2 }' "$f"
+fi
+"""
+
+# The PAM stacks that decide su, passwords and logins, and the pwquality/faillock settings.
+_PAM = r"""
+set --
+for f in /etc/pam.d/su /etc/pam.d/common-auth /etc/pam.d/common-password \
+  /etc/pam.d/common-account /etc/pam.d/system-auth /etc/pam.d/password-auth \
+  /etc/security/pwquality.conf /etc/security/pwquality.conf.d/*.conf \
+  /etc/security/faillock.conf; do
+  [ -e "$f" ] || continue
+  if [ -r "$f" ]; then set -- "$@" "$f"; else __put X: "$f"; fi
+done
+[ -d /etc/pam.d ] || echo "N:/etc/pam.d"
+[ $# -gt 0 ] && awk '
+  FNR == 1 { f = FILENAME; gsub(/\n/, "\n+:", f); print "F:" f }
+  $1 !~ /^#/ && NF > 0 { print "L:" $0 }' "$@"
+"""
+
+# umask and TMOUT as the login shells set them (login.defs UMASK is in login_defs).
+_SHELL_DEFAULTS = r"""
+set --
+for f in /etc/profile /etc/bash.bashrc /etc/profile.d/*.sh; do
+  [ -e "$f" ] || continue
+  if [ -r "$f" ]; then set -- "$@" "$f"; else __put X: "$f"; fi
+done
+[ $# -gt 0 ] && awk '
+  FNR == 1 { f = FILENAME; gsub(/\n/, "\n+:", f); print "F:" f }
+  /^[ \t]*(umask[ \t]|(readonly[ \t]+|export[ \t]+)?TMOUT=)/ { print "L:" $0 }' "$@"
+"""
+
+# root's PATH as su - (ENV_SUPATH) and root's own files set it, and each absolute directory
+# named in it: its type, mode and owner.
+_ROOT_PATH = (
+    _STAT_EACH
+    + r"""
+set --
+[ -r /etc/login.defs ] && set -- /etc/login.defs
+# root's files cannot even be seen to exist from outside a /root others may not search
+[ -d /root ] && [ ! -x /root ] && echo "X:/root"
+for f in /etc/environment /root/.profile /root/.bashrc /root/.bash_profile; do
+  [ -e "$f" ] || continue
+  if [ -r "$f" ]; then set -- "$@" "$f"; else echo "X:$f"; fi
+done
+# one awk: each PATH assignment as "P:FILE VALUE", then every absolute directory once as "D:"
+o=
+[ $# -gt 0 ] && o=$(awk '
+  function add(v,   n, d, i) {
+    print "P:" FILENAME " " v
+    n = split(v, d, ":")
+    for (i = 1; i <= n; i++)
+      if (d[i] ~ /^\// && !(d[i] in seen)) { seen[d[i]] = 1; dir[++nd] = d[i] }
+  }
+  FILENAME == "/etc/login.defs" {
+    if ($1 == "ENV_SUPATH") { v = $2; sub(/^PATH=/, "", v); add(v) }
+    next
+  }
+  /^[ \t]*(export[ \t]+)?PATH=/ {
+    v = $0
+    sub(/^[ \t]*(export[ \t]+)?PATH=/, "", v)
+    gsub(/["\047]/, "", v)
+    sub(/[ \t;].*$/, "", v)
+    add(v)
+  }
+  END { for (i = 1; i <= nd; i++) print "D:" dir[i] }' "$@")
+printf '%s\n' "$o"
+dirs=
+IFS=$NL
+set -f
+for l in $o; do
+  case $l in D:*) dirs="$dirs${l#D:}$NL" ;; esac
+done
+unset IFS
+set +f
+_stat_each "$dirs"
+"""
+)
+
+# Home directories of the accounts that can log in (a shell listed in /etc/shells, not
+# nologin): "U:name:uid:home" lines, then one stat line per home in the same order.
+_HOMES = (
+    _STAT_EACH
+    + r"""
+if [ ! -r /etc/passwd ]; then
+  echo "X:/etc/passwd"
+else
+  users=$(awk -F: '
+    FILENAME == "/etc/shells" { if ($0 ~ /^\// && $0 !~ /nologin$/) ok[$0] = 1; next }
+    ($7 in ok) && ++n <= 500 { print $1 ":" $3 ":" $6 }
+    END { if (n > 500) print "@limit 500" }' /etc/shells /etc/passwd 2>/dev/null)
+  case $users in
+    *"@limit 500") echo "@limit 500"; users=${users%"@limit 500"} ;;
+  esac
+  __tag U: "$users"
+  homes=
+  IFS=$NL
+  set -f
+  for l in $users; do homes="$homes${l#*:*:}$NL"; done
+  unset IFS
+  set +f
+  _stat_each "$homes"
+fi
+"""
+)
+
+# Core dump limits (pam_limits) and systemd-coredump's storage.
+_CORE_DUMPS = r"""
+set --
+for f in /etc/security/limits.conf /etc/security/limits.d/*.conf /etc/systemd/coredump.conf \
+  /etc/systemd/coredump.conf.d/*.conf; do
+  [ -e "$f" ] || continue
+  if [ -r "$f" ]; then set -- "$@" "$f"; else __put X: "$f"; fi
+done
+[ -x /lib/systemd/systemd-coredump ] || [ -x /usr/lib/systemd/systemd-coredump ] &&
+  echo "coredump:installed"
+[ $# -gt 0 ] && awk '
+  FNR == 1 { f = FILENAME; gsub(/\n/, "\n+:", f); print "F:" f }
+  $1 !~ /^#/ && NF > 0 { print "L:" $0 }' "$@"
 """
 
 # sudo's own rules: @includedir/#includedir skips names ending in "~" or containing ".",
@@ -946,7 +1211,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "sshd_config",
         snippet(_SSHD_CONFIG),
-        parsers.parse_sshd_config,
+        parsers_access.parse_sshd_config,
         "effective sshd settings (sshd -T, else the config files with their Includes)",
         needs_root=True,
     ),
@@ -1000,20 +1265,57 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "accounts",
         snippet(_ACCOUNTS),
-        parsers.parse_accounts,
+        parsers_access.parse_accounts,
         "local users and groups (/etc/passwd, /etc/group), UID-0 accounts",
     ),
     Section(
         "shadow",
         snippet(_SHADOW),
-        parsers.parse_shadow,
-        "accounts with an empty, locked or set password (/etc/shadow, no hashes)",
+        parsers_access.parse_shadow,
+        "password state, hash method and ageing per account (/etc/shadow, no hashes)",
         needs_root=True,
+    ),
+    Section(
+        "login_defs",
+        snippet(_LOGIN_DEFS),
+        parsers_access.parse_login_defs,
+        "shadow-utils defaults (/etc/login.defs): password ageing, hashing, UMASK",
+    ),
+    Section(
+        "pam",
+        snippet(_PAM),
+        parsers_access.parse_pam,
+        "PAM stacks for su, authentication and passwords; pwquality and faillock settings",
+    ),
+    Section(
+        "shell_defaults",
+        snippet(_SHELL_DEFAULTS),
+        parsers_access.parse_shell_defaults,
+        "umask and TMOUT set by the login shells' system-wide start-up files",
+    ),
+    Section(
+        "root_path",
+        snippet(_ROOT_PATH),
+        parsers_access.parse_root_path,
+        "root's PATH (su's ENV_SUPATH, root's start-up files) and its directories' modes",
+        needs_root=True,
+    ),
+    Section(
+        "homes",
+        snippet(_HOMES),
+        parsers_access.parse_homes,
+        "home directories of accounts with a login shell: existence, owner, mode",
+    ),
+    Section(
+        "core_dumps",
+        snippet(_CORE_DUMPS),
+        parsers_access.parse_core_dumps,
+        "core dump limits (limits.conf) and systemd-coredump storage",
     ),
     Section(
         "sudoers",
         snippet(_SUDOERS),
-        parsers.parse_sudoers,
+        parsers_access.parse_sudoers,
         "sudoers rule lines, NOPASSWD rules and include directives",
         needs_root=True,
     ),
