@@ -100,9 +100,20 @@ LYNIS_MAP: tuple[LynisRule, ...] = (
     LynisRule("FILE-6310", "/tmp", "filesystem", ("host.mount.tmp",)),
     LynisRule("FILE-6310", "/home", "filesystem", ("host.mount.home-separate",)),
     LynisRule("FILE-6310", "/var", "filesystem", ("host.mount.var-separate",)),
+    LynisRule("FILE-7524", r"^/etc/crontab ", "filesystem", ("host.cron.perms",)),
+    LynisRule("FILE-7524", r"^/etc/cron\.", "filesystem", ("host.cron.dirs-perms",)),
     LynisRule(
-        "FILE-7524", "", "filesystem", ("host.files.identity-perms", "host.fs.world-writable")
+        "FILE-7524", r"^/etc/(passwd|group|g?shadow) ", "filesystem", ("host.files.identity-perms",)
     ),
+    LynisRule(
+        "FILE-7524",
+        r"^/etc/(passwd|group|g?shadow)- ",
+        "filesystem",
+        ("host.files.identity-backup-perms",),
+    ),
+    LynisRule("FILE-7524", r"^/etc/ssh/sshd_config ", "sshd", ("host.sshd.config-perms",)),
+    LynisRule("FILE-7524", r"^/etc/issue", "filesystem", ("host.files.banner-perms",)),
+    LynisRule("FILE-7524", "", "filesystem"),
     LynisRule("SCHD-7704", "", "filesystem", ("host.cron.perms",)),
     LynisRule("INSE-", "", "services", ("host.services.no-legacy",)),
     LynisRule("FIRE-", "", "firewall", ("host.firewall.default-deny",)),
@@ -196,8 +207,26 @@ def lynis(client: docker.DockerClient, host: debian.SshHost) -> tuple[float, lis
         kind, _, value = line.partition("[]=")
         if kind in ("warning", "suggestion"):
             test, text, detail, *_ = (value.split("|") + ["", ""])[:4]
-            findings.append({"kind": kind, "test": test, "text": text, "detail": detail})
+            finding = {"kind": kind, "test": test, "text": text, "detail": detail}
+            if test == "FILE-7524":  # "see the log": one finding per file the log names
+                code, log = container.exec_run(["cat", "/var/log/lynis.log"])
+                paths = badly_permitted(log.decode(errors="replace"))
+                findings += [{**finding, "detail": f"{path} permissions"} for path in paths]
+            else:
+                findings.append(finding)
     return elapsed, findings
+
+
+def badly_permitted(log: str) -> list[str]:
+    """The files FILE-7524 found with looser permissions than its profile, from lynis.log."""
+    paths, current = [], ""
+    for line in log.splitlines():
+        if match := re.search(r"Test: checking if (?:file|directory) (\S+) has", line):
+            current = match.group(1)
+        elif "Outcome:" in line and "correct" not in line and current:
+            paths.append(current)
+            current = ""
+    return paths
 
 
 def detected(statuses: dict[str, str], checks: Sequence[str]) -> bool:
