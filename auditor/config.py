@@ -202,6 +202,9 @@ class TargetSpec:
     )
     variables: dict[str, Any] = field(default_factory=dict)
     source: str | None = None  # inventory file and line, for error messages
+    # Where image layer findings are kept between runs (a store URL, auditor.store.layers);
+    # None: every layer is read on every run. Set by `auditor run` and `auditor worker`.
+    layer_cache: str | None = None
 
     @property
     def display_name(self) -> str:

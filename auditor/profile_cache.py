@@ -65,9 +65,7 @@ def load(manifest: Path, overlays: Sequence[Path]) -> object | None:
         return None
 
 
-def save(
-    manifest: Path, overlays: Sequence[Path], profile: object, files: Sequence[str]
-) -> None:
+def save(manifest: Path, overlays: Sequence[Path], profile: object, files: Sequence[str]) -> None:
     """Keep `profile`, loaded from `manifest` and `overlays` (and read from `files`), for
     the next run (best effort)."""
     try:

@@ -137,6 +137,12 @@ def fingerprint(value: str) -> str:
     return digest.hexdigest()[:12]
 
 
+def fingerprint_key_id() -> str:
+    """Names the fingerprint key without revealing it: fingerprints kept for later runs (the
+    image layer cache) are only reused under the key that made them."""
+    return hashlib.sha256(b"auditor fingerprint key id\0" + _fingerprint_key()).hexdigest()[:16]
+
+
 def redacted(value: str) -> str:
     """The replacement text for a secret value."""
     return f"{MARKER} fp={fingerprint(value)}]"
@@ -321,6 +327,11 @@ def redact(data: Any) -> Any:
 # their shape alone (a token, a private key), as text under no name.
 _NAMES_AS_KEYS = frozenset({"packages", "duplicates"})
 
+# Fields of auditor's own host facts that describe passwords without holding one: account
+# names with a password set or empty, an account's password state ("shadow", "locked").
+# Their values are judged by their shape alone: the evidence must name the accounts.
+_ABOUT_PASSWORDS = frozenset({"password_set", "empty_password", "password_state"})
+
 # (pair, name, text) judged to hold no credential, kept across passes: the hosts of a fleet
 # report the same packages, kernel parameters and paths. Only clean texts are kept, so no
 # secret outlives the pass that met it; the set is emptied when it grows past its bound.
@@ -347,7 +358,7 @@ class _Redaction:
             names_are_data = name in _NAMES_AS_KEYS
             copied: dict[str, Any] | None = None
             for key, item in data.items():
-                field = "" if names_are_data else str(key)
+                field = "" if names_are_data or key in _ABOUT_PASSWORDS else str(key)
                 if type(item) is str:  # most values: judged here, without a call per value
                     if pair_name is not None and key == "value":
                         clean = self.text(pair_name, item, pair=True)

@@ -4,6 +4,7 @@ The pure functions `images_from_trivy` and `images_from_grype` normalise each to
 into the same shape, so one set of checks judges both:
 
     {"image": "nginx:1.25", "image_id": "sha256:3f2c…", "digests": ["nginx@sha256:…"],
+     "layers": ["sha256:5d4c…"],
      "os": "debian 12.5", "tool": "trivy", "scanned_at": "2026-11-20T08:00:00Z",
      "counts": {"critical": 1, "high": 3, ...},
      "vulnerabilities": [{"id": "CVE-2024-1234", "package": "libssl3",
@@ -11,6 +12,9 @@ into the same shape, so one set of checks judges both:
                           "severity": "high", "published": "2024-01-10T00:00:00Z",
                           "url": "https://…"}]}
 
+`image_id`, `digests` and `layers` (diff_ids, bottom first) are the image's identity as Docker
+gives it (`Id`, `RepoDigests`, `RootFS.Layers`), and as docker.images and docker.image_contents
+carry it, so a report can join a scanner's findings with auditor's own for one image.
 `fixed` is null when no fixed version exists; `published` is null when the report has no
 date (Grype), and `severity` is one of critical, high, medium, low, negligible, unknown.
 """
@@ -71,6 +75,18 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+def image_id(value: Any) -> str | None:
+    """A content digest as Docker writes it: "sha256:<hex>" (a bare hex digest, as some
+    reports give it, gains the prefix)."""
+    text = _text(value)
+    if text is None:
+        return None
+    text = text.strip().lower()
+    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+        return f"sha256:{text}"
+    return text
+
+
 def _trivy_image(report: Mapping[str, Any], where: str) -> dict[str, Any]:
     if "Results" not in report and "ArtifactName" not in report:
         raise ReportFormatError(
@@ -96,10 +112,12 @@ def _trivy_image(report: Mapping[str, Any], where: str) -> dict[str, Any]:
                 }
             )
     digests = _array(metadata.get("RepoDigests"), f"{where}Metadata.RepoDigests")
+    layers = _array(metadata.get("DiffIDs"), f"{where}Metadata.DiffIDs")
     return {
         "image": _text(report.get("ArtifactName")),
-        "image_id": _text(metadata.get("ImageID")),
+        "image_id": image_id(metadata.get("ImageID")),
         "digests": [str(d) for d in digests],
+        "layers": [image_id(d) for d in layers],
         "os": " ".join(str(x) for x in (os_info.get("Family"), os_info.get("Name")) if x) or None,
         "tool": "trivy",
         "scanned_at": _text(report.get("CreatedAt")),
@@ -155,11 +173,16 @@ def images_from_grype(document: Any) -> list[dict[str, Any]]:
         )
     os_name = " ".join(str(x) for x in (distro.get("name"), distro.get("version")) if x)
     digests = _array(target.get("repoDigests"), "source.target.repoDigests")
+    layers = [
+        image_id(_object(layer, f"source.target.layers[{index}]").get("digest"))
+        for index, layer in enumerate(_array(target.get("layers"), "source.target.layers"))
+    ]
     return [
         {
             "image": _text(target.get("userInput")),
-            "image_id": _text(target.get("imageID")),
+            "image_id": image_id(target.get("imageID")),
             "digests": [str(d) for d in digests],
+            "layers": layers,
             "os": os_name or None,
             "tool": "grype",
             "scanned_at": _text(descriptor.get("timestamp")),

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,7 +119,9 @@ def collect(
     from auditor.bundle import key_id, load_private_key, write_bundle
 
     loaded = prepared_profile(profile, overlays, parse_vars(variables))
-    specs = target_specs(target_flags)
+    from auditor.collectors.image_layers import user_cache_url
+
+    specs = [replace(s, layer_cache=user_cache_url()) for s in target_specs(target_flags)]
     check_target_variables(loaded, specs)
     key = load_private_key(sign_key) if sign_key is not None else None  # fail before collecting
     started = utc_now()

@@ -141,7 +141,7 @@ def show_run(run_ref: str, db: str | None, fmt: str) -> ExitStatus:
     "--older-than",
     type=click.FloatRange(0),
     metavar="DAYS",
-    help="Delete runs started more than DAYS ago.",
+    help="Delete runs started more than DAYS ago, and cached image layers no audit used since.",
 )
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")

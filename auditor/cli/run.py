@@ -347,6 +347,10 @@ def run(**flags: Any) -> ExitStatus:
         quiet=quiet,
         progress=not quiet and sys.stderr.isatty(),
     )
+    from auditor.collectors.image_layers import cache_url
+
+    cache = cache_url(stored=plan.record.store, db=plan.record.db)
+    specs = [replace(spec, layer_cache=cache) for spec in specs]
     concurrency, workers = flags.pop("concurrency"), flags.pop("workers")
     broker, answer_timeout = flags.pop("broker"), flags.pop("answer_timeout")
     source: runner.TargetSource = LiveTargets(specs, concurrency=concurrency, workers=workers)

@@ -69,6 +69,13 @@ def _with_own_settings(func: Any) -> Any:
     help="A task a worker took and never finished (it died) is delivered again "
     "after this long (Redis).",
 )
+@click.option(
+    "--db",
+    envvar="AUDITOR_DB",
+    metavar="URL",
+    help="Store whose image layer cache this worker shares with the fleet (the run's --db). "
+    "Default: this user's own cache.",
+)
 @_with_own_settings
 def worker(
     broker: str,
@@ -77,6 +84,7 @@ def worker(
     allow: tuple[str, ...],
     name: str | None,
     visibility_timeout: float,
+    db: str | None,
     **own: Any,
 ) -> ExitStatus:
     """Serve audit tasks from a Celery broker until stopped (SIGTERM finishes what runs).
@@ -85,6 +93,7 @@ def worker(
     known_hosts, ssh_config, TLS files and kubeconfig, and judges only with exactly the
     run's profile (its digest is checked).
     """
+    from auditor.collectors.image_layers import cache_url
     from auditor.fleet.worker import WorkerSettings, default_name, start
 
     zones = [q.strip() for q in queues.split(",") if q.strip()]
@@ -95,10 +104,11 @@ def worker(
         for field, setting, _ in connection_settings()
         if field in own
     }
-    local = TargetSpec(url="local://", **{k: v for k, v in given.items() if v is not None})
+    local = TargetSpec(
+        url="local://",
+        layer_cache=cache_url(stored=db is not None, db=db),
+        **{k: v for k, v in given.items() if v is not None},
+    )
     settings = WorkerSettings(local=local, allow=allow, name=name or default_name())
     start(broker, settings, zones, concurrency, visibility_timeout)
     return ExitStatus.OK
-
-
-

@@ -1,6 +1,7 @@
 """Docker facts from the Engine API: one list call and one inspect per object, never a call per
 check; inspects run in a small thread pool. The daemon's host-side facts come from one host
-script (docker_host), an image's file system from its streamed export (docker_image).
+script (docker_host), an image's file system from its layers (image_layers: a layer cache and
+the streamed export of the layers not in it).
 
 The API data is kept as the daemon gives it (docker-py style "attrs": checks read Docker's own
 field names), with a few joins added and named below. Every text in it is untrusted.
@@ -14,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from auditor.collectors import docker_host, docker_image
+from auditor.collectors import docker_host, image_layers
 from auditor.collectors.host.script import build_script, new_nonce, split_output
 from auditor.errors import AuditorError
 from auditor.facts import FactSpec, failed_fact, new_fact, utc_now
@@ -229,7 +230,9 @@ class _Collection:
         self.api = target.api
         self.variables = variables
         self._cache: dict[str, Any] = {}
-        self._locks = {key: threading.Lock() for key in ("info", "containers", "images")}
+        self._locks = {
+            key: threading.Lock() for key in ("info", "containers", "images", "image_inspects")
+        }
 
     def _once(self, key: str, call: Callable[[], Any]) -> Any:
         """call() the first time `key` is asked for, by whichever thread asks first."""
@@ -260,15 +263,23 @@ class _Collection:
                 lambda: self.api.volumes().get("Volumes") or [],
             ),
             "docker.plugins": ("GET /plugins", lambda: self.api.plugins()),
-            "docker.image_contents": (
-                "GET /images/{id}/get each (streamed, bounded)",
-                self.image_contents,
-            ),
         }
+        contents = "docker.image_contents"
+        source = (
+            "layer cache by diff_id; GET /images/get?names=… for the images holding the "
+            "layers not in it (streamed, bounded per layer)"
+        )
         host_facts = names & {"docker.daemon_config", "docker.daemon_host"}
         # The slow facts (inspects, image exports, the host script) wait on different things:
         # gathered side by side, a collection takes as long as the slowest of them.
-        with ThreadPoolExecutor(max_workers=FACT_WORKERS) as pool:
+        # The image scan has a thread of its own: the API calls of every other fact go on
+        # beside the export instead of waiting for a place behind it.
+        with ThreadPoolExecutor(max_workers=FACT_WORKERS) as pool, ThreadPoolExecutor(1) as scan:
+            scanned = (
+                scan.submit(self._fact, contents, source, self.image_contents)
+                if contents in names
+                else None
+            )
             futures = {
                 name: pool.submit(self._fact, name, *simple[name])
                 for name in sorted(names & set(simple))
@@ -277,6 +288,8 @@ class _Collection:
             facts = {name: future.result() for name, future in futures.items()}
             if host is not None:
                 facts.update(host.result())
+            if scanned is not None:
+                facts[contents] = scanned.result()
         return facts
 
     def _fact(self, name: str, source: str, call: Callable[[], Any]) -> Fact:
@@ -313,7 +326,7 @@ class _Collection:
     def images(self) -> list[dict[str, Any]]:
         listing = self.image_list()
         ids = list(dict.fromkeys(str(i.get("Id")) for i in listing))
-        inspected = self._each(ids, self.api.inspect_image)
+        inspected = self.image_inspects()
         histories = self._each(
             [i for i in ids if isinstance(inspected.get(i), dict)], self.api.history
         )
@@ -341,46 +354,36 @@ class _Collection:
         with ThreadPoolExecutor(max_workers=min(INSPECT_WORKERS, len(ids))) as pool:
             return dict(zip(ids, pool.map(one, ids), strict=True))
 
-    def image_contents(self) -> list[dict[str, Any]]:
-        limits = docker_image.ScanLimits(
-            max_bytes=int(
-                float(self.variables.get("docker_image_scan_max_mib", 512)) * 1024 * 1024
-            ),
-            max_seconds=float(self.variables.get("docker_image_scan_timeout", 60)),
-            max_file_bytes=int(
-                float(self.variables.get("docker_image_scan_max_file_kib", 1024)) * 1024
-            ),
-        )
-        items: list[dict[str, Any]] = []
-        for entry in self.image_list():
-            iid = str(entry.get("Id"))
-            tags = entry.get("RepoTags") or []
-            try:
-                found = self._scan(iid, limits)
-            except Exception as exc:
-                log.debug("scanning %s failed", iid, exc_info=True)
-                items.append({"Id": iid, "RepoTags": tags, "_error": self._reason(exc)})
-                continue
-            item = {"Id": iid, "RepoTags": tags, **found}
-            if not found["complete"]:
-                # the part read holds no verdict on the rest: every check on it is an error
-                item["_error"] = (
-                    f"image scan incomplete: {found['stopped']} after {found['bytes']} bytes "
-                    f"({len(found['secrets'])} secret(s), {len(found['setid_files'])} set-id "
-                    "file(s) found so far); raise docker_image_scan_max_mib / _timeout"
-                )
-            items.append(item)
-        return items
+    def image_inspects(self) -> dict[str, Any]:
+        """The inspect of every listed image (or why there is none), made once."""
 
-    def _scan(self, image_id: str, limits: docker_image.ScanLimits) -> dict[str, Any]:
-        # The SDK's get_image() switches the socket timeout off; this keeps it per read.
-        response = self.api._get(self.api._url("/images/{0}/get", image_id), stream=True)
+        def inspect_all() -> dict[str, Any]:
+            ids = list(dict.fromkeys(str(i.get("Id")) for i in self.image_list()))
+            return self._each(ids, self.api.inspect_image)
+
+        return self._once("image_inspects", inspect_all)  # type: ignore[no-any-return]
+
+    def image_contents(self) -> list[dict[str, Any]]:
+        limits = image_layers.limits_from(self.variables)
+        inspected = self.image_inspects()
+        images = image_layers.ImageLayers(self.image_list(), inspected)
+        scanned = image_layers.LayerSource(
+            self.target.spec.layer_cache, limits, self._export, self._reason
+        ).findings(images.layers_of, images.sizes)
+        return images.items(scanned)
+
+    def _export(self, image_ids: list[str]) -> Any:
+        """The streamed export of `image_ids` (`docker save`), each layer in it once."""
+        # The SDK's get_images() switches the socket timeout off; this keeps it per read.
+        response = self.api._get(
+            self.api._url("/images/get"), params={"names": image_ids}, stream=True
+        )
         try:
             self.api._raise_for_status(response)
-            reader = docker_image.BoundedReader(response.raw.read, limits)
-            return docker_image.findings(docker_image.scan_export(reader, limits))
-        finally:
+        except Exception:
             response.close()
+            raise
+        return response
 
     # --- host-side facts
 

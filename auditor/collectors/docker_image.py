@@ -11,21 +11,24 @@ by value.
 from __future__ import annotations
 
 import fnmatch
-import json
 import posixpath
 import re
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from auditor.redact import fingerprint
 
+# The version of what a scan finds (patterns, placeholders, what is flagged): a layer cache
+# entry made under another version is never used. Raise it with any change to the matching.
+SCAN_RULES_VERSION = "1"
+
 
 @dataclass(frozen=True)
 class ScanLimits:
-    """How much of one image is read: bytes of the export, seconds, and bytes per file whose
+    """How much of one layer is read: bytes of its tar, seconds, and bytes per file whose
     content is searched for secrets (larger files are only checked for their mode)."""
 
     max_bytes: int = 512 * 1024 * 1024
@@ -119,7 +122,7 @@ def find_secrets(path: str, content: bytes) -> list[tuple[str, str]]:
 
 
 @dataclass
-class _Layer:
+class LayerFindings:
     """What one layer holds: every path (to resolve overrides) and its flagged entries."""
 
     paths: set[str] = field(default_factory=set)
@@ -130,17 +133,46 @@ class _Layer:
     secrets: list[tuple[str, str, str]] = field(default_factory=list)  # path, kind, fingerprint
     files: int = 0
     unscanned: int = 0  # regular files too large to search
+    bytes: int = 0  # of the layer's tar as read
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON object of the findings, as the layer cache keeps them."""
+        return {
+            "paths": sorted(self.paths),
+            "whiteouts": self.whiteouts,
+            "opaque": self.opaque,
+            "setid": self.setid,
+            "writable": self.writable,
+            "secrets": [list(s) for s in self.secrets],
+            "files": self.files,
+            "unscanned": self.unscanned,
+            "bytes": self.bytes,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> LayerFindings:
+        """The findings `to_json` gave; ValueError when `data` is not of that shape."""
+        try:
+            found = cls(
+                paths={_text(p) for p in data["paths"]},
+                whiteouts=[_text(p) for p in data["whiteouts"]],
+                opaque=[_text(p) for p in data["opaque"]],
+                setid={_text(p): _text(m) for p, m in data["setid"].items()},
+                writable={_text(p): _text(m) for p, m in data["writable"].items()},
+                secrets=[(_text(p), _text(k), _text(f)) for p, k, f in data["secrets"]],
+                files=int(data["files"]),
+                unscanned=int(data["unscanned"]),
+                bytes=int(data["bytes"]),
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ValueError(f"not a layer's findings: {type(exc).__name__}: {exc}") from exc
+        return found
 
 
-@dataclass
-class ScanResult:
-    """The findings of one image, before they are ordered by the image's layer list."""
-
-    layers: dict[str, _Layer] = field(default_factory=dict)
-    order: list[str] = field(default_factory=list)  # layer member names, bottom first
-    complete: bool = True
-    stopped: str | None = None
-    bytes_read: int = 0
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {type(value).__name__}")
+    return value
 
 
 def _normal(name: str) -> str:
@@ -152,7 +184,18 @@ def _mode(member: tarfile.TarInfo) -> str:
     return f"{member.mode & 0o7777:04o}"
 
 
-def _scan_layer(layer_tar: tarfile.TarFile, layer: _Layer, limits: ScanLimits) -> None:
+def scan_layer_tar(stream: BoundedReader | IO[bytes], limits: ScanLimits) -> LayerFindings:
+    """Stream one layer tar (plain or compressed) and collect its findings. Raises ScanStopped
+    at a bound, tarfile.ReadError when the stream is not a tar."""
+    layer = LayerFindings()
+    with tarfile.open(fileobj=stream, mode="r|*") as layer_tar:  # type: ignore[call-overload]
+        _scan_layer(layer_tar, layer, limits)
+    if isinstance(stream, BoundedReader):
+        layer.bytes = stream.bytes_read
+    return layer
+
+
+def _scan_layer(layer_tar: tarfile.TarFile, layer: LayerFindings, limits: ScanLimits) -> None:
     for member in layer_tar:
         path = _normal(member.name)
         directory, base = posixpath.split(path)
@@ -181,60 +224,7 @@ def _scan_layer(layer_tar: tarfile.TarFile, layer: _Layer, limits: ScanLimits) -
             layer.writable[path] = _mode(member)
 
 
-def _is_layer_name(name: str) -> bool:
-    return name.endswith("/layer.tar") or name.startswith("blobs/")
-
-
-def scan_export(stream: IO[bytes] | BoundedReader, limits: ScanLimits) -> ScanResult:
-    """Stream a `docker save` archive and collect the findings of each layer."""
-    result = ScanResult()
-    try:
-        with tarfile.open(fileobj=stream, mode="r|") as outer:  # type: ignore[call-overload]
-            for member in outer:
-                if not member.isreg():
-                    continue
-                if member.name == "manifest.json":
-                    handle = outer.extractfile(member)
-                    if handle is not None:
-                        result.order = _layer_order(handle.read(4 * 1024 * 1024))
-                    continue
-                if not _is_layer_name(member.name):
-                    continue
-                handle = outer.extractfile(member)
-                if handle is None:
-                    continue
-                layer = _Layer()
-                try:
-                    with tarfile.open(fileobj=handle, mode="r|*") as inner:
-                        _scan_layer(inner, layer, limits)
-                except tarfile.ReadError:
-                    if layer.paths or layer.whiteouts:
-                        raise  # a layer that broke off, not a JSON blob
-                    continue  # an OCI config or manifest blob, not a layer
-                result.layers[member.name] = layer
-    except ScanStopped as stop:
-        result.complete = False
-        result.stopped = str(stop)
-    if isinstance(stream, BoundedReader):
-        result.bytes_read = stream.bytes_read
-    if result.complete and not result.order and result.layers:
-        result.complete = False
-        result.stopped = "the export had no manifest.json listing its layers"
-    return result
-
-
-def _layer_order(raw: bytes) -> list[str]:
-    try:
-        manifest = json.loads(raw)
-    except ValueError:
-        return []
-    if not isinstance(manifest, list) or not manifest or not isinstance(manifest[0], dict):
-        return []
-    layers = manifest[0].get("Layers") or []
-    return [str(layer) for layer in layers]
-
-
-def _hidden(path: str, by: _Layer) -> bool:
+def _hidden(path: str, by: LayerFindings) -> bool:
     """Whether layer `by` replaces or deletes `path` of a layer below it."""
     if path in by.paths:
         return True
@@ -244,27 +234,28 @@ def _hidden(path: str, by: _Layer) -> bool:
     return any(path.startswith(d.rstrip("/") + "/") for d in by.opaque)
 
 
-def findings(result: ScanResult) -> dict[str, Any]:
-    """The fact item of one scanned image (without its Id and tags). Example::
+def image_findings(diff_ids: Sequence[str], layers: Mapping[str, LayerFindings]) -> dict[str, Any]:
+    """The fact item of one image (without its identity) from its layers' findings, `diff_ids`
+    bottom first as `docker inspect` lists them in RootFS.Layers. Example::
 
         {"complete": True, "bytes": 2160640, "layers": 2, "files": 14, "unscanned_files": 0,
          "secrets": [{"path": "/root/.ssh/id_ed25519", "kind": "private-key",
-                      "fingerprint": "3f1c09ab52e7", "layer": 1, "in_final_image": False}],
+                      "fingerprint": "3f1c09ab52e7", "layer": 1,
+                      "layer_digest": "sha256:9a0b…", "in_final_image": False}],
          "setid_files": [{"path": "/bin/su", "mode": "4755", "layer": 0}],
          "world_writable": [{"path": "/opt/app/cache", "mode": "0777", "layer": 1}]}
 
     Secrets are listed from every layer, deleted later or not (a deleted file can still be
-    extracted from its layer); set-id and world-writable entries only when still in the final
-    file system. Layers are numbered bottom first.
+    extracted from its layer: the image's history holds it); `in_final_image` says whether a
+    container of the image sees it. Set-id and world-writable entries are listed only when
+    still in the final file system. Layers are numbered bottom first.
     """
-    names = [n for n in result.order if n in result.layers]
-    names += sorted(n for n in result.layers if n not in names)
-    layers = [result.layers[n] for n in names]
+    stack = [layers[d] for d in diff_ids]
     secrets: list[dict[str, Any]] = []
     setid: list[dict[str, Any]] = []
     writable: list[dict[str, Any]] = []
-    for index, layer in enumerate(layers):
-        above = layers[index + 1 :]
+    for index, layer in enumerate(stack):
+        above = stack[index + 1 :]
 
         def final(path: str) -> bool:
             return not any(_hidden(path, upper) for upper in above)  # noqa: B023
@@ -276,6 +267,7 @@ def findings(result: ScanResult) -> dict[str, Any]:
                     "kind": kind,
                     "fingerprint": print_,
                     "layer": index,
+                    "layer_digest": diff_ids[index],
                     "in_final_image": final(path),
                 }
             )
@@ -290,12 +282,12 @@ def findings(result: ScanResult) -> dict[str, Any]:
             if final(p)
         ]
     return {
-        "complete": result.complete,
-        "stopped": result.stopped,
-        "bytes": result.bytes_read,
-        "layers": len(layers),
-        "files": sum(layer.files for layer in layers),
-        "unscanned_files": sum(layer.unscanned for layer in layers),
+        "complete": True,
+        "stopped": None,
+        "bytes": sum(layer.bytes for layer in stack),
+        "layers": len(stack),
+        "files": sum(layer.files for layer in stack),
+        "unscanned_files": sum(layer.unscanned for layer in stack),
         "secrets": secrets,
         "setid_files": setid,
         "world_writable": writable,

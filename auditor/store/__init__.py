@@ -46,7 +46,7 @@ from auditor.model import Fact, Result, Severity, Status, Subject, TargetRecord
 from auditor.redact import data_home
 from auditor.scoring import ScoreCard, score, trend_point
 from auditor.store import migrate
-from auditor.store.schema import blob_refs, blobs, run_targets, runs
+from auditor.store.schema import blob_refs, blobs, image_layers, run_targets, runs
 
 HISTORY_LIMIT = 30  # earlier runs load_document puts under `history`
 _CHUNK = 500  # keys per IN (...) query
@@ -505,7 +505,8 @@ class Store:
         dry_run: bool = False,
     ) -> list[str]:
         """Delete runs: all but the `keep` newest of each set of targets, and/or those
-        started more than `older_than_days` ago. Blobs no run refers to any more go too.
+        started more than `older_than_days` ago. Blobs no run refers to any more go too, and
+        with `older_than_days` the image layers (store.layers) no audit used since.
         Returns the deleted (or, with dry_run, deletable) run ids."""
         if keep is None and older_than_days is None:
             raise StoreError("prune needs --keep N or --older-than DAYS")
@@ -527,7 +528,11 @@ class Store:
                 too_old = cutoff is not None and row.started_at < cutoff
                 if too_many or too_old:
                     doomed.append(row.id)
-            if dry_run or not doomed:
+            if dry_run:
+                return doomed
+            if cutoff is not None:
+                conn.execute(delete(image_layers).where(image_layers.c.used_at < cutoff))
+            if not doomed:
                 return doomed
             for chunk in _chunks(doomed):
                 conn.execute(delete(run_targets).where(run_targets.c.run_id.in_(chunk)))

@@ -88,3 +88,16 @@ run_targets = Table(
     Column("coverage", Float),
     Column("counts", JSON),
 )
+
+# The image layer cache (auditor.store.layers): one row per layer digest, rule-set version
+# and fingerprint key; `data` is the zlib-compressed canonical JSON whose sha256 is `sha256`.
+image_layers = Table(
+    "image_layers",
+    metadata,
+    Column("diff_id", String(80), primary_key=True),  # "sha256:<hex>" of the layer's tar
+    Column("rules", String(64), primary_key=True),  # the scanner's rule-set and file bound
+    Column("key_id", String(16), primary_key=True),  # which fingerprint key made the prints
+    Column("sha256", String(SHA), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("used_at", String(32), nullable=False),  # last kept or read: what prune goes by
+)

@@ -37,8 +37,14 @@ def fleet(own_dockerd, tmp_path_factory) -> Iterator[tuple[list[debian.SshHost],
         known_hosts = work / "known_hosts"
         known_hosts.write_text("\n".join(debian.known_hosts_lines(client, hosts)) + "\n")
         inventory = work / "inventory.yaml"
-        lines = ["defaults:", "  user: root", f"  key: {key}", f"  known_hosts: {known_hosts}",
-                 "  ssh_config: /dev/null", "hosts:"]
+        lines = [
+            "defaults:",
+            "  user: root",
+            f"  key: {key}",
+            f"  known_hosts: {known_hosts}",
+            "  ssh_config: /dev/null",
+            "hosts:",
+        ]
         lines += [f"  {h.name}: {{host: 127.0.0.1, port: {h.port}}}" for h in hosts]
         inventory.write_text("\n".join(lines) + "\n")
         yield hosts, inventory
@@ -50,8 +56,17 @@ def fleet(own_dockerd, tmp_path_factory) -> Iterator[tuple[list[debian.SshHost],
 def test_each_host_of_a_fleet_is_audited_as_itself(auditor_cli, fleet, tmp_path):
     hosts, inventory = fleet
     report = tmp_path / "results.json"
-    result = auditor_cli("run", "--quiet", "--no-store", "-i", str(inventory), "-c", "3",
-                         "--report", f"json:{report}")
+    result = auditor_cli(
+        "run",
+        "--quiet",
+        "--no-store",
+        "-i",
+        str(inventory),
+        "-c",
+        "3",
+        "--report",
+        f"json:{report}",
+    )
     assert result.code in (0, 1), result.err
     document = json.loads(report.read_text())
     evidence = document["evidence"]

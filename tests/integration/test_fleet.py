@@ -14,9 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import docker
 import pytest
 import redis
+import sqlalchemy
 import yaml
+from servers.dockerd import busybox_image
 from servers.redis import RedisServer, redis_server
 
 pytestmark = pytest.mark.integration
@@ -202,3 +205,32 @@ def test_a_broker_that_goes_away_fails_the_targets_in_bounded_time(sshd_server, 
     assert time.monotonic() - started < 60
     doc = json.loads((tmp_path / "gone.json").read_text())
     assert "no worker answered within 15s" in doc["targets"][0]["error"]
+
+
+def test_a_worker_keeps_image_layers_in_the_fleets_store(
+    broker, sshd_server, own_dockerd, postgres_server, tmp_path
+):
+    """`auditor worker --db URL`: the layers a worker scanned are in the shared store, for
+    every other worker and scheduled run (issue 19)."""
+    busybox_image(own_dockerd.base_url)
+    with docker.APIClient(base_url=own_dockerd.base_url, timeout=60) as api:
+        layers = set(api.inspect_image("auditor-test/busybox:1")["RootFS"]["Layers"])
+    store = sqlalchemy.create_engine(postgres_server.url)
+    try:
+        with store.begin() as conn:
+            conn.execute(sqlalchemy.text("DELETE FROM image_layers"))
+    except sqlalchemy.exc.ProgrammingError:
+        pass  # no store there yet: the worker creates it
+    target = f"docker://{own_dockerd.base_url}"
+    try:
+        with worker(broker, sshd_server, "w-layers", "--db", postgres_server.url):
+            done, doc = coordinator(broker, tmp_path, "-t", target)
+        assert doc is not None, done.stderr
+        assert doc["targets"][0]["error"] is None and doc["audited_by"] == {target: "w-layers"}
+        with store.connect() as conn:
+            kept = {
+                row[0] for row in conn.execute(sqlalchemy.text("SELECT diff_id FROM image_layers"))
+            }
+    finally:
+        store.dispose()
+    assert layers <= kept

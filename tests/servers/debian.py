@@ -88,8 +88,14 @@ def _build_rootfs(tar: Path, packages: Sequence[str]) -> None:
     root = tar.with_suffix(".d")
     run(["rm", "-rf", str(root)])
     run(
-        [debootstrap, "--variant=minbase", f"--include={','.join(packages)}", "bookworm",
-         str(root), apt_mirror()],
+        [
+            debootstrap,
+            "--variant=minbase",
+            f"--include={','.join(packages)}",
+            "bookworm",
+            str(root),
+            apt_mirror(),
+        ],
         timeout=900,
     )
     debs = root / "opt" / "debs"
@@ -117,7 +123,9 @@ def debian_image(client: docker.DockerClient, packages: Sequence[str] = BASE_PAC
         pass
     with open(debian_rootfs_tar(packages), "rb") as data:
         client.api.import_image_from_data(
-            data, repository=DEBIAN_REPOSITORY, tag=_key(packages),
+            data,
+            repository=DEBIAN_REPOSITORY,
+            tag=_key(packages),
             changes=['CMD ["/bin/sh", "/start-host"]'],
         )
     client.images.get(tag)
@@ -153,7 +161,8 @@ def varied_host(index: int) -> HostVariant:
         install_packages=tuple(p for i, p in enumerate(STANDALONE_PACKAGES) if (index >> i) & 1),
         commands=(
             ("sed -i 's/^PASS_MAX_DAYS.*/PASS_MAX_DAYS\t90/' /etc/login.defs",)
-            if (index >> 3) & 1 else ()
+            if (index >> 3) & 1
+            else ()
         ),
         files={"/etc/motd": f"host {index}\n", "/etc/issue.net": f"Debian host{index:03d}\n"},
         sysctls={
@@ -238,8 +247,11 @@ def start_hosts(
     for container in hosts:
         port = _published_port(container, timeout)
         _wait_for_banner(port, timeout)
-        ready.append(SshHost(name=container.attrs["Config"]["Hostname"], port=port,
-                             container_id=container.id))
+        ready.append(
+            SshHost(
+                name=container.attrs["Config"]["Hostname"], port=port, container_id=container.id
+            )
+        )
     return ready
 
 
@@ -287,4 +299,3 @@ def known_hosts_lines(client: docker.DockerClient, hosts: Iterable[SshHost]) -> 
         key_type, key = output.decode().split()[:2]
         lines.append(f"[127.0.0.1]:{host.port} {key_type} {key}")
     return lines
-

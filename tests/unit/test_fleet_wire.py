@@ -31,22 +31,26 @@ SECRETS = {
 def test_a_task_carries_no_credential_and_no_trust_setting():
     spec = TargetSpec(url="ssh://web1.dc1.example", name="web1", user="audit", port=2222,
                       sudo=True, accept_new_host_keys=True, zone="dc1", variables={"x": 1},
-                      **SECRETS)  # fmt: skip
+                      layer_cache="postgresql://audit:pw@coordinator/db", **SECRETS)  # fmt: skip
     request = ProfileRequest("nist-800-190", (), {}, "sha256:" + "0" * 64)
     payload = json.loads(json.dumps(task_payload("run-1", spec, request)))
     text = json.dumps(payload)
     for value in SECRETS.values():
         for item in value if isinstance(value, tuple) else (value,):
             assert item not in text
-    assert "accept_new_host_keys" not in text
+    assert "accept_new_host_keys" not in text and "coordinator/db" not in text
     worker_own = TargetSpec(
-        url="local://", identity_files=("/srv/zone.key",), known_hosts="/srv/kh"
+        url="local://",
+        identity_files=("/srv/zone.key",),
+        known_hosts="/srv/kh",
+        layer_cache="sqlite:///srv/worker-layers.db",  # `auditor worker --db`: its own
     )
     spec_there = spec_from_payload(payload, worker_own)
     assert (spec_there.url, spec_there.user, spec_there.port, spec_there.sudo) == (
         "ssh://web1.dc1.example", "audit", 2222, True)  # fmt: skip
     assert spec_there.identity_files == ("/srv/zone.key",) and spec_there.known_hosts == "/srv/kh"
     assert spec_there.accept_new_host_keys is False and spec_there.variables == {"x": 1}
+    assert spec_there.layer_cache == "sqlite:///srv/worker-layers.db"
 
 
 def test_a_judged_target_comes_back_as_it_left():

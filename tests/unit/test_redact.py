@@ -107,6 +107,17 @@ def test_package_names_are_not_secret_names_but_a_secret_shaped_version_still_is
     assert MARKER in redact({"config": {"passwd": "hunter2"}})["config"]["passwd"]
 
 
+def test_the_host_facts_that_describe_passwords_name_their_accounts():
+    """The shadow and accounts facts list accounts by their password state: the evidence of
+    `host.accounts.no-empty-passwords` must name `bob`, not a fingerprint of `bob`."""
+    shadow = {"password_set": ["alice"], "empty_password": ["bob"], "locked": ["root"]}
+    user = {"name": "bob", "password_state": "empty", "shell": "/bin/sh"}
+    assert redact(shadow) is shadow and redact(user) is user
+    leaked = {"empty_password": ["ghp_" + "a1B2" * 9]}  # a token's shape is still a token
+    assert MARKER in redact(leaked)["empty_password"][0]
+    assert MARKER in redact({"env": {"password": "bob"}})["env"]["password"]
+
+
 # Issue 16: forms that reached the reports, the store and bundles in plaintext.
 LEAKED = [
     ("postgres://admin:PLANTED1@db:5432/app", "PLANTED1", "postgres://admin:"),

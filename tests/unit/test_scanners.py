@@ -118,3 +118,23 @@ def test_a_report_that_cannot_be_read_stops_the_run_with_exit_2(auditor_cli, tmp
 def test_bad_import_argument_is_a_usage_error(auditor_cli):
     result = auditor_cli("run", "--import", "clair:report.json")
     assert result.code == 2 and "bad --import 'clair:report.json'" in result.err
+
+
+def test_reports_give_the_image_identity_as_docker_and_the_content_scan_do():
+    """image_id, digests and layers as `docker inspect` (Id, RepoDigests, RootFS.Layers) and
+    docker.image_contents give them, whatever form the tool wrote: a report can join both."""
+    [trivy] = images_from_trivy(load("trivy-image.json"))
+    assert (
+        trivy["image_id"]
+        == "sha256:3f2c7b1d9e8a4c5b6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c"
+    )
+    assert trivy["layers"] == [
+        "sha256:5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c"
+    ]
+    grype = load("grype-image.json")
+    target = grype["source"]["target"]
+    target["imageID"] = target["imageID"].removeprefix("sha256:").upper()  # a bare hex form
+    target["layers"] = [{"digest": trivy["layers"][0], "size": 1}]
+    [image] = images_from_grype(grype)
+    assert (image["image_id"], image["layers"]) == (trivy["image_id"], trivy["layers"])
+    assert image["digests"] == trivy["digests"]

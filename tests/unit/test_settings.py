@@ -40,7 +40,8 @@ FLAGGED = [(name, setting) for name, setting, _ in SETTINGS if setting.flags]
 
 def test_every_field_but_the_target_itself_is_a_declared_setting():
     declared = {name for name, _, _ in SETTINGS}
-    own = {"url", "name", "variables", "source"}
+    # layer_cache is the run's (its store, or the user's cache), set by `auditor run`/`worker`
+    own = {"url", "name", "variables", "source", "layer_cache"}
     assert declared | own == set(TargetSpec.__dataclass_fields__)
     assert all(setting.inventory_key for _, setting, _ in SETTINGS)
 
