@@ -206,6 +206,18 @@ class _GroupJudge:
         scope = self._scope
         assert scope is not None
         try:
+            for name, condition in check.exempt:
+                if scope.evaluate(condition) is True:
+                    observed = scope.observe(condition, items=False)
+                    return result(
+                        check,
+                        self.target,
+                        subject,
+                        Status.SKIP,
+                        f"exempt by vars.{name}",
+                        observed=observed,
+                        evidence=evidence,
+                    )
             if check.where is not None and scope.evaluate(check.where) is not True:
                 return result(
                     check, self.target, subject, Status.SKIP, "not applicable", evidence=evidence

@@ -54,6 +54,7 @@ class CompiledCheck:
     facts: frozenset[str]  # every fact it needs, the for_each fact included
     message: str  # Jinja source, checked at load; compiled when a failure first needs it
     message_reads: tuple[Chain, ...] = ()  # the paths the message reads (messages.py)
+    exempt: tuple[tuple[str, Expression], ...] = ()  # (variable name, condition), in order
 
     @property
     def expressions(self) -> tuple[Expression, ...]:
@@ -61,6 +62,7 @@ class CompiledCheck:
             self.assertion,
             *((self.where,) if self.where else ()),
             *(expression for _, expression in self.observe),
+            *(expression for _, expression in self.exempt),
         )
 
     @property
@@ -467,8 +469,13 @@ def _compile_check(check: Check, entry: ControlEntry) -> CompiledCheck:
     assertion = compiled("assert", check.assert_)
     where = compiled("where", check.where) if check.where else None
     observe = tuple((name, compiled("observe", source)) for name, source in check.observe.items())
+    exempt = tuple((name, compiled("exempt", source)) for name, source in check.exempt.items())
+    for name, expression in exempt:
+        if name not in expression.variables:
+            reason = f"exempt: {name}: the condition does not read vars.{name}"
+            raise _CheckProblem("exempt", reason)
     needed = set(assertion.facts) | (where.facts if where else set())
-    for _, expression in observe:
+    for _, expression in (*observe, *exempt):
         needed |= expression.facts
     if check.for_each:
         needed.add(check.for_each)
@@ -497,6 +504,7 @@ def _compile_check(check: Check, entry: ControlEntry) -> CompiledCheck:
         facts=frozenset(needed),
         message=check.message,
         message_reads=message_reads,
+        exempt=exempt,
     )
 
 

@@ -170,6 +170,10 @@ class ClusterTarget(Target):
         """(location, reason) for input the source could not read; a live API has none."""
         return []
 
+    def server_version(self) -> dict[str, Any] | None:
+        """The API server's GET /version answer; None for a snapshot, which has no server."""
+        return None
+
 
 def context_of(spec: TargetSpec) -> str | None:
     """The kubeconfig context named by `k8s://CONTEXT` (percent-decoded); None = current."""
@@ -247,6 +251,9 @@ class KubernetesTarget(ClusterTarget):
         except ResourceError as exc:
             self.close()
             raise TargetError(f"{self.server}: {exc}", hint=_hint(exc.status)) from exc
+
+    def server_version(self) -> dict[str, Any] | None:
+        return self.version
 
     def close(self) -> None:
         if self._client is not None:

@@ -223,3 +223,21 @@ def test_log_lines_are_redacted():
 )
 def test_sudoers_tags_are_not_passwords(line):
     assert redact_text("line", line) == line
+
+
+@pytest.mark.parametrize(
+    "location", ["bootstrap-token.yaml:12", "db-password.yaml:2", "secrets/api_token.json:7"]
+)
+def test_the_location_of_a_fact_item_is_a_place_not_a_secret(location):
+    item = {"kind": "Pod", "location": location, "env": ["API_TOKEN=abc123"]}
+    (clean,) = redact([item])
+    assert clean["location"] == location
+    assert list(clean) == list(item)  # key order kept
+    assert MARKER in clean["env"][0] and "abc123" not in clean["env"][0]
+    assert redact({"name": "x", "location": location})["location"] == location
+
+
+def test_a_location_inside_target_data_is_still_judged():
+    labels = {"Labels": {"location": "key=AKIAIOSFODNN7EXAMPLE"}}
+    (clean,) = redact([labels])
+    assert "AKIAIOSFODNN7EXAMPLE" not in clean["Labels"]["location"]

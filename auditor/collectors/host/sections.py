@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.collectors.host import parsers, parsers_access
+from auditor.collectors.host import parsers, parsers_access, parsers_system
 from auditor.collectors.host.parsers import FactUnavailable
 
 __all__ = [
@@ -127,6 +127,28 @@ DEFAULT_PATHS: tuple[str, ...] = (
     "/etc/cron.d",
     "/etc/audit/auditd.conf",
     "/etc/audit/rules.d",
+    # account database backups, cron and at, bootloader, banners (CIS Linux 1.4, 1.6, 2.4, 7.1)
+    "/etc/passwd-",
+    "/etc/group-",
+    "/etc/shadow-",
+    "/etc/gshadow-",
+    "/etc/shells",
+    "/etc/security/opasswd",
+    "/etc/security/opasswd.old",
+    "/etc/cron.hourly",
+    "/etc/cron.daily",
+    "/etc/cron.weekly",
+    "/etc/cron.monthly",
+    "/etc/cron.allow",
+    "/etc/cron.deny",
+    "/etc/at.allow",
+    "/etc/at.deny",
+    "/boot/grub/grub.cfg",
+    "/boot/grub2/grub.cfg",
+    "/boot/grub2/user.cfg",
+    "/etc/motd",
+    "/etc/issue",
+    "/etc/issue.net",
 )
 
 _PREAMBLE = (
@@ -1201,6 +1223,265 @@ fi
 """
 
 
+# ---------------------------------------------------------------- file system, services, logging
+
+# One bounded pass of GNU find over the local file systems: mount points of disk-backed types
+# (pseudo, network and in-memory file systems left out), each with -xdev, runtime storage and
+# pseudo trees pruned. It prints only what the checks need (world-writable files and
+# directories without the sticky bit, files whose owner or group has no account, set-uid and
+# set-gid files) and one "." per other entry, which an awk counts for the entry budget; the
+# time budget is timeout(1)'s. Owners are told apart by -uid/-gid tests against the accounts
+# getent lists (-nouser costs a passwd lookup per file: 3x the scan). A name holding a newline
+# is printed as its directory and inode (a directory's name holding one: device and inode
+# only), so no name can forge a record.
+_FS_SCAN = r"""
+printf 'uid:%s\n' "$(id -u)"
+printf 'budget:%s %s\n' "$AUDITOR_SCAN_SECONDS" "$AUDITOR_SCAN_ENTRIES"
+if ! find / -maxdepth 0 -printf '' 2>/dev/null; then
+  echo "@no-gnu-find"
+else
+  starts=$(awk '
+    $3 == "overlay" && $2 != "/" { next }
+    $3 ~ /^(proc|sysfs|devtmpfs|devpts|tmpfs|ramfs|cgroup|cgroup2|securityfs|debugfs|tracefs)$/ ||
+    $3 ~ /^(pstore|bpf|mqueue|hugetlbfs|configfs|fusectl|binfmt_misc|autofs|efivarfs|nsfs)$/ ||
+    $3 ~ /^(rpc_pipefs|nfsd|squashfs|iso9660|udf|nfs|nfs4|cifs|smb3|9p|fuse|fuse\..*)$/ { next }
+    $2 ~ /\\012/ { next }
+    { m = $2; gsub(/\\040/, " ", m); gsub(/\\011/, "\t", m); gsub(/\\134/, "\\", m); print m }
+  ' /proc/self/mounts 2>/dev/null)
+  [ -n "$starts" ] || starts=/
+  # the data roots of running runtimes (root's processes only: anyone can name a process
+  # dockerd) and daemon.json's: image layers and container files are not the host's own
+  roots=$(ps -eo uid=,comm=,args= 2>/dev/null | awk '
+    $1 == 0 && ($2 == "dockerd" || $2 == "containerd") {
+      for (i = 3; i <= NF; i++) {
+        if ($i ~ /^--(data-root|root)=/) { v = $i; sub(/^[^=]*=/, "", v); print v }
+        else if (($i == "--data-root" || $i == "--root" || $i == "-g") && i < NF) print $(i + 1)
+      }
+    }')
+  if [ -r /etc/docker/daemon.json ]; then
+    dj=$(sed -n 's/.*"data-root"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' \
+      /etc/docker/daemon.json)
+    roots="$roots$NL$dj"
+  fi
+  set -f
+  IFS=$NL
+  prune=
+  for r in $roots; do
+    r=${r%/}
+    case $r in /?*) ;; *) continue ;; esac
+    case $r in *[*?[]*) continue ;; esac
+    __put prune: "$r"
+    prune="$prune$r$NL"
+  done
+  set --
+  for m in $starts; do
+    case $m in
+      /proc|/proc/*|/sys|/sys/*|/dev|/dev/*|/run|/run/*) continue ;;
+      /var/lib/docker|/var/lib/docker/*|/var/lib/containerd|/var/lib/containerd/*) continue ;;
+      /var/lib/containers|/var/lib/containers/*) continue ;;
+      /var/lib/kubelet/pods/*|/snap/*) continue ;;
+    esac
+    under=
+    for r in $prune; do
+      case $m in "$r" | "$r"/*) under=1 ;; esac
+    done
+    [ -n "$under" ] && continue
+    __put start: "$m"
+    set -- "$@" "$m"
+  done
+  set -- "$@" -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run \
+    -o -path /var/lib/docker -o -path /var/lib/containerd -o -path /var/lib/containers \
+    -o -path /var/lib/kubelet/pods -o -path /snap
+  for r in $prune; do set -- "$@" -o -path "$r"; done
+  set +f
+  known=$(getent passwd 2>/dev/null || cat /etc/passwd 2>/dev/null)
+  uids=$(printf '%s\n' "$known" |
+    awk -F: '$3 ~ /^[0-9]+$/ && !s[$3]++ { printf " -o -uid %s", $3 }')
+  known=$(getent group 2>/dev/null || cat /etc/group 2>/dev/null)
+  gids=$(printf '%s\n' "$known" |
+    awk -F: '$3 ~ /^[0-9]+$/ && !s[$3]++ { printf " -o -gid %s", $3 }')
+  unset IFS
+  to=
+  if command -v timeout >/dev/null 2>&1; then
+    to="timeout $AUDITOR_SCAN_SECONDS"
+  else
+    echo "@no-timeout"
+  fi
+  # shellcheck disable=SC2086
+  set -- "$@" \) -prune \
+    -o \( -type d -perm -0002 ! -perm -1000 -o ! -type d ! -type l -perm -0002 \
+    -o -type f -perm /6000 -o ! \( -false $uids \) -o ! \( -false $gids \) \) \
+    \( -path "*$NL*/*" -printf 'Q %m %U %G %y %D %i\n' \
+    -o -name "*$NL*" -printf 'N %m %U %G %y %D %i %h\n' -o -printf 'R %m %U %G %y %p\n' \) \
+    -o -printf '.\n'
+  # shellcheck disable=SC2086
+  {
+    $to find "$@" 2>&1
+    echo "@find-rc $?"
+  } | awk -v max="$AUDITOR_SCAN_ENTRIES" -v uids="$uids" -v gids="$gids" '
+    BEGIN {
+      n = split(uids, a, " "); for (i = 3; i <= n; i += 3) u[a[i]] = 1
+      n = split(gids, a, " "); for (i = 3; i <= n; i += 3) g[a[i]] = 1
+      n = 0
+    }
+    $0 == "." { if (++n >= max) { print "@stopped entries"; exit } next }
+    /^[RQN] / {
+      n++
+      if (!($3 in u) && !(("u" $3) in s)) { s["u" $3] = 1; print "nouid:" $3 }
+      if (!($4 in g) && !(("g" $4) in s)) { s["g" $4] = 1; print "nogid:" $4 }
+      if (++r <= 5000) print; else t = 1
+      next
+    }
+    /^@find-rc / { print; next }
+    /Permission denied$/ { d++; if (d <= 3) print "E:" $0; next }
+    /No such file or directory$/ { v++; next }
+    { o++; if (o <= 3) print "E:" $0 }
+    END {
+      print "entries:" n + 0; print "denied:" d + 0; print "vanished:" v + 0; print "other:" o + 0
+      if (t) print "@truncated"
+    }'
+fi
+"""
+
+_LOGGING = r"""
+[ -d /var/log/journal ] && echo "journal-dir:yes"
+command -v rsyslogd >/dev/null 2>&1 && echo "rsyslogd:yes"
+command -v syslog-ng >/dev/null 2>&1 && echo "syslog-ng:yes"
+set --
+for f in /usr/lib/systemd/journald.conf.d/*.conf /etc/systemd/journald.conf \
+  /etc/systemd/journald.conf.d/*.conf /run/systemd/journald.conf.d/*.conf \
+  /etc/systemd/journal-upload.conf /etc/rsyslog.conf /etc/rsyslog.d/*.conf \
+  /etc/syslog-ng/syslog-ng.conf /etc/syslog-ng/conf.d/*.conf; do
+  [ -e "$f" ] || continue
+  if [ -r "$f" ]; then set -- "$@" "$f"; else __put X: "$f"; fi
+done
+# only the settings judged leave the host: journald's and journal-upload's keys, rsyslog's
+# forwarding actions, inputs and file modes, syslog-ng's network destinations
+[ $# -gt 0 ] && awk '
+  FNR == 1 { f = FILENAME; gsub(/\n/, "\n+:", f); print "F:" f }
+  /^[ \t]*[#;]/ { next }
+  /^[ \t]*\[/ { print "L:" $0; next }
+  /^[ \t]*(Storage|Compress|ForwardToSyslog|URL)[ \t]*=/ { print "L:" $0; next }
+  /omfwd|@|FileCreateMode|imtcp|imudp|InputTCPServerRun|UDPServerRun/ { print "L:" $0; next }
+  /network\(|tcp\(|udp\(|syslog\(/ { print "L:" $0 }
+' "$@"
+"""
+
+_FIREWALL = r"""
+printf 'uid:%s\n' "$(id -u)"
+if command -v nft >/dev/null 2>&1; then
+  o=$(nft -j list ruleset 2>&1)
+  printf '@nft-rc %s\n' "$?"
+  __tag N: "$o"
+fi
+if command -v iptables-save >/dev/null 2>&1; then
+  o=$(iptables-save -t filter 2>&1)
+  printf '@iptables-rc %s\n' "$?"
+  __tag 4: "$o"
+fi
+if command -v ip6tables-save >/dev/null 2>&1; then
+  o=$(ip6tables-save -t filter 2>&1)
+  printf '@ip6tables-rc %s\n' "$?"
+  __tag 6: "$o"
+fi
+"""
+
+_AUTO_UPDATES = r"""
+if command -v apt-config >/dev/null 2>&1; then
+  echo "manager:apt"
+  __tag A: "$(apt-config dump 2>/dev/null | grep -E \
+    -e '^APT::Periodic' -e '^Unattended-Upgrade::(Origins-Pattern|Allowed-Origins)' \
+    -e '^APT::Get::AllowUnauthenticated' -e '^Acquire::Allow(DowngradeTo)?InsecureRepositories')"
+  [ -x /usr/bin/unattended-upgrade ] && echo "unattended-upgrade:yes"
+  set --
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+    /etc/apt/sources.list.d/*.sources; do
+    [ -r "$f" ] && set -- "$@" "$f"
+  done
+  [ $# -gt 0 ] && awk '
+    /^[ \t]*#/ { next }
+    /trusted=yes|[Tt]rusted:[ \t]*yes|allow-insecure=yes|[Aa]llow-[Ii]nsecure:[ \t]*yes/ {
+      f = FILENAME; gsub(/\n/, "?", f); print "T:" f ":" FNR
+    }' "$@"
+elif command -v dnf >/dev/null 2>&1; then
+  echo "manager:dnf"
+  for f in /etc/dnf/automatic.conf /etc/dnf/dnf5-plugins/automatic.conf; do
+    [ -r "$f" ] && awk '/^[ \t]*(apply_updates|upgrade_type)[ \t]*=/ { print "D:" $0 }' "$f"
+  done
+  command -v dnf-automatic >/dev/null 2>&1 && echo "dnf-automatic:yes"
+else
+  echo "manager:none"
+fi
+"""
+
+# The bootloader password is judged by the presence of its directives; no hash leaves awk.
+_BOOT = r"""
+for f in /boot/grub/grub.cfg /boot/grub2/grub.cfg /boot/grub2/user.cfg; do
+  [ -e "$f" ] || continue
+  if [ -r "$f" ]; then
+    printf 'cfg:%s\n' "$f"
+    awk -v f="$f" '
+      /^[ \t]*set[ \t]+superusers[ \t]*=/ { s = 1 }
+      /^[ \t]*password(_pbkdf2)?[ \t]/ || /^GRUB2_PASSWORD=/ { p = 1 }
+      END { if (s) print "superusers:" f; if (p) print "password:" f }' "$f"
+  else
+    printf 'X:%s\n' "$f"
+  fi
+done
+if [ -r /proc/cmdline ]; then
+  c=
+  IFS= read -r c < /proc/cmdline || :
+  set -f
+  for a in $c; do
+    case $a in
+      --) break ;;
+      audit=*|audit_backlog_limit=*|apparmor=*|selinux=*|security=*|lsm=*) printf 'cmd:%s\n' "$a" ;;
+    esac
+  done
+  set +f
+  echo "cmdline:read"
+fi
+"""
+
+# Loaded modules, and the modprobe directives (install, blacklist) that keep one out.
+_KERNEL_MODULES = r"""
+[ -r /proc/modules ] && awk '{ print "loaded:" $1 }' /proc/modules
+set --
+for f in /etc/modprobe.d/*.conf /usr/lib/modprobe.d/*.conf /lib/modprobe.d/*.conf \
+  /run/modprobe.d/*.conf; do
+  [ -r "$f" ] && set -- "$@" "$f"
+done
+[ $# -gt 0 ] && awk '$1 == "install" || $1 == "blacklist" { print "D:" $1 " " $2 " " $3 }' "$@"
+r=$(uname -r)
+if [ -d "/lib/modules/$r" ]; then
+  echo "tree:yes"
+  find "/lib/modules/$r" \( -name 'cramfs.ko*' -o -name 'freevxfs.ko*' -o -name 'hfs.ko*' \
+    -o -name 'hfsplus.ko*' -o -name 'jffs2.ko*' -o -name 'squashfs.ko*' -o -name 'udf.ko*' \
+    -o -name 'usb-storage.ko*' \) 2>/dev/null |
+    awk '{ sub(/.*\//, ""); sub(/\.ko.*/, ""); print "avail:" $0 }'
+fi
+"""
+
+
+# auditd's own settings (what it does when its disk fills), not its rules (the audit section).
+_AUDITD_CONF = r"""
+f=/etc/audit/auditd.conf
+if [ -d /etc/audit ] && { [ ! -r /etc/audit ] || [ ! -x /etc/audit ]; }; then
+  echo "conf:unreadable"
+elif [ ! -e "$f" ]; then
+  echo "conf:absent"
+elif [ ! -r "$f" ]; then
+  echo "conf:unreadable"
+else
+  echo "conf:read"
+  awk -F= '/^[ \t]*#/ { next }
+    NF >= 2 {
+      k = $1; v = $2; gsub(/[ \t]/, "", k); gsub(/^[ \t]+|[ \t]+$/, "", v); print "K:" k "=" v
+    }' "$f"
+fi
+"""
+
+
 SECTIONS: tuple[Section, ...] = (
     Section(
         "os",
@@ -1364,6 +1645,52 @@ SECTIONS: tuple[Section, ...] = (
         parsers.parse_reboot,
         "reboot-required flag, running kernel and installed kernels",
         shared=(DPKG,),
+    ),
+    Section(
+        "fs_scan",
+        snippet(_FS_SCAN),
+        parsers_system.parse_fs_scan,
+        "world-writable, unowned, set-uid and set-gid files (one bounded find over local disks)",
+        needs_root=True,
+    ),
+    Section(
+        "logging",
+        snippet(_LOGGING),
+        parsers_system.parse_logging,
+        "journald storage and forwarding, rsyslog/syslog-ng forwarding, inputs and file modes",
+    ),
+    Section(
+        "firewall",
+        snippet(_FIREWALL),
+        parsers_system.parse_firewall,
+        "input policy of the nftables and iptables rule sets (needs root and CAP_NET_ADMIN)",
+        needs_root=True,
+    ),
+    Section(
+        "auto_updates",
+        snippet(_AUTO_UPDATES),
+        parsers_system.parse_auto_updates,
+        "automatic updates (APT::Periodic, unattended-upgrades, dnf-automatic), unsigned repos",
+    ),
+    Section(
+        "boot",
+        snippet(_BOOT),
+        parsers_system.parse_boot,
+        "bootloader password directives (never a hash) and audit/LSM kernel arguments",
+        needs_root=True,
+    ),
+    Section(
+        "kernel_modules",
+        snippet(_KERNEL_MODULES),
+        parsers_system.parse_kernel_modules,
+        "loaded kernel modules, modprobe install/blacklist directives, rarely used modules on disk",
+    ),
+    Section(
+        "auditd_conf",
+        snippet(_AUDITD_CONF),
+        parsers_system.parse_auditd_conf,
+        "auditd's settings for full disks and log rotation (/etc/audit/auditd.conf)",
+        needs_root=True,
     ),
 )
 
