@@ -190,6 +190,12 @@ def hardened_host() -> HostVariant:
             "chmod 440 /etc/sudoers.d/logging",
             "chown root:root /etc/crontab && chmod 600 /etc/crontab",
             "chmod 640 /etc/audit/rules.d/cis.rules",
+            # auditd keeps its logs and stops the host rather than lose records
+            "sed -i 's/^max_log_file_action.*/max_log_file_action = keep_logs/;"
+            " s/^disk_full_action.*/disk_full_action = halt/;"
+            " s/^disk_error_action.*/disk_error_action = halt/;"
+            " s/^space_left_action.*/space_left_action = email/;"
+            " s/^admin_space_left_action.*/admin_space_left_action = halt/' /etc/audit/auditd.conf",
             # an audit rule for every set-uid/set-gid program, before cis.rules (which ends -e 2)
             "find / -xdev -type f -perm /6000 | sed 's|.*|-a always,exit -F path=& -F perm=x"
             " -F auid>=1000 -F auid!=unset -k privileged|'"
