@@ -5,7 +5,8 @@ debian.py), each debootstrapped with its own packages (the weak one with a legac
 service, the hardened one with a firewall, time sync, syslog, AIDE, auditd rules and
 unattended upgrades; both with Lynis for perf/lynis_compare.py). Everything else is planted
 at container start: sshd_config, accounts, PAM, sudoers, login.defs, file modes, per-container
-network sysctls and, on the hardened host, a tmpfs /tmp with nodev,nosuid,noexec.
+network sysctls and, on the hardened host, tmpfs mounts for /tmp, /var/tmp, /home, /var/log
+and /var/log/audit with nodev,nosuid(,noexec).
 
 The auditor logs in as `audit`, escalating with `sudo -n /bin/sh` (the hardened host refuses
 root logins); that sudo rule is the only NOPASSWD rule the audit run allow-lists
