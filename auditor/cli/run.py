@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import yaml
@@ -32,6 +32,9 @@ from auditor.runner import LiveTargets, RunPlan
 from auditor.views import load_named
 from auditor.waivers import DEFAULT_WARNING_DAYS
 from auditor.yamlsrc import parse_value, yaml_problem
+
+if TYPE_CHECKING:  # Celery is imported by distributed runs only
+    from auditor.fleet.coordinator import Dispatch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -211,6 +214,26 @@ record_options = _options(
 )
 
 
+broker_options = _options(
+    click.option(
+        "--broker",
+        envvar="AUDITOR_BROKER",
+        metavar="URL",
+        help="Hand each target to `auditor worker` processes through this Celery broker "
+        "(redis://, rediss://, amqp://) instead of doing the work here.",
+    ),
+    click.option(
+        "--answer-timeout",
+        default=3600.0,
+        show_default=True,
+        type=click.FloatRange(min=1),
+        metavar="SECONDS",
+        help="With --broker: how long a target may wait for a worker's answer before it is "
+        "an error.",
+    ),
+)
+
+
 def record_options_from(flags: dict[str, Any]) -> RecordOptions:
     """RecordOptions from the parameters `record_options` added (removed from `flags`)."""
     return RecordOptions(
@@ -312,21 +335,7 @@ def prepared_profile(
     help="Other processes that share the judging of a large target (thousands of subjects); "
     "0 for none. Default: one per usable CPU core but one.",
 )
-@click.option(
-    "--broker",
-    envvar="AUDITOR_BROKER",
-    metavar="URL",
-    help="Hand each target to `auditor worker` processes through this Celery broker "
-    "(redis://, rediss://, amqp://) instead of auditing it here.",
-)
-@click.option(
-    "--answer-timeout",
-    default=3600.0,
-    show_default=True,
-    type=click.FloatRange(min=1),
-    metavar="SECONDS",
-    help="With --broker: how long a target may wait for a worker's answer before it is an error.",
-)
+@broker_options
 @record_options
 def run(**flags: Any) -> ExitStatus:
     """Audit targets with a profile, write reports, and gate on the score.
@@ -355,11 +364,29 @@ def run(**flags: Any) -> ExitStatus:
     broker, answer_timeout = flags.pop("broker"), flags.pop("answer_timeout")
     source: runner.TargetSource = LiveTargets(specs, concurrency=concurrency, workers=workers)
     if broker:
-        from auditor.fleet.coordinator import DistributedTargets, profile_request
+        from auditor.fleet.coordinator import DistributedTargets
 
-        request = profile_request(loaded, name, [str(o) for o in overlays], parse_vars(variables))
-        source = DistributedTargets(specs, broker, request, plan.run_id, answer_timeout)
+        dispatch = broker_dispatch(
+            loaded, broker, answer_timeout, plan.run_id, name, overlays, variables
+        )
+        source = DistributedTargets(specs, dispatch)
     return runner.execute(loaded, source, plan, say)
+
+
+def broker_dispatch(
+    loaded: LoadedProfile,
+    broker: str,
+    answer_timeout: float,
+    run_id: str,
+    name: str,
+    overlays: tuple[Path, ...],
+    variables: tuple[str, ...],
+) -> Dispatch:
+    """How targets go to the workers: the broker, and the profile they must judge with."""
+    from auditor.fleet.coordinator import Dispatch, profile_request
+
+    request = profile_request(loaded, name, [str(o) for o in overlays], parse_vars(variables))
+    return Dispatch(broker, request, run_id, answer_timeout)
 
 
 def check_target_variables(loaded: LoadedProfile, specs: Iterable[TargetSpec]) -> None:
