@@ -194,7 +194,7 @@ def _start_script(variant: HostVariant, authorized_key: str) -> str:
         lines.append(f"sed -i '/^#\\?{keyword} /d' /etc/ssh/sshd_config")
         lines.append(f"echo '{keyword} {value}' >> /etc/ssh/sshd_config")
     for path, text in variant.files.items():
-        lines.append(f"printf '%s' '{text}' > '{path}'")
+        lines.append(f"mkdir -p '{os.path.dirname(path)}' && printf '%s' '{text}' > '{path}'")
     if variant.install_packages:
         debs = " ".join(f"/opt/debs/{name}_*.deb" for name in variant.install_packages)
         lines.append(f"dpkg -i {debs} >/dev/null")
