@@ -18,4 +18,4 @@ check:
 
 # The fuzz test with a fresh seed for ten minutes (the suite replays a fixed seed for 30 s).
 fuzz:
-	FUZZ_SEED=random FUZZ_SECONDS=600 $(PYTHON) -m pytest -p no:cacheprovider -s tests/fuzz/test_fuzz_inputs.py -k mutated
+	FUZZ_SEED=random FUZZ_SECONDS=600 $(PYTHON) -m pytest -p no:cacheprovider --timeout 900 -s tests/fuzz/test_fuzz_inputs.py -k mutated

@@ -6,6 +6,7 @@ Precedence: command-line flags > environment (AUDITOR_*) > inventory / config fi
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ from pydantic import Field
 
 from auditor.errors import InputError
 from auditor.model import Severity
+from auditor.target_url import TargetUrl, parse_target_url
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_COMMAND_TIMEOUT = 60.0
@@ -207,6 +209,11 @@ class TargetSpec:
     @property
     def display_name(self) -> str:
         return self.name or self.url
+
+    @cached_property
+    def address(self) -> TargetUrl:
+        """The URL's parts, parsed on first use; InventoryError when auditor cannot audit it."""
+        return parse_target_url(self.url)
 
 
 def connection_settings() -> list[tuple[str, Setting, Any]]:

@@ -7,7 +7,10 @@ again: a tenth to a quarter of a large run's time. So during a run the collector
 by itself. Start-up's objects (modules, the compiled profile) are frozen out of its sight;
 after each target the young generations are collected (what that target made and kept), and
 every `FULL_EVERY` targets everything, so that cycle garbage (exceptions with their frames,
-say) stays bounded however long the run. After the run, all is as before.
+say) stays bounded however long the run. What survives a full collection is frozen out of
+sight too: a run keeps every finished target, and full collections that traversed all of it
+again would cost the square of the run's size (a quarter of a 500-target distributed run's
+coordinator, more and more beyond; perf/celery_perf.py). After the run, all is as before.
 """
 
 from __future__ import annotations
@@ -31,7 +34,11 @@ class RunCollector:
         with self._lock:
             self._done += 1
             full = self._done % FULL_EVERY == 0
-        gc.collect() if full else gc.collect(1)
+        if full:
+            gc.collect()
+            gc.freeze()  # what is still alive now is mostly the run's results: kept to its end
+        else:
+            gc.collect(1)
 
 
 @contextmanager

@@ -108,13 +108,12 @@ def evaluate(
     profile: LoadedProfile,
     record: TargetRecord,
     variables: Mapping[str, Any],
-    workers: int | None = None,
     *,
     judging: Judging | None = None,
 ) -> list[Result]:
     """Judge one target's facts with every check of its kind: plan -> group -> judge.
-    `judging` is the run's (see judging.py); without one, large groups of subjects are shared
-    with `workers` other processes (default: one per spare core; 0: none; see workers.py)."""
+    `judging` is the run's (`judging_for`: it may share large groups of subjects with worker
+    processes); without one, everything is judged in this process."""
     checks = profile.checks_for(record.kind)
     info = {"name": record.name, "url": record.url, "kind": str(record.kind)}
     if record.error is not None:
@@ -123,11 +122,12 @@ def evaluate(
         return [result(c, record.name, itself, Status.ERROR, reason) for c in checks]
     facts = {fact.name: fact for fact in record.facts}
     groups = groups_of(checks, record.name, info, facts, variables)
-    return (judging or judging_for(workers)).judge(groups)
+    return (judging or Judging()).judge(groups)
 
 
 def judging_for(workers: int | None) -> Judging:
-    """In-process judging, or the worker pool when there are spare cores (`workers`)."""
+    """A run's judging: in this process, or sharing large groups with `workers` worker
+    processes (default: one per spare core; 0: none; see workers.py). Close it (`with`)."""
     count = default_workers() if workers is None else workers
     return Judging(WorkerPool(count)) if count > 0 else Judging()
 
@@ -194,6 +194,7 @@ def run(
     # one is not kept waiting for the GIL-bound parsing and judging, and those are not
     # split across many threads that would take the GIL from the connections in turn.
     with (
+        judging,  # closed last: the judging thread is done with it by then
         ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="target") as io,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge") as cpu,
     ):

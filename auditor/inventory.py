@@ -22,7 +22,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.config import TargetSpec, connection_settings, setting_value
 from auditor.errors import InputError, InventoryError
-from auditor.targets import scheme_of
 from auditor.yamlsrc import load_yaml
 
 
@@ -98,11 +97,12 @@ def load_inventory(path: Path, base: TargetSpec) -> list[TargetSpec]:
         layers.append(host)
         url = host.url or f"ssh://{host.host or name}"
         line = doc.line_of(["hosts", name])
+        spec = replace(base, url=url, name=name, source=f"{path}:{line}")
         try:
-            scheme_of(url)
+            spec.address  # noqa: B018 - parsed once here, kept on the spec
         except InputError as exc:
             raise InventoryError(exc.reason, path=path, line=line, item=name) from None
-        specs.append(_apply(replace(base, url=url, name=name, source=f"{path}:{line}"), layers))
+        specs.append(_apply(spec, layers))
     return specs
 
 

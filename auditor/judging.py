@@ -94,6 +94,8 @@ class Strategy(Protocol):
 
     def judge(self, groups: Sequence[Group]) -> list[Result]: ...
 
+    def close(self) -> None: ...
+
 
 class InProcess:
     """Every group judged here, one after the other."""
@@ -101,17 +103,27 @@ class InProcess:
     def judge(self, groups: Sequence[Group]) -> list[Result]:
         return [r for group in groups for r in judge_group(group)]
 
+    def close(self) -> None:
+        pass
+
 
 @dataclass
 class Judging:
     """What one run judges with: in this process, or sharing large groups with worker
-    processes. Made once per run and used by its judging thread only."""
+    processes. Made once per run, used by its judging thread only, and closed with the run
+    (`with`), which stops any worker processes it started."""
 
     strategy: Strategy = field(default_factory=InProcess)
 
     def judge(self, groups: Sequence[Group]) -> list[Result]:
         """The results of `groups`, in their order."""
         return self.strategy.judge(groups)
+
+    def __enter__(self) -> Judging:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.strategy.close()
 
 
 class _GroupJudge:
@@ -194,6 +206,18 @@ class _GroupJudge:
         scope = self._scope
         assert scope is not None
         try:
+            for name, condition in check.exempt:
+                if scope.evaluate(condition) is True:
+                    observed = scope.observe(condition, items=False)
+                    return result(
+                        check,
+                        self.target,
+                        subject,
+                        Status.SKIP,
+                        f"exempt by vars.{name}",
+                        observed=observed,
+                        evidence=evidence,
+                    )
             if check.where is not None and scope.evaluate(check.where) is not True:
                 return result(
                     check, self.target, subject, Status.SKIP, "not applicable", evidence=evidence

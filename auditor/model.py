@@ -49,7 +49,7 @@ class Status(enum.StrEnum):
     PASS = "pass"
     FAIL = "fail"
     ERROR = "error"  # could not collect or evaluate; never silently a pass
-    SKIP = "skip"  # not applicable (the `where` filter did not match)
+    SKIP = "skip"  # not applicable (the `where` filter did not match) or exempt by a variable
     MANUAL = "manual"  # needs an attestation
     WAIVED = "waived"  # a valid waiver matched; the real status is kept beside it
 
@@ -108,6 +108,12 @@ class Check(_Strict):
     )
     where: str | None = Field(
         default=None, description="CEL applicability filter; non-matching subjects are skipped"
+    )
+    exempt: dict[str, str] = Field(
+        default_factory=dict,
+        description="profile variable NAME -> CEL reading vars.NAME, true when that variable "
+        "exempts the subject; judged before `where`, an exempt subject is skipped with the "
+        "message 'exempt by vars.NAME'",
     )
     assert_: str = Field(alias="assert", description="CEL; true means compliant")
     observe: dict[str, str] = Field(

@@ -31,6 +31,7 @@ from auditor.model import (
     Severity,
     TargetKind,
 )
+from auditor.regularfile import is_dir, is_file
 from auditor.resources import benchmarks_dir
 from auditor.yamlsrc import YamlDocument, load_yaml
 
@@ -53,6 +54,7 @@ class CompiledCheck:
     facts: frozenset[str]  # every fact it needs, the for_each fact included
     message: str  # Jinja source, checked at load; compiled when a failure first needs it
     message_reads: tuple[Chain, ...] = ()  # the paths the message reads (messages.py)
+    exempt: tuple[tuple[str, Expression], ...] = ()  # (variable name, condition), in order
 
     @property
     def expressions(self) -> tuple[Expression, ...]:
@@ -60,6 +62,7 @@ class CompiledCheck:
             self.assertion,
             *((self.where,) if self.where else ()),
             *(expression for _, expression in self.observe),
+            *(expression for _, expression in self.exempt),
         )
 
     @property
@@ -123,36 +126,21 @@ def available_profiles() -> list[Path]:
     return sorted(p.parent for p in root.glob("*/profile.yaml"))
 
 
-def _is_file(path: Path) -> bool:
-    """Path.is_file() that answers False for names the system refuses (too long, NUL ...)."""
-    try:
-        return path.is_file()
-    except (OSError, ValueError):
-        return False
-
-
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except (OSError, ValueError):
-        return False
-
-
 def names_a_path(name: str) -> bool:
     """Whether `name` is a file or directory the user points at (not a shipped id)."""
     candidate = Path(name).expanduser()
-    return _is_file(candidate) or _is_dir(candidate)
+    return is_file(candidate) or is_dir(candidate)
 
 
 def resolve_profile(name: str) -> Path:
     """profile.yaml of a shipped profile id, or of a directory or file the user names."""
     candidate = Path(name).expanduser()
-    if _is_file(candidate):
+    if is_file(candidate):
         return candidate
-    if _is_file(candidate / "profile.yaml"):
+    if is_file(candidate / "profile.yaml"):
         return candidate / "profile.yaml"
     shipped = benchmarks_dir() / name / "profile.yaml"
-    if _is_file(shipped):
+    if is_file(shipped):
         return shipped
     known = ", ".join(p.name for p in available_profiles()) or "none"
     shown = name if len(name) <= 80 else name[:77] + "..."
@@ -180,7 +168,7 @@ def _load(manifest_path: Path, overlays: Sequence[Path]) -> LoadedProfile:
     parts: list[tuple[YamlDocument, ProfileFile]] = []
     for index, include in enumerate(manifest.include):
         path = manifest_path.parent / include
-        if not path.is_file():
+        if not is_file(path):
             builder.problem("included file not found", manifest_doc, ["include", index], include)
             continue
         doc = load_yaml(path, ProfileError)
@@ -429,9 +417,26 @@ def _describe(value: Any) -> str:
     return "null" if value is None else repr(value)[:60]
 
 
+def _integer_past_64_bits(value: Any) -> int | None:
+    """The first integer in `value` (walked without recursion) that CEL cannot hold."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, int) and not -(2**63) <= item < 2**64:
+            return item
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return None
+
+
 def variable_problem(value: Any, declared: Any) -> str | None:
     """Why `value` cannot stand for a variable declared with the default `declared` (same JSON
     kind; a list's items the kind of the default's items), or None. A null default takes any."""
+    if (big := _integer_past_64_bits(value)) is not None:
+        digits = str(big) if len(str(big)) <= 30 else str(big)[:27] + "..."
+        return f"the integer {digits} does not fit in 64 bits (CEL's int)"
     want, got = _kind(declared), _kind(value)
     if want is None:
         return None
@@ -464,8 +469,13 @@ def _compile_check(check: Check, entry: ControlEntry) -> CompiledCheck:
     assertion = compiled("assert", check.assert_)
     where = compiled("where", check.where) if check.where else None
     observe = tuple((name, compiled("observe", source)) for name, source in check.observe.items())
+    exempt = tuple((name, compiled("exempt", source)) for name, source in check.exempt.items())
+    for name, expression in exempt:
+        if name not in expression.variables:
+            reason = f"exempt: {name}: the condition does not read vars.{name}"
+            raise _CheckProblem("exempt", reason)
     needed = set(assertion.facts) | (where.facts if where else set())
-    for _, expression in observe:
+    for _, expression in (*observe, *exempt):
         needed |= expression.facts
     if check.for_each:
         needed.add(check.for_each)
@@ -494,6 +504,7 @@ def _compile_check(check: Check, entry: ControlEntry) -> CompiledCheck:
         facts=frozenset(needed),
         message=check.message,
         message_reads=message_reads,
+        exempt=exempt,
     )
 
 

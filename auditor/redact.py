@@ -318,14 +318,32 @@ def redact(data: Any) -> Any:
 
     Handles `{"PASSWORD": "x"}` maps, `["NAME=value"]` environment lists, `{"name": "X",
     "value": "y"}` pairs (Kubernetes env), argument lists and free text holding keys or tokens.
+    The `location` of a fact's item (the snapshot file:line auditor gives it) is kept as it is:
+    `sa-token.yaml:12` is a place, not a `token: 12` pair.
     """
-    return _Redaction().value(data, "")
+    redaction = _Redaction()
+    if not isinstance(data, list):
+        return redaction.item(data)
+    items: list[Any] | None = None
+    for index, item in enumerate(data):
+        clean = redaction.item(item)
+        if clean is not item:
+            if items is None:
+                items = list(data)
+            items[index] = clean
+    return data if items is None else items
 
 
 # Maps whose keys name things, not fields: in {"packages": {"passwd": "1:4.13+dfsg1-1"}} the
 # key is a package and the value its version, not a password. Their values are judged by
 # their shape alone (a token, a private key), as text under no name.
 _NAMES_AS_KEYS = frozenset({"packages", "duplicates"})
+_LOCATION = "location"  # the file:line of a fact's item, set by auditor (snapshots)
+
+# Fields of auditor's own host facts that describe passwords without holding one: account
+# names with a password set or empty, an account's password state ("shadow", "locked").
+# Their values are judged by their shape alone: the evidence must name the accounts.
+_ABOUT_PASSWORDS = frozenset({"password_set", "empty_password", "password_state"})
 
 # (pair, name, text) judged to hold no credential, kept across passes: the hosts of a fleet
 # report the same packages, kernel parameters and paths. Only clean texts are kept, so no
@@ -343,6 +361,16 @@ class _Redaction:
         self._texts: dict[tuple[bool, str, str], str] = {}
         self._program: str | None = None  # the command of the argument list being visited
 
+    def item(self, data: Any) -> Any:
+        """A fact, or an item of a list fact: everything but its own `location` is judged."""
+        if not (isinstance(data, dict) and isinstance(data.get(_LOCATION), str)):
+            return self.value(data, "")
+        rest = {key: value for key, value in data.items() if key != _LOCATION}
+        clean = self.value(rest, "")
+        if clean is rest:
+            return data
+        return {key: data[key] if key == _LOCATION else clean[key] for key in data}
+
     def value(self, data: Any, name: str) -> Any:
         if isinstance(data, str):
             return self.text(name, data)
@@ -353,7 +381,7 @@ class _Redaction:
             names_are_data = name in _NAMES_AS_KEYS
             copied: dict[str, Any] | None = None
             for key, item in data.items():
-                field = "" if names_are_data else str(key)
+                field = "" if names_are_data or key in _ABOUT_PASSWORDS else str(key)
                 if type(item) is str:  # most values: judged here, without a call per value
                     if pair_name is not None and key == "value":
                         clean = self.text(pair_name, item, pair=True)

@@ -15,6 +15,31 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def is_file(path: Path) -> bool:
+    """Path.is_file() that answers False for names the system refuses (too long, a NUL ...)
+    instead of raising: a user's path is checked before it is read."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def is_dir(path: Path) -> bool:
+    """Path.is_dir(), False for names the system refuses."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def exists(path: Path) -> bool:
+    """Path.exists(), False for names the system refuses."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
 class UnreadableFile(Exception):
     """The file cannot be used as input; `reason` is one line for the operator."""
 

@@ -76,6 +76,7 @@ class CollectedTargets:
     """Targets whose facts were collected earlier (an evidence bundle), judged now."""
 
     records: Sequence[tuple[TargetRecord, Mapping[str, Any]]]
+    workers: int | None = None
     kind: str = "evaluate"
 
     @property
@@ -83,10 +84,11 @@ class CollectedTargets:
         return [record.name for record, _ in self.records]
 
     def judge(self, profile: LoadedProfile, on_target_done: engine.TargetDone) -> None:
-        for record, target_variables in self.records:
-            variables = {**profile.variables, **target_variables}
-            results = engine.evaluate(profile, record, variables)
-            on_target_done(engine.Judged(record, results, variables))
+        with engine.judging_for(self.workers) as judging:
+            for record, target_variables in self.records:
+                variables = {**profile.variables, **target_variables}
+                results = engine.evaluate(profile, record, variables, judging=judging)
+                on_target_done(engine.Judged(record, results, variables))
 
 
 @dataclass(frozen=True)

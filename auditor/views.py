@@ -31,6 +31,7 @@ from auditor.profiles import (
     load_profile,
     names_a_path,
 )
+from auditor.regularfile import is_file
 from auditor.resources import benchmarks_dir
 from auditor.yamlsrc import load_yaml
 
@@ -70,10 +71,7 @@ def available_views() -> list[Path]:
 
 def view_path(name: str) -> Path | None:
     path = views_dir() / f"{name}.yaml"
-    try:
-        return path if path.is_file() else None
-    except (OSError, ValueError):  # a name the system refuses (too long): not a view
-        return None
+    return path if is_file(path) else None
 
 
 def load_named(name: str, overlays: Sequence[Path] = ()) -> LoadedProfile:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import replace
@@ -33,10 +32,6 @@ PARTS_PER_PROCESS = 16  # small enough to even out, large enough to be worth sen
 
 T = TypeVar("T")
 
-_lock = threading.Lock()
-_pool: ProcessPoolExecutor | None = None
-_size = 0
-
 # A result as a worker sends it back: the check's index in its group, the subject, status,
 # message, observed values and evidence; the rest comes from the check. A Result object
 # costs four times as much to send.
@@ -53,10 +48,12 @@ def default_workers() -> int:
 
 
 class WorkerPool:
-    """Groups judged here, each large one shared with `workers` worker processes."""
+    """Groups judged here, each large one shared with `workers` worker processes, started
+    when the first large group comes (most runs have none) and stopped by `close`."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
+        self._executor: ProcessPoolExecutor | None = None
 
     def judge(self, groups: Sequence[Group]) -> list[Result]:
         parts: list[list[Result] | Part] = []
@@ -64,13 +61,30 @@ class WorkerPool:
         for group in groups:
             here, *elsewhere = split(group.items, len(group.checks), self.workers)
             shipped = group.for_workers() if elsewhere else group
-            queued = [submit(self.workers, replace(shipped, items=part)) for part in elsewhere]
+            queued = [self.submit(replace(shipped, items=part)) for part in elsewhere]
             parts.append(judge_group(replace(group, items=here)))  # while workers work
             parts.extend(queued)
             submitted.extend(queued)
         for waiting in reversed(submitted):  # what no worker has started yet is judged here
             waiting.take_back()
         return [r for part in parts for r in (part if isinstance(part, list) else part.results())]
+
+    def submit(self, group: Group) -> Part:
+        """Judge `group` in a worker process (here when no pool can be had)."""
+        try:
+            if self._executor is None:
+                self._executor = start_pool(self.workers)
+            return Part(self._executor.submit(judge_rows, group), group)
+        except (OSError, ImportError, RuntimeError):  # no pool (no /dev/shm, no sem_open, a
+            # broken or shut down pool): judge the part here
+            log.debug("no worker process; judging here", exc_info=True)
+            return Part(None, group)
+
+    def close(self) -> None:
+        """Stop the worker processes (every part has come back by the end of a run)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
 
 
 def judge_rows(group: Group) -> list[Row]:
@@ -132,27 +146,10 @@ class Part:
         return judge_group(self._group)
 
 
-def submit(workers: int, group: Group) -> Part:
-    """Judge `group` in one of `workers` worker processes."""
-    try:
-        return Part(_executor(workers).submit(judge_rows, group), group)
-    except (OSError, ImportError, RuntimeError):  # no pool (no /dev/shm, no sem_open, a
-        # broken or shut down pool): judge the part here
-        log.debug("no worker process; judging here", exc_info=True)
-        return Part(None, group)
-
-
-def _executor(workers: int) -> ProcessPoolExecutor:
-    """The process's pool, started on first use (and again with more workers if asked)."""
-    global _pool, _size
-    with _lock:
-        if _pool is None or _size < workers:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-            # spawn, not fork: a forked child of a threaded process can inherit held locks
-            context = multiprocessing.get_context("spawn")
-            _pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=context, initializer=cyclegc.worker_policy
-            )
-            _size = workers
-        return _pool
+def start_pool(workers: int) -> ProcessPoolExecutor:
+    """`workers` processes, started with spawn, not fork: a forked child of a threaded
+    process can inherit held locks."""
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=cyclegc.worker_policy
+    )

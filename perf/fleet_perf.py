@@ -7,7 +7,11 @@ every repeat and for every fleet size, side by side:
 
 - the floor: `ssh HOST true` with the OpenSSH client, `--concurrency` at a time;
 - `auditor run -i inventory.yaml -c CONCURRENCY` with the default store (a fresh data
-  directory per harness run) and with `--no-store`, for every `--code` tree given.
+  directory per harness run) and with `--no-store`, for every `--code` tree given;
+- with `--workers 1,2,4`: `auditor run --broker -i inventory.yaml --no-store` through that
+  many `auditor worker` processes (each `--concurrency CONCURRENCY`, the fleet's key and
+  known_hosts as their own) on a Redis of the harness's own (tests/servers/redis.py); the
+  workers start before the clock does, their CPU (start-up included) counts.
 
 Each audit must judge every host (no target error) or the harness stops. Prints the machine
 (CPU, cores, load, steal) and a Markdown table for perf/RESULTS.md: wall times min / median /
@@ -15,7 +19,7 @@ max, and each audit's ratio to the floor measured in the same repeat. Everything
 removed at the end, also on Ctrl-C or SIGTERM.
 
 Usage: python perf/fleet_perf.py [--hosts 50,100] [--repeat 3] [--concurrency 25]
-       [--stores default,none] [--code LABEL=DIR ...]
+       [--stores default,none] [--code LABEL=DIR ...] [--workers 1,2,4]
 `--code before=/path/to/an/old/checkout --code after=.` compares two versions of auditor in
 one run (each runs with PYTHONPATH=DIR).
 """
@@ -36,7 +40,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -50,6 +54,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from servers import debian, dockerd  # noqa: E402  (the test servers live under tests/)
 from servers.process import require_executable, run  # noqa: E402
+from servers.redis import redis_server  # noqa: E402
 
 STARTERS = 4  # hosts started at once (the daemon's container creation is the slow part)
 
@@ -71,6 +76,7 @@ class Case:
     size: int
     code: str | None = None  # the auditor tree's label; None for the floor
     store: bool = False
+    workers: int = 0  # `auditor worker` processes of a distributed run; 0: one process
 
 
 # ---------------------------------------------------------------- the machine
@@ -187,14 +193,17 @@ def ssh_floor(fleet_: Fleet, size: int, concurrency: int) -> None:
 
 
 def audit(work: Path, code: Path, inventory_: Path, size: int, concurrency: int,
-          store: bool) -> None:
-    """`auditor run` of the inventory with the auditor in `code`; every host must be judged."""
+          store: bool, broker: str | None = None) -> None:
+    """`auditor run` of the inventory with the auditor in `code` (through `broker`'s workers
+    when given); every host must be judged."""
     report = work / "results.json"
     report.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "auditor", "run", "--quiet", "-i", str(inventory_),
             "-c", str(concurrency), "--report", f"json:{report}"]
     if not store:
         argv.append("--no-store")
+    if broker is not None:
+        argv += ["--broker", broker]
     env = {**os.environ, "PYTHONPATH": str(code), "XDG_DATA_HOME": str(work / "data")}
     done = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=1800,
                           check=False)
@@ -204,6 +213,41 @@ def audit(work: Path, code: Path, inventory_: Path, size: int, concurrency: int,
     failed = [f"{t['name']}: {t['error']}" for t in targets if t["error"] is not None]
     if len(targets) != size or failed:
         raise SystemExit(f"{len(targets)} of {size} hosts audited; errors: {failed[:3]}")
+
+
+@contextmanager
+def workers(work: Path, code: Path, fleet_: Fleet, broker: str, count: int,
+            concurrency: int) -> Iterator[None]:
+    """`count` `auditor worker` processes with the fleet's key and known_hosts, once each
+    says it is ready; stopped (SIGTERM, then SIGKILL) and reaped at the end."""
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+    try:
+        for index in range(count):
+            log = work / f"worker-{index}.log"
+            argv = [sys.executable, "-m", "auditor", "worker", "--broker", broker,
+                    "--name", f"w{index}", "-c", str(concurrency),
+                    "--identity", str(fleet_.client_key), "--known-hosts",
+                    str(fleet_.known_hosts), "--ssh-config", "/dev/null"]
+            with log.open("wb") as out:
+                procs.append((subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                               env=env, cwd=work), log))
+        deadline = time.monotonic() + 120
+        for proc, log in procs:
+            while b": ready, serving" not in log.read_bytes():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"worker not ready: {log.read_text(errors='replace')}")
+                time.sleep(0.1)
+        yield
+    finally:
+        for proc, _ in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc, _ in procs:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 # ---------------------------------------------------------------- the run
@@ -224,23 +268,31 @@ def _codes(given: Sequence[str]) -> dict[str, Path]:
     return codes
 
 
-def cases(sizes: Sequence[int], codes: Sequence[str], stores: Sequence[bool]) -> list[Case]:
+def cases(sizes: Sequence[int], codes: Sequence[str], stores: Sequence[bool],
+          worker_counts: Sequence[int] = ()) -> list[Case]:
     found = []
     for size in sizes:
         found.append(Case(f"{size} hosts: ssh HOST true (floor)", size))
         for code in codes:
+            label = "" if len(codes) == 1 else f" [{code}]"
             for store in stores:
-                label = "" if len(codes) == 1 else f" [{code}]"
                 what = "default store" if store else "--no-store"
                 found.append(Case(f"{size} hosts: auditor run, {what}{label}", size, code, store))
+            for count in worker_counts:
+                found.append(Case(f"{size} hosts: auditor run --broker, --no-store, {count} "
+                                  f"worker(s){label}", size, code, workers=count))
     return found
 
 
-def measure(args: argparse.Namespace, work: Path, fleet_: Fleet) -> None:
+def measure(args: argparse.Namespace, work: Path, fleet_: Fleet, stack: ExitStack) -> None:
     codes = _codes(args.code)
     stores = [s == "default" for s in args.stores.split(",")]
     sizes = [int(s) for s in args.hosts.split(",")]
-    todo = cases(sizes, list(codes), stores)
+    worker_counts = [int(n) for n in args.workers.split(",") if n]
+    todo = cases(sizes, list(codes), stores, worker_counts)
+    broker = None
+    if worker_counts:  # a broker of the harness's own, for every distributed case
+        broker = stack.enter_context(redis_server(work)).url
     inventories = {size: inventory(work, fleet_, size) for size in sizes}
     times: dict[Case, list[float]] = defaultdict(list)
     cpu: dict[Case, list[float]] = defaultdict(list)
@@ -256,10 +308,18 @@ def measure(args: argparse.Namespace, work: Path, fleet_: Fleet) -> None:
             started = time.perf_counter()
             if case.code is None:
                 ssh_floor(fleet_, case.size, args.concurrency)
+            elif case.workers:
+                assert broker is not None
+                with workers(work, codes[case.code], fleet_, broker, case.workers,
+                             args.concurrency):
+                    started = time.perf_counter()  # the clock starts once they are ready
+                    audit(work, codes[case.code], inventories[case.size], case.size,
+                          args.concurrency, False, broker)
+                    finished = time.perf_counter()
             else:
                 audit(work, codes[case.code], inventories[case.size], case.size,
                       args.concurrency, case.store)
-            elapsed = time.perf_counter() - started
+            elapsed = (finished if case.workers else time.perf_counter()) - started
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             times[case].append(elapsed)
             cpu[case].append(after.ru_utime + after.ru_stime
@@ -298,6 +358,8 @@ def main() -> None:
                         help="comma-separated: default (the default store), none (--no-store)")
     parser.add_argument("--code", action="append", default=[], metavar="LABEL=DIR",
                         help="an auditor source tree to measure (repeatable; default: this one)")
+    parser.add_argument("--workers", default="", metavar="N,...",
+                        help="also distributed runs through N `auditor worker` processes")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _interrupt)
     work = Path(tempfile.mkdtemp(prefix="auditor-fleet-", dir="/tmp"))
@@ -305,9 +367,9 @@ def main() -> None:
     size = max(int(s) for s in args.hosts.split(","))
     try:
         started = time.perf_counter()
-        with fleet(work, size) as fleet_:
+        with fleet(work, size) as fleet_, ExitStack() as stack:
             print(f"{size} hosts up in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-            measure(args, work, fleet_)
+            measure(args, work, fleet_, stack)
     except KeyboardInterrupt:
         print("interrupted: hosts and dockerd removed", file=sys.stderr)
         raise SystemExit(130) from None

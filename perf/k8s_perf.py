@@ -381,11 +381,11 @@ def measure_engine(directory: Path) -> None:
     from auditor.profiles import load_profile
 
     profile = load_profile()
-    with cyclegc.run_policy():  # as a run applies it
+    with cyclegc.run_policy(), engine.judging_for(None) as judging:  # as a run does
         started = time.process_time()
         record = engine.collect(profile, TargetSpec(url=f"k8s-snapshot://{directory}"))
         collected = time.process_time()
-        results = engine.evaluate(profile, record, profile.variables)
+        results = engine.evaluate(profile, record, profile.variables, judging=judging)
         done = time.process_time()
     assert record.error is None, record.error
     workloads = {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian 12 machine (run as root).
 # Idempotent: apt-get and pip skip what is already there. Starts no daemon: the
-# pytest fixtures in tests/servers/ start sshd, dockerd and PostgreSQL themselves.
+# pytest fixtures in tests/servers/ start sshd, dockerd, PostgreSQL, Redis and RabbitMQ
+# themselves.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ packages=(
     openssh-server openssh-client sudo
     docker.io
     postgresql
-    redis-server
+    redis-server rabbitmq-server
     poppler-utils chromium
     busybox-static debootstrap
     iproute2 procps strace shellcheck

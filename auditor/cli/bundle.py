@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +21,8 @@ import click
 from auditor import engine, runner
 from auditor.cli.run import (
     DEFAULT_REPORTS,
+    broker_dispatch,
+    broker_options,
     check_target_variables,
     parse_vars,
     prepared_profile,
@@ -101,6 +104,7 @@ def open_bundle(path: Path, verify_keys: tuple[Path, ...], allow_untrusted: bool
     envvar="AUDITOR_CONCURRENCY",
     help="Targets collected at once.",
 )
+@broker_options
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def collect(
     profile: str,
@@ -109,12 +113,16 @@ def collect(
     output: Path,
     sign_key: Path | None,
     concurrency: int,
+    broker: str | None,
+    answer_timeout: float,
     quiet: bool,
     **target_flags: Any,
 ) -> int:
     """Gather the facts the profile needs from targets into a bundle; judge nothing.
 
-    The bundle can be scored later, elsewhere, with `auditor evaluate`.
+    The bundle can be scored later, elsewhere, with `auditor evaluate`. With --broker,
+    `auditor worker` processes gather the facts and this process writes (and signs) the
+    bundle.
     """
     from auditor.bundle import key_id, load_private_key, write_bundle
 
@@ -127,6 +135,13 @@ def collect(
     started = utc_now()
 
     def gather() -> list[Any]:
+        if broker:
+            from auditor.fleet.coordinator import collect as collect_by_workers
+
+            dispatch = broker_dispatch(
+                loaded, broker, answer_timeout, str(uuid.uuid4()), profile, overlays, variables
+            )
+            return collect_by_workers(specs, dispatch)
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             return list(pool.map(lambda spec: engine.collect(loaded, spec), specs))
 

@@ -13,6 +13,7 @@ import click
 from tabulate import tabulate
 
 from auditor.errors import ExitStatus, InputError, ReportError
+from auditor.regularfile import is_file
 from auditor.sanitize import plain
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) is imported when a command runs, not at start-up
@@ -206,7 +207,7 @@ def _documents(run_a: str, run_b: str, db: str | None) -> tuple[dict[str, Any], 
     looked up in the store (opened only when one is needed)."""
     from auditor import document
 
-    files = {ref: Path(ref) for ref in (run_a, run_b) if Path(ref).is_file()}
+    files = {ref: Path(ref) for ref in (run_a, run_b) if is_file(Path(ref))}
     stored = [ref for ref in (run_a, run_b) if ref not in files]
     loaded = {ref: document.load(path) for ref, path in files.items()}
     if stored:

@@ -13,6 +13,7 @@ from auditor.coverage import matrix, render_markdown
 from auditor.errors import AuditorError, ExitStatus, InputError
 from auditor.oscal import catalog, oscal_profile
 from auditor.profiles import available_profiles, json_schemas, render_schema
+from auditor.regularfile import is_file
 from auditor.views import available_views, load_named, load_view
 from auditor.yamlsrc import load_yaml
 
@@ -113,7 +114,7 @@ def profiles_validate(files: tuple[Path, ...]) -> ExitStatus:
 
 
 def _validate_one(path: Path) -> None:
-    if path.is_file() and path.name != "profile.yaml":
+    if is_file(path) and path.name != "profile.yaml":
         doc = load_yaml(path, InputError)
         if isinstance(doc.data, dict) and "extends" in doc.data:
             load_named(str(doc.data["extends"]), [path])

@@ -9,6 +9,7 @@ import click
 
 from auditor import document
 from auditor.errors import ExitStatus, InputError
+from auditor.regularfile import exists
 from auditor.reporters import ReportRequest, parse_requests, write
 
 
@@ -40,7 +41,7 @@ def report(source: str, reports: tuple[str, ...], db: str | None) -> ExitStatus:
     doc = _load(source, db)
     to_stdout = any(r.path == "-" for r in requests)
     for request in requests:
-        _render(request, doc, source if db is None or Path(source).exists() else None)
+        _render(request, doc, source if db is None or exists(Path(source)) else None)
         if not to_stdout:
             click.echo(f"wrote {request.format} report: {request.path}", err=True)
     return ExitStatus.OK
@@ -67,8 +68,8 @@ def _render(request: ReportRequest, doc: dict[str, Any], path: str | None) -> No
 
 def _load(source: str, db: str | None) -> dict[str, Any]:
     path = Path(source)
-    if path.exists() or db is None:
-        if not path.exists():
+    if exists(path) or db is None:
+        if not exists(path):
             raise InputError(
                 "no such results file",
                 path=path,

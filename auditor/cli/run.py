@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import yaml
@@ -26,12 +26,15 @@ from auditor.inventory import load_inventory
 from auditor.model import Severity
 from auditor.profiles import DEFAULT_PROFILE, LoadedProfile, variable_problem
 from auditor.recorder import RecordOptions
+from auditor.regularfile import exists
 from auditor.reporters import parse_requests
 from auditor.runner import LiveTargets, RunPlan
-from auditor.targets import scheme_of
 from auditor.views import load_named
 from auditor.waivers import DEFAULT_WARNING_DAYS
 from auditor.yamlsrc import parse_value, yaml_problem
+
+if TYPE_CHECKING:  # Celery is imported by distributed runs only
+    from auditor.fleet.coordinator import Dispatch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -211,6 +214,26 @@ record_options = _options(
 )
 
 
+broker_options = _options(
+    click.option(
+        "--broker",
+        envvar="AUDITOR_BROKER",
+        metavar="URL",
+        help="Hand each target to `auditor worker` processes through this Celery broker "
+        "(redis://, rediss://, amqp://) instead of doing the work here.",
+    ),
+    click.option(
+        "--answer-timeout",
+        default=3600.0,
+        show_default=True,
+        type=click.FloatRange(min=1),
+        metavar="SECONDS",
+        help="With --broker: how long a target may wait for a worker's answer before it is "
+        "an error.",
+    ),
+)
+
+
 def record_options_from(flags: dict[str, Any]) -> RecordOptions:
     """RecordOptions from the parameters `record_options` added (removed from `flags`)."""
     return RecordOptions(
@@ -237,7 +260,7 @@ def target_specs(flags: dict[str, Any]) -> list[TargetSpec]:
         if setting.flags
     }
     base = TargetSpec(url="local://", **{k: v for k, v in settings.items() if v is not None})
-    specs = [replace(base, url=url) for url in targets if scheme_of(url)]
+    specs = [spec for spec in (replace(base, url=url) for url in targets) if spec.address]
     if inventory is not None:
         specs += load_inventory(inventory, base)
     specs += [replace(base, url=_import_url(text)) for text in imports]
@@ -271,7 +294,7 @@ def _import_url(text: str) -> str:
     tool, sep, path = text.partition(":")
     if not sep or not path or tool not in ("trivy", "grype"):
         raise InputError(f"bad --import {text!r}: expected trivy:FILE or grype:FILE")
-    if not Path(path).expanduser().exists():  # an input file, like --waivers: exit 2, not 3
+    if not exists(Path(path).expanduser()):  # an input file, like --waivers: exit 2, not 3
         raise InputError(f"--import {text}: no such file")
     return f"{tool}://{path}"
 
@@ -312,21 +335,7 @@ def prepared_profile(
     help="Other processes that share the judging of a large target (thousands of subjects); "
     "0 for none. Default: one per usable CPU core but one.",
 )
-@click.option(
-    "--broker",
-    envvar="AUDITOR_BROKER",
-    metavar="URL",
-    help="Hand each target to `auditor worker` processes through this Celery broker "
-    "(redis://, rediss://, amqp://) instead of auditing it here.",
-)
-@click.option(
-    "--answer-timeout",
-    default=3600.0,
-    show_default=True,
-    type=click.FloatRange(min=1),
-    metavar="SECONDS",
-    help="With --broker: how long a target may wait for a worker's answer before it is an error.",
-)
+@broker_options
 @record_options
 def run(**flags: Any) -> ExitStatus:
     """Audit targets with a profile, write reports, and gate on the score.
@@ -355,11 +364,29 @@ def run(**flags: Any) -> ExitStatus:
     broker, answer_timeout = flags.pop("broker"), flags.pop("answer_timeout")
     source: runner.TargetSource = LiveTargets(specs, concurrency=concurrency, workers=workers)
     if broker:
-        from auditor.fleet.coordinator import DistributedTargets, profile_request
+        from auditor.fleet.coordinator import DistributedTargets
 
-        request = profile_request(loaded, name, [str(o) for o in overlays], parse_vars(variables))
-        source = DistributedTargets(specs, broker, request, plan.run_id, answer_timeout)
+        dispatch = broker_dispatch(
+            loaded, broker, answer_timeout, plan.run_id, name, overlays, variables
+        )
+        source = DistributedTargets(specs, dispatch)
     return runner.execute(loaded, source, plan, say)
+
+
+def broker_dispatch(
+    loaded: LoadedProfile,
+    broker: str,
+    answer_timeout: float,
+    run_id: str,
+    name: str,
+    overlays: tuple[Path, ...],
+    variables: tuple[str, ...],
+) -> Dispatch:
+    """How targets go to the workers: the broker, and the profile they must judge with."""
+    from auditor.fleet.coordinator import Dispatch, profile_request
+
+    request = profile_request(loaded, name, [str(o) for o in overlays], parse_vars(variables))
+    return Dispatch(broker, request, run_id, answer_timeout)
 
 
 def check_target_variables(loaded: LoadedProfile, specs: Iterable[TargetSpec]) -> None:

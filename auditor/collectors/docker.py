@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 INSPECT_WORKERS = 4  # concurrent inspect calls per fact (the target keeps 10 connections open)
 FACT_WORKERS = 3  # facts gathered side by side
 REMOVED = "removed between the list and the inspect call"
+GONE = "removed or stopped between the list and the top call"
 
 
 # --- subjects ------------------------------------------------------------------------------
@@ -136,6 +137,89 @@ def images_fact(
     return items
 
 
+def program_of(command: str) -> str:
+    """The program a `ps` command line runs, as a name: '/usr/sbin/sshd -D' -> 'sshd',
+    'sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups' -> 'sshd', '-bash' -> 'bash',
+    '[kworker/0:1]' -> 'kworker/0:1'."""
+    words = command.split()
+    if not words:
+        return ""
+    first = words[0].rstrip(":")
+    if first.startswith("[") and first.endswith("]"):  # a kernel thread: '[kworker/0:1]'
+        return first[1:-1]
+    return first.rsplit("/", 1)[-1].lstrip("-")
+
+
+def processes_fact(
+    containers: Sequence[Mapping[str, Any]],
+    tops: Mapping[str, Mapping[str, Any] | str],
+    max_processes: int,
+) -> list[dict[str, Any]]:
+    """docker.processes: what runs in each container, from GET /containers/{id}/top.
+
+    One item per container in list order; `running` is false for a container that is not
+    running (nothing is read for it). `tops` maps the id of a running container to its top
+    answer ({"Titles": [...], "Processes": [[...]]}) or to the reason it has none, which
+    becomes `_error`, as does a container with more than `max_processes` processes: a list
+    cut short holds no verdict on the rest. Example::
+
+        [{"Id": "29c33023e7b5…", "Name": "/web", "Image": "nginx:1.25", "running": true,
+          "processes": [{"pid": "4242", "user": "root", "command": "/usr/sbin/sshd -D",
+                         "program": "sshd"}]},
+         {"Id": "6c921ce3a9e9…", "Name": "/batch", "Image": "busybox", "running": false,
+          "processes": []}]
+    """
+    items: list[dict[str, Any]] = []
+    for entry in containers:
+        cid = str(entry.get("Id"))
+        names = entry.get("Names") or ["?"]
+        item: dict[str, Any] = {
+            "Id": cid,
+            "Name": str(names[0]),
+            "Image": entry.get("Image"),
+            "running": entry.get("State") == "running",
+            "processes": [],
+        }
+        top = tops.get(cid)
+        if item["running"]:
+            if not isinstance(top, Mapping):
+                item["_error"] = top or GONE
+            else:
+                rows = top.get("Processes") or []
+                if len(rows) > max_processes:
+                    item["_error"] = (
+                        f"{len(rows)} process(es), more than docker_top_max_processes "
+                        f"({max_processes}): not judged"
+                    )
+                else:
+                    item["processes"] = _process_rows(list(top.get("Titles") or []), rows)
+        items.append(item)
+    return items
+
+
+def _process_rows(titles: list[Any], rows: Sequence[Any]) -> list[dict[str, str]]:
+    """`ps` rows as {pid, user, command, program}, by the column titles the daemon sent."""
+
+    def column(row: Sequence[Any], *names: str) -> str:
+        for name in names:
+            if name in titles and titles.index(name) < len(row):
+                return str(row[titles.index(name)])
+        return ""
+
+    found: list[dict[str, str]] = []
+    for row in rows:
+        command = column(row, "CMD", "COMMAND")
+        found.append(
+            {
+                "pid": column(row, "PID"),
+                "user": column(row, "UID", "USER"),
+                "command": command,
+                "program": program_of(command),
+            }
+        )
+    return found
+
+
 def endpoint_fact(target: DockerTarget) -> dict[str, Any]:
     """docker.endpoint: how auditor reached the daemon. Example::
 
@@ -191,6 +275,11 @@ FACTS: dict[str, FactSpec] = {
             "image_contents",
             "secrets, set-id and world-writable files found in each image's layers",
             subject=image_subject,
+        ),
+        _spec(
+            "processes",
+            "the processes running in each running container (GET /containers/{id}/top)",
+            subject=container_subject,
         ),
         _spec("networks", "GET /networks: every network with its driver options"),
         _spec("volumes", "GET /volumes: every volume with its driver and options"),
@@ -256,6 +345,10 @@ class _Collection:
             "docker.images": (
                 "GET /images/json; GET /images/{id}/json and /images/{id}/history each",
                 self.images,
+            ),
+            "docker.processes": (
+                "GET /containers/json?all=1; GET /containers/{id}/top each running one",
+                self.processes,
             ),
             "docker.networks": ("GET /networks", lambda: self.api.networks()),
             "docker.volumes": (
@@ -323,6 +416,19 @@ class _Collection:
         inspected = self._each(ids, self.api.inspect_container)
         return containers_fact(listing, inspected)
 
+    def processes(self) -> list[dict[str, Any]]:
+        """Each running container's processes, for at most docker_top_max_containers of them:
+        the rest are errors, so a large host costs a bounded number of calls."""
+        listing = self.container_list()
+        cap = int(self.variables.get("docker_top_max_containers", 200))
+        running = [str(c.get("Id")) for c in listing if c.get("State") == "running"]
+        tops: dict[str, Any] = self._each(running[:cap], self.api.top, GONE)
+        over = f"not read: more than docker_top_max_containers ({cap}) running containers"
+        tops.update(dict.fromkeys(running[cap:], over))
+        return processes_fact(
+            listing, tops, int(self.variables.get("docker_top_max_processes", 1000))
+        )
+
     def images(self) -> list[dict[str, Any]]:
         listing = self.image_list()
         ids = list(dict.fromkeys(str(i.get("Id")) for i in listing))
@@ -337,7 +443,9 @@ class _Collection:
             self.container_list(),
         )
 
-    def _each(self, ids: list[str], call: Callable[[str], Any]) -> dict[str, Any]:
+    def _each(
+        self, ids: list[str], call: Callable[[str], Any], gone: str = REMOVED
+    ) -> dict[str, Any]:
         """call(id) for every id in the pool: the answer, or why there is none."""
         from docker.errors import NotFound
 
@@ -345,7 +453,7 @@ class _Collection:
             try:
                 return call(object_id)
             except NotFound:
-                return REMOVED
+                return gone
             except Exception as exc:  # this object only: the others are still inspected
                 return self._reason(exc)
 

@@ -6,8 +6,9 @@ PodTemplates. An object owned by a controller that was collected too (a Deployme
 ReplicaSet, its pods, a CronJob's Jobs) is left out: its results belong to the owner, once.
 
 Items hold only what checks read, with Kubernetes semantics applied: the effective value of
-settings a container inherits from its pod (container `securityContext` wins), legacy seccomp
-and AppArmor annotations folded in, fields of the wrong type treated as absent, images split
+settings a container inherits from its pod (container `securityContext` wins), legacy AppArmor
+annotations folded in, legacy seccomp annotations beside the fields (`seccomp_legacy`: only
+kubelets before 1.27 apply them), fields of the wrong type treated as absent, images split
 into registry / repository / tag / digest. Whether any of it is compliant is for the checks.
 """
 
@@ -40,6 +41,7 @@ CONTAINER_SETS = (
 SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
 SECCOMP_CONTAINER_ANNOTATION = "container.seccomp.security.alpha.kubernetes.io/"
 APPARMOR_CONTAINER_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
+MAX_PROBLEMS_SHOWN = 3  # invalid fields named in a workload's error
 _DIGEST = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]+$")
 
 
@@ -94,6 +96,18 @@ def template_item(
     if not isinstance(spec, dict):
         where = ".".join((*path, "spec"))
         return {**base, "_error": f"no pod spec at {where}"}, None
+    problems = spec_problems(spec, ".".join((*path, "spec")))
+    if problems:
+        shown = "; ".join(problems[:MAX_PROBLEMS_SHOWN])
+        more = (
+            f" (and {len(problems) - MAX_PROBLEMS_SHOWN} more)"
+            if len(problems) > MAX_PROBLEMS_SHOWN
+            else ""
+        )
+        return {
+            **base,
+            "_error": f"invalid pod spec, the API server would refuse it: {shown}{more}",
+        }, None
     metadata = _map(template.get("metadata")) if isinstance(template, dict) else {}
     annotations = {k: v for k, v in _map(metadata.get("annotations")).items() if isinstance(v, str)}
     item = {**base, **pod_facts(spec, annotations)}
@@ -103,6 +117,49 @@ def template_item(
         "pod_automount": _bool(spec.get("automountServiceAccountToken")),
     }
     return item, token
+
+
+def spec_problems(spec: Mapping[str, Any], where: str) -> list[str]:
+    """What makes a pod spec invalid for the API server, each naming its field: a check
+    that read such a spec as "absent" would pass a workload that can never run as written.
+    Covered: no containers, a container without name or image, a seccomp or AppArmor profile
+    of type Localhost without localhostProfile, or of an unknown type."""
+    problems: list[str] = []
+    if not _list(spec.get("containers")):
+        problems.append(f"{where}.containers: no container")
+    problems += _profile_problems(_map(spec.get("securityContext")), f"{where}.securityContext")
+    for key, _kind in CONTAINER_SETS:
+        for index, container in enumerate(_list(spec.get(key))):
+            at = f"{where}.{key}[{index}]"
+            if not isinstance(container, dict):
+                problems.append(f"{at}: not a mapping")
+                continue
+            if not _str(container.get("name")):
+                problems.append(f"{at}.name: missing")
+            else:
+                at += f" ({container['name']})"
+            if not _str(container.get("image")):
+                problems.append(f"{at}.image: missing")
+            context = _map(container.get("securityContext"))
+            problems += _profile_problems(context, f"{at}.securityContext")
+    return problems
+
+
+def _profile_problems(context: Mapping[str, Any], where: str) -> list[str]:
+    problems = []
+    for field, types in (
+        ("seccompProfile", ("RuntimeDefault", "Localhost", "Unconfined")),
+        ("appArmorProfile", ("RuntimeDefault", "Localhost", "Unconfined")),
+    ):
+        profile = context.get(field)
+        if not isinstance(profile, dict):
+            continue
+        kind = profile.get("type")
+        if kind not in types:
+            problems.append(f"{where}.{field}.type: {kind!r} is not one of {', '.join(types)}")
+        elif kind == "Localhost" and not _str(profile.get("localhostProfile")):
+            problems.append(f"{where}.{field}.localhostProfile: missing for type Localhost")
+    return problems
 
 
 # Per-container settings, each a map from container name to the value (columns): a check
@@ -115,6 +172,7 @@ COLUMNS = (
     "run_as_user",
     "run_as_non_root",
     "seccomp",
+    "seccomp_legacy",
     "apparmor",
     "selinux",
     "proc_mount",
@@ -132,13 +190,10 @@ COLUMNS = (
 def pod_facts(spec: dict[str, Any], annotations: Mapping[str, str]) -> dict[str, Any]:
     """What the checks read from one pod spec (and its pod annotations)."""
     pod_context = _map(spec.get("securityContext"))
-    pod_seccomp = [
-        p
-        for p in (
-            _str(_map(pod_context.get("seccompProfile")).get("type")),
-            _profile(annotations.get(SECCOMP_POD_ANNOTATION)),
-        )
-        if p is not None
+    pod_field = _str(_map(pod_context.get("seccompProfile")).get("type"))
+    pod_seccomp = [p for p in (pod_field,) if p is not None]
+    pod_seccomp_legacy = [
+        p for p in (pod_field, _profile(annotations.get(SECCOMP_POD_ANNOTATION))) if p is not None
     ]
     service_account = (
         _str(spec.get("serviceAccountName")) or _str(spec.get("serviceAccount")) or "default"
@@ -151,7 +206,9 @@ def pod_facts(spec: dict[str, Any], annotations: Mapping[str, str]) -> dict[str,
                 continue
             name = _unique(_str(container.get("name")) or "", containers)
             containers[name] = kind
-            settings = container_facts(container, name, pod_context, annotations, pod_seccomp)
+            settings = container_facts(
+                container, name, pod_context, annotations, pod_seccomp_legacy
+            )
             for column in COLUMNS:
                 columns[column][name] = settings[column]
     sysctls = [
@@ -170,6 +227,7 @@ def pod_facts(spec: dict[str, Any], annotations: Mapping[str, str]) -> dict[str,
         "host_pid": spec.get("hostPID") is True,
         "host_ipc": spec.get("hostIPC") is True,
         "pod_seccomp": pod_seccomp,
+        "pod_seccomp_legacy": pod_seccomp_legacy,
         "pod_selinux": _selinux(pod_context.get("seLinuxOptions")),
         "pod_apparmor": _str(_map(pod_context.get("appArmorProfile")).get("type")),
         "sysctls": sysctls,
@@ -187,13 +245,19 @@ def container_facts(
     annotations: Mapping[str, str],
     pod_seccomp: list[str],
 ) -> dict[str, Any]:
-    """One container's settings, with the values it inherits from the pod resolved."""
+    """One container's settings, with the values it inherits from the pod resolved.
+
+    `seccomp` is the profile the fields give (the container's, else the pod's), as kubelets
+    from 1.27 on apply it; `seccomp_legacy` also reads the alpha annotations, which older
+    kubelets apply (container field, container annotation, pod field, pod annotation)."""
     context = _map(container.get("securityContext"))
     capabilities = _map(context.get("capabilities"))
     resources = _map(container.get("resources"))
     image = _str(container.get("image")) or None
-    seccomp = (
-        _str(_map(context.get("seccompProfile")).get("type"))
+    field = _str(_map(context.get("seccompProfile")).get("type"))
+    pod_field = _str(_map(pod_context.get("seccompProfile")).get("type"))
+    seccomp_legacy = (
+        field
         or _profile(annotations.get(SECCOMP_CONTAINER_ANNOTATION + name))
         or (pod_seccomp[0] if pod_seccomp else None)
     )
@@ -214,7 +278,8 @@ def container_facts(
         "run_as_non_root": _first(
             _bool(context.get("runAsNonRoot")), _bool(pod_context.get("runAsNonRoot"))
         ),
-        "seccomp": seccomp,
+        "seccomp": field or pod_field,
+        "seccomp_legacy": seccomp_legacy,
         "apparmor": apparmor,
         "selinux": _selinux(context.get("seLinuxOptions")),
         "proc_mount": _str(context.get("procMount")),

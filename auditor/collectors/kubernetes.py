@@ -47,6 +47,7 @@ ADMISSION_RESOURCES = (
 )
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
 PSA_PREFIX = "pod-security.kubernetes.io/"
+IMPLIED_USERS_SHOWN = 3  # workloads named in an implied namespace's item
 _SHELLS = frozenset({"sh", "bash", "ash", "dash"})
 
 
@@ -70,6 +71,7 @@ class _FactDef:
     build: Callable[[_Context], Any]
     items: bool = True
     partial: bool = False  # a forbidden kind is an `_error` item, the other kinds are kept
+    source: str = ""  # where the data comes from when no resource list holds it
 
 
 class _Context:
@@ -108,7 +110,10 @@ class _Context:
 
 
 def _namespaces(ctx: _Context) -> list[dict[str, Any]]:
-    items = []
+    """Listed Namespaces and, for a snapshot, the ones its workloads use without a Namespace
+    object in the files (`implied`): a live cluster lists every namespace, a snapshot rarely
+    holds them, and their workloads are no less exposed."""
+    items: list[dict[str, Any]] = []
     for obj in ctx.objects("namespaces"):
         metadata = _map(obj.data.get("metadata"))
         labels = {k: v for k, v in _map(metadata.get("labels")).items() if isinstance(v, str)}
@@ -119,20 +124,61 @@ def _namespaces(ctx: _Context) -> list[dict[str, Any]]:
                 "uid": _str(metadata.get("uid")),
                 "location": obj.location,
                 "labels": labels,
-                "psa": {
-                    mode: labels.get(PSA_PREFIX + mode)
-                    for mode in (
-                        "enforce",
-                        "enforce-version",
-                        "audit",
-                        "audit-version",
-                        "warn",
-                        "warn-version",
-                    )
-                },
+                "psa": _psa(labels),
+                "implied": False,
+                "used_by": [],
             }
         )
+    if ctx.target.offline:
+        items += _implied_namespaces(ctx, {item["name"] for item in items})
     return items
+
+
+def _psa(labels: Mapping[str, str]) -> dict[str, str | None]:
+    modes = ("enforce", "enforce-version", "audit", "audit-version", "warn", "warn-version")
+    return {mode: labels.get(PSA_PREFIX + mode) for mode in modes}
+
+
+def _implied_namespaces(ctx: _Context, listed: set[str]) -> list[dict[str, Any]]:
+    """A namespace item for every namespace a snapshot's workloads use but do not define:
+    no labels (none can be seen), and the first workloads using it, for the message."""
+    users: dict[str, list[str]] = {}
+    for workload in ctx.workloads()[0]:
+        namespace = workload.get("namespace")
+        if isinstance(namespace, str) and namespace not in listed:
+            users.setdefault(namespace, []).append(f"{workload['kind']} {workload['name']}")
+    return [
+        {
+            "kind": "Namespace",
+            "name": name,
+            "uid": None,
+            "location": None,
+            "labels": {},
+            "psa": _psa({}),
+            "implied": True,
+            "used_by": used[:IMPLIED_USERS_SHOWN]
+            + (
+                [f"{len(used) - IMPLIED_USERS_SHOWN} more"]
+                if len(used) > IMPLIED_USERS_SHOWN
+                else []
+            ),
+        }
+        for name, used in sorted(users.items())
+    ]
+
+
+def _version(ctx: _Context) -> dict[str, Any]:
+    """The API server's version; a snapshot has none (checks then read the version the
+    profile assumes, vars.k8s_snapshot_version)."""
+    answer = ctx.target.server_version()
+    if answer is None:
+        return {"gitVersion": None, "major": None, "minor": None, "source": "snapshot"}
+    return {
+        "gitVersion": _str(answer.get("gitVersion")),
+        "major": _str(answer.get("major")),
+        "minor": _str(answer.get("minor")),
+        "source": "GET /version",
+    }
 
 
 def _network_policies(ctx: _Context) -> list[dict[str, Any]]:
@@ -150,6 +196,8 @@ def _network_policies(ctx: _Context) -> list[dict[str, Any]]:
                 "name": namespace["name"],
                 "uid": namespace["uid"],
                 "location": namespace["location"],
+                "implied": namespace["implied"],
+                "used_by": namespace["used_by"],
                 "policies": policies,
                 "isolates_ingress": [p["name"] for p in policies if p["isolates_all_ingress"]],
                 "isolates_egress": [p["name"] for p in policies if p["isolates_all_egress"]],
@@ -483,9 +531,19 @@ def _webhooks(configurations: list[K8sObject]) -> list[dict[str, Any]]:
 
 
 FACTS: dict[str, _FactDef] = {
+    "k8s.version": _FactDef(
+        'The API server\'s version (GET /version): {"gitVersion": "v1.31.4", "major": "1", '
+        '"minor": "31", "source": "GET /version"}; a snapshot\'s gitVersion is null',
+        (),
+        _version,
+        items=False,
+        source="GET /version (live clusters; a snapshot has no server)",
+    ),
     "k8s.namespaces": _FactDef(
-        "Namespaces with their labels and Pod Security Admission modes: "
-        '[{"name": "shop", "labels": {...}, "psa": {"enforce": "baseline", ...}}]',
+        "Namespaces with their labels and Pod Security Admission modes, and in a snapshot the "
+        "namespaces its workloads use without defining them (implied, no labels): "
+        '[{"name": "shop", "labels": {...}, "psa": {"enforce": "baseline", ...}, '
+        '"implied": false, "used_by": []}]',
         ("namespaces",),
         _namespaces,
     ),
@@ -629,7 +687,7 @@ class KubernetesCollector:
         for name in wanted:
             definition = FACTS[name]
             resources = _needs(name, target)
-            source = _source(listings, resources)
+            source = _source(listings, resources) or definition.source
             failures = ctx.failures(resources)
             if definition.partial:
                 failures = [(p, e) for p, e in failures if p not in WORKLOAD_RESOURCES]
@@ -658,6 +716,8 @@ def _needs(name: str, target: ClusterTarget) -> tuple[str, ...]:
     its files, not behind its nodes."""
     if name == "k8s.kubelet_config" and target.offline:
         return ()
+    if name in ("k8s.namespaces", "k8s.networkpolicies") and target.offline:
+        return (*FACTS[name].resources, *WORKLOAD_RESOURCES)  # for the implied namespaces
     return FACTS[name].resources
 
 

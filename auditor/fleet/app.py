@@ -14,14 +14,22 @@ from typing import Any
 from auditor.errors import InputError
 
 DEFAULT_QUEUE = "auditor"  # the queue of targets without a zone
-TASK = "auditor.audit"
+TASK = "auditor.audit"  # collect and judge one target
+COLLECT_TASK = "auditor.collect"  # collect one target's facts only (`auditor collect`)
 BROKER_TIMEOUT = 10.0  # seconds to reach the broker before a run or a worker gives up
+# Messages are plain JSON, written by orjson and read by the standard library's C decoder:
+# an answer (a host's facts and results) is hundreds of KiB, and kombu's own JSON reads it
+# through a Python hook per object, on the coordinator where every answer meets
+# (perf/celery_perf.py). (orjson does not read them: it turns integers past 64 bits into
+# floats.)
+SERIALIZER = "auditor-json"
 
 
-def make_app(broker: str, *, visibility_timeout: float = 3600.0) -> Any:
+def make_app(broker: str, *, visibility_timeout: float = 3600.0, polled: bool = False) -> Any:
     """A Celery app on `broker` (redis://, rediss://, amqp://), the same URL as result
     backend for redis. `visibility_timeout`: seconds after which a task a worker took but
-    never acknowledged (the worker died) is delivered again (Redis transport)."""
+    never acknowledged (the worker died) is delivered again (Redis transport). `polled`:
+    the coordinator's app, which reads answers from Redis by polling (fleet/results.py)."""
     try:
         from celery import Celery
     except ImportError:
@@ -29,13 +37,17 @@ def make_app(broker: str, *, visibility_timeout: float = 3600.0) -> Any:
             "distributed runs need Celery", hint="pip install 'auditor[fleet]'"
         ) from None
 
-    backend = broker if broker.startswith(("redis://", "rediss://")) else "rpc://"
+    redis = broker.startswith(("redis://", "rediss://"))
+    backend = broker if redis else "rpc://"
+    _register_serializer()
+    if redis and polled:  # Celery's "CLASS+URL" form: its Redis backend, subclassed
+        backend = f"auditor.fleet.results:PolledRedisBackend+{broker}"
     app = Celery("auditor", broker=broker, backend=backend, set_as_current=False)
     app.conf.update(
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        result_accept_content=["json"],
+        task_serializer=SERIALIZER,
+        result_serializer=SERIALIZER,
+        accept_content=[SERIALIZER, "json"],  # json: Celery's control messages (ping)
+        result_accept_content=[SERIALIZER, "json"],
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
@@ -55,3 +67,31 @@ def make_app(broker: str, *, visibility_timeout: float = 3600.0) -> Any:
         task_track_started=True,  # the coordinator and tests see a task being audited
     )
     return app
+
+
+def _register_serializer() -> None:
+    """Teach kombu SERIALIZER (its documented extension point; idempotent)."""
+    import json
+
+    from kombu.serialization import register
+
+    register(  # type: ignore[no-untyped-call]
+        SERIALIZER,
+        _dumps,
+        json.loads,
+        content_type="application/x-auditor+json",
+        content_encoding="utf-8",
+    )
+
+
+def _dumps(message: Any) -> str:
+    """JSON by orjson; what orjson refuses (an integer past 64 bits) by the standard library.
+    Either writes a datetime as its ISO 8601 text."""
+    import orjson
+
+    try:
+        return orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        import json
+
+        return json.dumps(message, default=str)

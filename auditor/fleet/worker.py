@@ -22,7 +22,7 @@ from typing import Any
 from auditor import document, engine
 from auditor.config import TargetSpec
 from auditor.errors import AuditorError
-from auditor.fleet.app import TASK, make_app
+from auditor.fleet.app import COLLECT_TASK, TASK, make_app
 from auditor.fleet.wire import (
     error_judged,
     judged_to_json,
@@ -54,32 +54,51 @@ def _profile(name: str, overlays: tuple[str, ...], variables: str) -> LoadedProf
 
 def audit(payload: Mapping[str, Any], settings: WorkerSettings) -> dict[str, Any]:
     """Run one audit task: the judged target, or an error record saying why not."""
+    accepted = _accepted(payload, settings)
+    if isinstance(accepted, str):
+        return error_judged(payload, accepted)
+    spec, profile = accepted
+    record = engine.collect(profile, spec)
+    variables = {**profile.variables, **spec.variables}
+    results = engine.evaluate(profile, record, variables)
+    return judged_to_json(engine.Judged(record, results, variables), settings.name)
+
+
+def collect(payload: Mapping[str, Any], settings: WorkerSettings) -> dict[str, Any]:
+    """Run one collect task: the facts the run's profile needs, unjudged, or an error record
+    saying why not."""
+    accepted = _accepted(payload, settings)
+    if isinstance(accepted, str):
+        return error_judged(payload, accepted)
+    spec, profile = accepted
+    record = engine.collect(profile, spec)
+    return judged_to_json(engine.Judged(record, [], dict(spec.variables)), settings.name)
+
+
+def _accepted(
+    payload: Mapping[str, Any], settings: WorkerSettings
+) -> tuple[TargetSpec, LoadedProfile] | str:
+    """The target and the run's exact profile, or why this worker does not take the task."""
     import json
 
     spec = spec_from_payload(payload, settings.local)
     if settings.allow and not any(fnmatch.fnmatchcase(spec.url, p) for p in settings.allow):
-        return error_judged(
-            payload, f"refused by worker {settings.name}: {spec.url} matches no --allow pattern"
-        )
+        return f"refused by worker {settings.name}: {spec.url} matches no --allow pattern"
     request = profile_request(payload)
     try:
         profile = _profile(
             request.name, request.overlays, json.dumps(request.variables, sort_keys=True)
         )
     except AuditorError as exc:
-        return error_judged(payload, f"worker {settings.name} cannot load the profile: {exc}")
+        return f"worker {settings.name} cannot load the profile: {exc}"
     digest = document.profile_digest(profile)
     if f"sha256:{digest}" != request.digest and digest != request.digest:
-        return error_judged(
-            payload,
+        return (
             f"worker {settings.name} judges with another profile: digest sha256:{digest[:12]} "
             f"is not the run's {request.digest.removeprefix('sha256:')[:12]} (same auditor "
-            "version, profile files and overlays on every worker)",
+            "version, profile files and overlays on every worker)"
         )
-    record = engine.collect(profile, spec)
-    variables = {**profile.variables, **spec.variables}
-    results = engine.evaluate(profile, record, variables)
-    return judged_to_json(engine.Judged(record, results, variables), settings.name)
+    return spec, profile
 
 
 def worker_app(broker: str, settings: WorkerSettings, visibility_timeout: float) -> Any:
@@ -89,6 +108,10 @@ def worker_app(broker: str, settings: WorkerSettings, visibility_timeout: float)
     @app.task(name=TASK, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
     def audit_task(payload: dict[str, Any]) -> dict[str, Any]:
         return audit(payload, settings)
+
+    @app.task(name=COLLECT_TASK, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
+    def collect_task(payload: dict[str, Any]) -> dict[str, Any]:
+        return collect(payload, settings)
 
     return app
 

@@ -25,6 +25,7 @@ from auditor.reporters.common import (
     reference_lines,
     subject_text,
 )
+from auditor.reporters.exemptions import exempting_variable
 from auditor.sanitize import one_line, visible
 
 
@@ -184,6 +185,8 @@ class JunitReporter:
             return
         if status in ("skip", "manual", "waived"):
             reason = {"skip": "not applicable", "manual": "needs an attestation"}.get(status, "")
+            if exempting_variable(result):
+                reason = result["message"]
             if status == "waived":
                 waiver = result["waiver"] or {}
                 reason = f"waived: {waiver.get('justification', '')}".strip()

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from auditor.reporters import view
+from auditor.reporters.exemptions import exemptions
 from auditor.sanitize import one_line
 
 TOP = 10
@@ -96,6 +97,18 @@ class MarkdownReporter:
                 f"- **{md(t.name)}**: not audited: {md(t.error or '', 300)}"
                 for t in errors[:TARGETS]
             ]
+            lines.append("")
+        exempt = exemptions(document["results"])
+        if exempt:
+            lines += ["### Exemptions", "", "| exempt by | results | checks | subjects |"]
+            lines.append("|---|---:|---:|---|")
+            for exemption in exempt:
+                shown = ", ".join(md(s, 120) for s in exemption.subjects)
+                more = f" and {exemption.more_subjects} more" if exemption.more_subjects else ""
+                lines.append(
+                    f"| {md(exemption.variable)} | {exemption.results} | "
+                    f"{len(exemption.checks)} | {shown}{more} |"
+                )
             lines.append("")
         if len(report.targets) > 1:
             worst = report.target_rows[:TARGETS]

@@ -3,11 +3,12 @@
 Rules carry the check's title, expected value, remediation and references, a default level
 and GitHub's `security-severity`; the SP 800-190 controls are a taxonomy the rules relate to.
 Results are the failing subjects (`kind: fail`), waived ones with an accepted external
-suppression, and subjects that could not be evaluated (`kind: review`), each at its file and
-line relative to %SRCROOT% (the git work tree, else the working directory). Code scanning
-shows only results with a file, so subjects without one (hosts, daemons, containers, cluster
-objects read live) are left out and counted in the run's `resultsWithoutFile` and in a note
-per target. A target that could not be audited is a tool execution notification.
+suppression, subjects a profile variable exempts (`kind: notApplicable`, suppressed with
+"exempt by vars.NAME") and subjects that could not be evaluated (`kind: review`), each at
+its file and line relative to %SRCROOT% (the git work tree, else the working directory). Code
+scanning shows only results with a file, so subjects without one (hosts, daemons, containers,
+cluster objects read live) are left out and counted in the run's `resultsWithoutFile` and in a
+note per target. A target that could not be audited is a tool execution notification.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from auditor.reporters.common import checks_by_id, evidence_lines, facts_by_hash, reference_lines
+from auditor.reporters.exemptions import exempting_variable
 from auditor.reporters.srcroot import SourceRoot
 from auditor.sanitize import one_line, visible
 
@@ -186,7 +188,8 @@ def _results(
     without_file: Counter[str] = Counter()
     artifacts: dict[tuple[str, str], dict[str, str] | None] = {}
     for result in document["results"]:
-        if result["status"] not in REPORTED or result["check_id"] not in checks:
+        exempt = exempting_variable(result) is not None
+        if (result["status"] not in REPORTED and not exempt) or result["check_id"] not in checks:
             continue
         shown, line = _file_line(result["subject"].get("location"))
         key = (urls.get(result["target"], ""), shown)
@@ -208,10 +211,11 @@ def _result(
     location: dict[str, Any],
 ) -> dict[str, Any]:
     status = result["status"]
+    kind = {"error": "review", "skip": "notApplicable"}.get(status, "fail")
     entry: dict[str, Any] = {
         "ruleId": result["check_id"],
-        "kind": "review" if status == "error" else "fail",
-        "level": "none" if status == "error" else _LEVEL.get(result["severity"], "warning"),
+        "kind": kind,
+        "level": _LEVEL.get(result["severity"], "warning") if kind == "fail" else "none",
         "message": {"text": visible(result["message"]) or visible(result["title"])},
         "locations": [location],
         "partialFingerprints": {"auditorSubject/v2": _fingerprint(result)},
@@ -228,6 +232,10 @@ def _result(
             "evidence": [visible(line) for line in evidence_lines(result, evidence, 300)],
         },
     }
+    if status == "skip":  # exempt by a profile variable: a decision, shown as one
+        entry["suppressions"] = [
+            {"kind": "external", "status": "accepted", "justification": visible(result["message"])}
+        ]
     if status == "waived":
         waiver = result["waiver"] or {}
         entry["suppressions"] = [

@@ -7,6 +7,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from auditor.reporters.exemptions import exemptions
 from auditor.sanitize import plain
 
 _SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
@@ -88,5 +89,15 @@ class TerminalReporter:
                 lines.append(
                     f"... and {len(failures) - _MAX_FAILURES} more failures and errors "
                     "in the full report"
+                )
+        exempt = exemptions(document["results"])
+        if exempt:
+            lines += ["", "Exempt by profile variables (skipped, not scored):"]
+            for exemption in exempt:
+                shown = ", ".join(plain(s) for s in exemption.subjects)
+                more = f" and {exemption.more_subjects} more" if exemption.more_subjects else ""
+                lines.append(
+                    f"  {exemption.variable}: {exemption.results} result(s) of "
+                    f"{len(exemption.checks)} check(s) on {shown}{more}"
                 )
         return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ import jinja2
 from markupsafe import Markup
 
 from auditor.reporters.common import subject_text
+from auditor.reporters.exemptions import Exemption, exempting_variable, exemptions
 from auditor.resources import templates_dir
 from auditor.sanitize import one_line, visible
 from auditor.scoring import trend_point
@@ -381,6 +382,7 @@ class ReportView:
     waived: list[Item]
     attested: list[Item]
     resources: list[ResourceGroup]
+    exemptions: list[Exemption] = field(default_factory=list)  # skips a variable decided
 
     @property
     def has_register(self) -> bool:
@@ -554,7 +556,11 @@ def build(document: dict[str, Any]) -> ReportView:
         check.counts[status] += 1
         if status in ("pass", "skip") and not result.get("attestation"):
             bucket = passed if status == "pass" else skipped
-            bucket[check.id][target.name].append(subject or "(the target itself)")
+            shown = subject or "(the target itself)"
+            exempt = exempting_variable(result)
+            bucket[check.id][target.name].append(
+                f"{shown} (exempt by {exempt})" if exempt else shown
+            )
             continue
         evidence = tuple(f for h in result["evidence"] for f in by_hash.get((target.name, h), ()))
         item = Item(result, target, subject, evidence)
@@ -604,6 +610,7 @@ def build(document: dict[str, Any]) -> ReportView:
         waived=[i for c in all_checks for i in c.waived],
         attested=[i for c in all_checks for i in c.manual if i.result.get("attestation")],
         resources=_resources(all_checks, targets),
+        exemptions=exemptions(document["results"]),
     )
 
 

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from auditor.config import TargetSpec
-from auditor.errors import TargetError
+from auditor.errors import InputError, TargetError
 from auditor.model import TargetKind
-from auditor.targets.address import address_problem
+from auditor.target_url import docker_url
 from auditor.targets.base import HostTarget, Target
 
 if TYPE_CHECKING:
@@ -75,40 +75,6 @@ class Endpoint:
         return self.address[len("unix://") :] if self.transport == "unix" else None
 
 
-def url_problem(url: str) -> str | None:
-    """Why a docker:// or docker+ssh:// URL cannot be audited, or None when it can."""
-    scheme, _, rest = url.partition("://")
-    if scheme.lower() == "docker+ssh":
-        return _ssh_problem("ssh://" + rest, url, "docker+ssh://[user@]host[:port]")
-    if rest == "":
-        return None
-    if rest.startswith("/"):
-        rest = "unix://" + rest
-    inner, sep, where = rest.partition("://")
-    if not sep:
-        return (
-            f"bad Docker URL {url!r}: expected docker://, docker://unix:///path/docker.sock, "
-            "docker://tcp://host:port or docker+ssh://[user@]host"
-        )
-    if inner == "unix":
-        if where.startswith("/"):
-            return None
-        return f"bad Docker URL {url!r}: unix:// needs an absolute path"
-    if inner == "tcp":
-        return _tcp_problem(rest, url)
-    if inner == "ssh":
-        return _ssh_problem(rest, url, "docker://ssh://[user@]host[:port]")
-    return f"bad Docker URL {url!r}: unknown daemon address scheme {inner!r} (unix, tcp, ssh)"
-
-
-def _tcp_problem(address: str, url: str) -> str | None:
-    return address_problem(address, url, "docker://tcp://host:port")
-
-
-def _ssh_problem(address: str, url: str, form: str) -> str | None:
-    return address_problem(address, url, form)
-
-
 @dataclass(frozen=True)
 class ContextInfo:
     """What a Docker CLI context says: its name, daemon address and TLS files."""
@@ -126,11 +92,8 @@ def resolve_endpoint(
     """The daemon a spec names. docker:// follows the Docker CLI's order: DOCKER_CONTEXT,
     DOCKER_HOST, the config's current context, then the default socket. Pure apart from
     `context`, which loads a named (or, given None, the current) Docker context."""
-    scheme, _, rest = spec.url.partition("://")
-    if scheme.lower() == "docker+ssh":
-        return Endpoint("ssh", "ssh://" + rest, "url")
-    if rest:
-        return _endpoint(rest if not rest.startswith("/") else "unix://" + rest, "url", spec, env)
+    if spec.address.daemon:
+        return _endpoint(spec.address.daemon, "url", spec, env)
     if env.get("DOCKER_CONTEXT") and env["DOCKER_CONTEXT"] != "default":
         found = context(env["DOCKER_CONTEXT"])
         if found is None:
@@ -139,10 +102,11 @@ def resolve_endpoint(
         return _from_context(found, spec, env)
     if env.get("DOCKER_HOST"):
         host = env["DOCKER_HOST"]
-        problem = url_problem("docker://" + host)
-        if problem:
-            raise TargetError(f"DOCKER_HOST={host!r} cannot be audited: {problem}")
-        return _endpoint(host, "DOCKER_HOST", spec, env)
+        try:
+            daemon = docker_url(host, "docker://" + host).daemon
+        except InputError as exc:
+            raise TargetError(f"DOCKER_HOST={host!r} cannot be audited: {exc.reason}") from None
+        return _endpoint(daemon, "DOCKER_HOST", spec, env)
     found = context(None)
     if found is not None and found.name != "default" and found.host:
         return _from_context(found, spec, env)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote
 
+from auditor.config import TargetSpec
 from auditor.errors import CollectionError, InputError, TargetError
 from auditor.model import TargetKind
 from auditor.targets.base import Target
@@ -169,11 +170,14 @@ class ClusterTarget(Target):
         """(location, reason) for input the source could not read; a live API has none."""
         return []
 
+    def server_version(self) -> dict[str, Any] | None:
+        """The API server's GET /version answer; None for a snapshot, which has no server."""
+        return None
 
-def context_of(url: str) -> str | None:
+
+def context_of(spec: TargetSpec) -> str | None:
     """The kubeconfig context named by `k8s://CONTEXT` (percent-decoded); None = current."""
-    rest = url.split("://", 1)[1] if "://" in url else ""
-    return unquote(rest) or None
+    return unquote(spec.address.rest) or None
 
 
 def kubeconfig_paths(explicit: str | None) -> list[Path]:
@@ -195,7 +199,7 @@ class KubernetesTarget(ClusterTarget):
 
     def __init__(self, spec: Any) -> None:
         super().__init__(spec)
-        self.context = context_of(spec.url)
+        self.context = context_of(spec)
         self._client: Any = None  # kubernetes.client.ApiClient
         self.server = ""
         self.version: dict[str, Any] = {}
@@ -247,6 +251,9 @@ class KubernetesTarget(ClusterTarget):
         except ResourceError as exc:
             self.close()
             raise TargetError(f"{self.server}: {exc}", hint=_hint(exc.status)) from exc
+
+    def server_version(self) -> dict[str, Any] | None:
+        return self.version
 
     def close(self) -> None:
         if self._client is not None:

@@ -45,8 +45,8 @@ class ScanReportTarget(Target):
 
     def __init__(self, spec: Any) -> None:
         super().__init__(spec)
-        self.tool, _, location = spec.url.partition("://")
-        self.path = Path(location).expanduser()
+        self.tool = spec.address.scheme
+        self.path = Path(spec.address.rest).expanduser()
         self.document: Any = None
 
     def connect(self) -> None:

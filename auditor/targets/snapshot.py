@@ -90,7 +90,7 @@ class SnapshotTarget(ClusterTarget):
 
     def __init__(self, spec: Any) -> None:
         super().__init__(spec)
-        self.path = spec.url.split("://", 1)[1]
+        self.path = spec.address.rest
         self.objects: dict[str, list[ManifestObject]] = {}  # by kind
         self._problems: list[tuple[str, str]] = []
         self.rendered: list[str] = []  # charts and Kustomizations, as "helm DIR"

@@ -22,7 +22,6 @@ import socket
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from auditor.config import TargetSpec
 from auditor.errors import TargetError
@@ -407,8 +406,8 @@ def _warn_marker(path: str, number: int, marker: str) -> None:
 
 def _resolve(spec: TargetSpec) -> dict[str, Any]:
     """Connection settings: the URL and flags first, then ~/.ssh/config, then defaults."""
-    parts = urlsplit(spec.url)
-    alias = parts.hostname or ""
+    address = spec.address
+    alias = address.host or ""
     config_path = Path(spec.ssh_config or DEFAULT_SSH_CONFIG).expanduser()
     found: dict[str, Any] = {}
     if config_path.exists():  # /dev/null: no config at all
@@ -418,10 +417,8 @@ def _resolve(spec: TargetSpec) -> dict[str, Any]:
             raise TargetError(f"cannot read SSH config {config_path}: {exc}") from exc
     elif spec.ssh_config:
         raise TargetError(f"SSH config {config_path} not found")
-    user = (
-        unquote(parts.username) if parts.username else spec.user or found.get("user")
-    ) or _local_user()
-    port = parts.port or spec.port or int(found.get("port", 22))
+    user = (address.user or spec.user or found.get("user")) or _local_user()
+    port = address.port or spec.port or int(found.get("port", 22))
     configured = [Path(p).expanduser() for p in found.get("identityfile", [])]
     identity = list(spec.identity_files) or [str(p) for p in configured if p.is_file()]
     known_hosts = (

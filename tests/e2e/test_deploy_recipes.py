@@ -169,9 +169,14 @@ def test_the_worker_deployment_brings_its_own_credentials_and_passes_our_own_che
     assert context.params["queues"] == "dc1" and context.params["allow"]
     secret_volumes = {v["name"] for v in pod["volumes"] if "secret" in v}
     assert {m["name"] for m in container["volumeMounts"]} & secret_volumes == {"ssh"}
-    # auditor's own Kubernetes checks judge auditor's own manifest
+    # auditor's own Kubernetes checks judge auditor's own manifest, with the Namespace it
+    # deploys into (auditor-rbac.yaml): without it the namespace is implied and has no label
+    snapshot = tmp_path / "deploy"
+    snapshot.mkdir()
+    for manifest in (path, DEPLOY / "kubernetes" / "auditor-rbac.yaml"):
+        (snapshot / manifest.name).write_text(manifest.read_text())
     profile = load_named("pss-restricted")
-    record = engine.collect(profile, TargetSpec(url=f"k8s-snapshot://{path}"))
+    record = engine.collect(profile, TargetSpec(url=f"k8s-snapshot://{snapshot}"))
     results = engine.evaluate(profile, record, profile.variables)
     assert record.error is None and results
     failing = {r.check_id for r in results if r.status == "fail"}

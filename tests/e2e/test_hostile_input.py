@@ -127,6 +127,13 @@ def test_variables_are_checked_against_their_declaration(auditor_cli, tmp_path):
     overlay = write(tmp_path / "o.yaml", "extends: tiny\nvariables:\n  max_scan_age_days: [1]\n")
     line = error_line(run_tiny(auditor_cli, tmp_path, "--overlay", str(overlay)))
     assert "o.yaml:3: max_scan_age_days: expected a number, got a list" in line
+    # found by the fuzz test: orjson (the digest of what judged the run) stops at 64 bits
+    big = "1180591620717411303424"
+    overlay = write(tmp_path / "o.yaml", f"extends: tiny\nvariables:\n  max_scan_age_days: {big}\n")
+    line = error_line(run_tiny(auditor_cli, tmp_path, "--overlay", str(overlay)))
+    assert f"o.yaml:3: max_scan_age_days: the integer {big} does not fit in 64 bits" in line
+    line = error_line(run_tiny(auditor_cli, tmp_path, "--var", f"vulnerability_severities=[{big}]"))
+    assert "does not fit in 64 bits" in line
 
 
 @pytest.mark.parametrize(
@@ -181,6 +188,22 @@ def test_a_300_character_extends_is_an_unknown_profile(auditor_cli, tmp_path):
     assert "unknown profile 'xxxx" in error_line(result) and len(error_line(result)) < 300
     line = error_line(auditor_cli("run", "-p", "x" * 300, *QUIET))
     assert "unknown profile" in line
+
+
+def test_a_name_too_long_for_the_file_system_is_an_input_error(auditor_cli, tmp_path):
+    """Found by the fuzz test: ENAMETOOLONG from a path check was a traceback."""
+    long = "x" * 5000
+    profile = tmp_path / "profile"
+    shutil.copytree(TINY, profile)
+    manifest = profile / "profile.yaml"
+    manifest.write_text(manifest.read_text().replace("include: [", f"include: [{long}, ", 1))
+    validated = auditor_cli("profiles", "validate", str(profile))
+    assert "included file not found" in error_line(validated)
+    html = f"html:{tmp_path / 'r.html'}"
+    assert "no such results file" in error_line(auditor_cli("report", long, "-r", html))
+    assert "no run xxx" in error_line(auditor_cli("diff", long, long))
+    assert "unknown profile" in error_line(auditor_cli("profiles", "validate", long))
+    assert "no such file" in error_line(auditor_cli("run", "--import", f"trivy:{long}", *QUIET))
 
 
 # -- scanner reports: gates never fail open ------------------------------------------------------

@@ -73,6 +73,11 @@ EXPECTED_FAILS: dict[str, frozenset[str]] = {
             "docker.container.no-secrets",
         }
     ),
+    # asks for no AppArmor and no SELinux label: a finding although the test kernel has neither
+    "unconfined": frozenset({"docker.container.mac-profile"}),
+    # hardened, but runs busybox telnetd (docker.container.no-remote-shell-daemon, judged on
+    # docker.processes: EXPECTED_PROCESS_FAILS)
+    "remote-shell": HARDENED_FAILS,
     "leaky": frozenset(
         {
             "docker.container.non-root-user",
@@ -82,15 +87,20 @@ EXPECTED_FAILS: dict[str, frozenset[str]] = {
         }
     ),
 }
-RUNNING = ("hardened", "host-namespaces")
-# Not applicable on the test daemon: neither AppArmor nor SELinux, no trusted-registry list
-# configured; and drop-all means nothing for a privileged container.
+RUNNING = ("hardened", "host-namespaces", "remote-shell")
+# Not applicable on the test daemon: neither AppArmor nor SELinux (unless a container asks to
+# go without them), no trusted-registry list configured; and drop-all means nothing for a
+# privileged container.
 NOT_APPLICABLE = frozenset({"docker.container.mac-profile", "docker.container.trusted-registry"})
 EXPECTED_SKIPS: dict[str, frozenset[str]] = {
-    short: NOT_APPLICABLE
+    short: NOT_APPLICABLE - EXPECTED_FAILS[short]
     | ({"docker.container.drop-all-capabilities"} if short == "privileged" else set())
     for short in EXPECTED_FAILS
 }
+# docker.container.no-remote-shell-daemon reads the processes of running containers (GET
+# /containers/{id}/top): it fails the telnetd container, passes the other running ones and
+# skips the rest.
+EXPECTED_PROCESS_FAILS = frozenset({"remote-shell"})
 
 # Images: the hardened one fails nothing but in-use is judged by the containers above.
 EXPECTED_IMAGE_FAILS: dict[str, frozenset[str]] = {
@@ -200,6 +210,9 @@ def build_images(api: docker.APIClient, scenario: Scenario, workdir: Path) -> No
         hardened,
         {"Dockerfile": f"FROM {BUSYBOX}\nUSER 65534:65534\nHEALTHCHECK CMD true\n".encode()},
     )
+    # latest beside the version tag: still a versioned image
+    api.tag(hardened, f"{scenario.prefix}/hardened", "latest")
+    scenario.tags["hardened-latest"] = f"{scenario.prefix}/hardened:latest"
     key = ed25519.Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.OpenSSH,
@@ -311,6 +324,17 @@ def create_containers(
             ),
         },
         "leaky": {"image": leaky, "host_config": _hardened_host_config(api)},
+        "unconfined": {
+            "image": hardened,
+            "host_config": _hardened_host_config(
+                api, security_opt=["no-new-privileges", "apparmor=unconfined", "label=disable"]
+            ),
+        },
+        "remote-shell": {
+            "image": hardened,
+            "command": ["telnetd", "-F", "-p", "2323", "-l", "/bin/sh"],
+            "host_config": _hardened_host_config(api),
+        },
     }
     for short, spec in specs.items():
         command = spec.pop("command", ["sleep", "3600"])

@@ -18,6 +18,7 @@ import pytest
 from docker_scenario import (
     EXPECTED_FAILS,
     EXPECTED_IMAGE_FAILS,
+    EXPECTED_PROCESS_FAILS,
     EXPECTED_SKIPS,
     RUNNING,
     Scenario,
@@ -81,8 +82,9 @@ def _by_container(audit: Audit) -> dict[str, dict[str, Result]]:
 def test_each_container_gets_exactly_its_expected_failures(
     audit: Audit, profile: LoadedProfile, short: str
 ) -> None:
-    results = _by_container(audit)[short]
-    assert set(results) == _container_checks(profile)
+    checks = _container_checks(profile)
+    results = {c: r for c, r in _by_container(audit)[short].items() if c in checks}
+    assert set(results) == checks
     statuses = {check: r.status for check, r in results.items()}
     failed = {check for check, status in statuses.items() if status is Status.FAIL}
     assert failed == EXPECTED_FAILS[short], {c: results[c].message for c in failed}
@@ -90,6 +92,30 @@ def test_each_container_gets_exactly_its_expected_failures(
     assert skipped == EXPECTED_SKIPS[short]
     passed = {check for check, status in statuses.items() if status is Status.PASS}
     assert passed == set(results) - failed - skipped  # and so no error
+
+
+def test_a_remote_shell_daemon_in_a_running_container_is_found_through_top(
+    audit: Audit,
+) -> None:
+    found = {
+        short: result
+        for result in audit.results
+        if result.check_id == "docker.container.no-remote-shell-daemon"
+        and (short := audit.scenario.short(result.subject.name.split(" ")[0])) is not None
+    }
+    assert set(found) == set(EXPECTED_FAILS)  # every container is a subject, running or not
+    statuses = {short: result.status for short, result in found.items()}
+    assert {s for s, status in statuses.items() if status is Status.FAIL} == EXPECTED_PROCESS_FAILS
+    assert {s for s, status in statuses.items() if status is Status.PASS} == (
+        set(RUNNING) - EXPECTED_PROCESS_FAILS
+    )
+    assert {s for s, status in statuses.items() if status is Status.SKIP} == (
+        set(EXPECTED_FAILS) - set(RUNNING)
+    )
+    telnetd = found["remote-shell"]
+    assert "telnetd -F -p 2323 -l /bin/sh" in telnetd.message
+    processes = next(f for f in audit.record.facts if f.name == "docker.processes")
+    assert "/containers/{id}/top" in processes.source
 
 
 def test_states_cover_running_created_and_exited(
@@ -273,9 +299,12 @@ def test_the_audit_changes_nothing(
         events = [e for e in logged if started <= e["timeNano"] <= finished]
     assert record.error is None
     assert before == after
-    # the image export (docker save) is the only thing the daemon logs; nothing is created,
-    # started, changed or removed
-    assert events and {(e["Type"], e["Action"]) for e in events} == {("image", "save")}
+    # the image export (docker save) and the process lists (top) are the only things the
+    # daemon logs; nothing is created, started, changed or removed
+    assert events and {(e["Type"], e["Action"]) for e in events} == {
+        ("image", "save"),
+        ("container", "top"),
+    }
 
 
 def test_a_container_removed_mid_audit_is_an_error_for_it_only(
@@ -310,3 +339,29 @@ def test_a_container_removed_mid_audit_is_an_error_for_it_only(
     assert f"{scenario.prefix}-doomed ({doomed[:12]})" in doomed_results[0].subject.name
     others = [r for r in results if r.subject.id != doomed]
     assert others and all(r.status is not Status.ERROR for r in others)
+
+
+def test_process_reads_are_capped_and_what_is_past_the_cap_is_an_error(
+    dockerd_server: DockerDaemon, scenario: Scenario, profile: LoadedProfile
+) -> None:
+    variables = {**profile.variables, "docker_top_max_containers": 1}
+    target = DockerTarget(TargetSpec(url=f"docker://{dockerd_server.base_url}"))
+    with target:
+        calls: list[str] = []
+        top = target.api.top
+
+        def counted(container: str, *args: object, **kwargs: object) -> object:
+            calls.append(container)
+            return top(container, *args, **kwargs)
+
+        target.api.top = counted
+        fact = collector_for(TargetKind.DOCKER).collect(target, {"docker.processes"}, variables)[
+            "docker.processes"
+        ]
+    running = [item for item in fact.data if item["running"]]
+    assert len(running) >= len(RUNNING) > 1 and len(calls) == 1
+    read = [item for item in running if "_error" not in item]
+    assert [item["Id"] for item in read] == calls
+    past = [item["_error"] for item in running if "_error" in item]
+    assert len(past) == len(running) - 1
+    assert set(past) == {"not read: more than docker_top_max_containers (1) running containers"}

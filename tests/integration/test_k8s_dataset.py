@@ -13,6 +13,14 @@ resources exercise (so recall and precision stay 100%):
 - k8s.rbac.cluster-admin-binding skips bindings whose subjects are all system identities
   (system:* users and groups), as the issue asks; the README would still count them. The
   dataset holds no such binding.
+- The dataset counts legacy seccomp annotations as confinement (its README says so, to keep
+  checkov's fixtures consistent); auditor counts them only for Kubernetes before 1.27, so the
+  groups are judged with k8s_snapshot_version 1.26 here, and
+  test_legacy_seccomp_annotations_stop_counting_from_1_27 shows the difference.
+- Namespaces that workloads use without a Namespace object in the files ("implied") are
+  judged too; the dataset labels only objects present, so those results are left out of the
+  match and test_every_workload_in_an_unprotected_namespace_has_a_namespace_finding counts
+  them.
 - Pod Security Standards `restricted` asks for runAsNonRoot even when a non-zero runAsUser is
   set; k8s.pod.run-as-non-root follows the README (any runAsUser settles it) because a fixed
   non-zero uid cannot run as root. See docs/kubernetes.md.
@@ -65,6 +73,31 @@ MAPPING = {
     "k8s.namespace.psa-enforce": "namespace-no-pss-label",
 }
 
+# Pod specs the API server would refuse, which regolibrary's test inputs hold: each workload is
+# an error naming the field, never judged (so its labelled findings are not expected either).
+INVALID_SPECS = {
+    "manifests/regolibrary/non-root-containers/cronjob/cronjob.yaml:1": (
+        "spec.jobTemplate.spec.template.spec.containers[1] (hello2).image: missing"
+    ),
+    "manifests/regolibrary/non-root-containers/cronjob-runasuser/cronjob.yaml:1": (
+        "spec.jobTemplate.spec.template.spec.containers[1] (hello2).image: missing"
+    ),
+    "manifests/regolibrary/rule-credentials-in-env-var/pod-value-from-reference/input.yaml:1": (
+        "spec.containers[0] (test-container).image: missing"
+    ),
+    "manifests/regolibrary/set-seccomp-profile-RuntimeDefault/cronjob/cronjob.yaml:1": (
+        "spec.jobTemplate.spec.template.spec.containers[1] (php).securityContext.seccompProfile"
+        ".localhostProfile: missing for type Localhost"
+    ),
+    "manifests/regolibrary/set-seccomp-profile-RuntimeDefault/pod/pod.yaml:1": (
+        "spec.securityContext.seccompProfile.localhostProfile: missing for type Localhost"
+    ),
+    "manifests/regolibrary/set-seccomp-profile-RuntimeDefault/workloads/deployment.yaml:1": (
+        "spec.template.spec.containers[1] (php).securityContext.seccompProfile.localhostProfile: "
+        "missing for type Localhost"
+    ),
+}
+DATASET_KUBERNETES = "1.26"  # the labels count legacy seccomp annotations (README)
 Identity = tuple[str, int, int | None]  # (file, index, item) as the dataset names resources
 
 
@@ -78,11 +111,12 @@ def audit(expected):
     """Every group audited as one snapshot target: {group: (record, results)}."""
     profile = load_profile()
     groups = sorted({r["group"] for r in expected["resources"]})
+    variables = {**profile.variables, "k8s_snapshot_version": DATASET_KUBERNETES}
     audited = {}
     for group in groups:
         spec = TargetSpec(url=f"k8s-snapshot://{DATASET / group}", name=group)
         record = engine.collect(profile, spec)
-        audited[group] = (record, engine.evaluate(profile, record, profile.variables))
+        audited[group] = (record, engine.evaluate(profile, record, variables))
     return audited
 
 
@@ -115,6 +149,8 @@ def reported(expected, audit) -> dict[Identity, set[str]]:
             key = MAPPING.get(result.check_id)
             if key is None or result.status is not Status.FAIL:
                 continue
+            if result.subject.kind == "Namespace" and result.subject.location is None:
+                continue  # implied: the labels judge only objects in the files (README)
             assert result.subject.location, f"{result.check_id}: {result.subject} has no location"
             file_name, _, line = result.subject.location.rpartition(":")
             file = f"{group}/{file_name}"
@@ -125,17 +161,26 @@ def reported(expected, audit) -> dict[Identity, set[str]]:
     return found
 
 
-def test_every_group_is_audited_without_errors(audit):
+def test_every_group_is_audited_without_errors_but_the_invalid_specs(audit):
     problems = []
+    invalid: dict[str, set[str]] = defaultdict(set)
     for group, (record, results) in audit.items():
         if record.error:
             problems.append(f"{group}: {record.error}")
-        problems += [
-            f"{group}: {r.check_id} on {r.subject.name}: {r.message}"
-            for r in results
-            if r.status is Status.ERROR
-        ]
+        for r in results:
+            if r.status is not Status.ERROR:
+                continue
+            where = f"{group}/{r.subject.location}"
+            if where in INVALID_SPECS and r.check_id.startswith(("k8s.pod.", "k8s.workload.")):
+                invalid[where].add(r.message)
+            else:
+                problems.append(f"{group}: {r.check_id} on {r.subject.name}: {r.message}")
     assert not problems, "\n".join(problems[:20])
+    assert set(invalid) == set(INVALID_SPECS)
+    for where, messages in invalid.items():
+        (message,) = messages  # the same for every pod check of the workload
+        assert message.startswith("invalid pod spec, the API server would refuse it: ")
+        assert INVALID_SPECS[where] in message
 
 
 def test_every_check_of_the_mapping_exists():
@@ -145,6 +190,10 @@ def test_every_check_of_the_mapping_exists():
 
 def test_labelled_findings_are_reported_and_nothing_else(expected, reported, capsys):
     labels = {(r["file"], r["index"], r["item"]): set(r["findings"]) for r in expected["resources"]}
+    for where in INVALID_SPECS:  # errors, not judged: their labels cannot be reported
+        file, _, line = where.rpartition(":")
+        index, item = _lines(DATASET / file)[int(line)]
+        assert labels.pop((file, index, item))
     unknown = sorted(set(reported) - set(labels))
     assert not unknown, f"findings on objects the dataset does not list: {unknown[:10]}"
     missed, extra = [], []
@@ -184,3 +233,65 @@ def test_results_name_kind_namespace_name_and_location(audit, expected):
     file = f"manifests/checkov/example_DockerSocketVolume/{file_name}"
     index, item = _lines(DATASET / file)[int(line)]
     assert by_identity[(file, index, item)]["name"] == "weave-scope-agent"
+
+
+def test_legacy_seccomp_annotations_stop_counting_from_1_27(audit):
+    """The shipped default (a snapshot judged for Kubernetes 1.32) fails exactly the workloads
+    that the 1.26 run passed on a legacy seccomp annotation alone."""
+    profile = load_profile()
+    newly_failing, annotated = set(), set()
+    for group, (record, old_results) in audit.items():
+        before = {
+            r.subject.location
+            for r in old_results
+            if r.check_id == "k8s.pod.seccomp" and r.status is Status.FAIL
+        }
+        results = engine.evaluate(profile, record, profile.variables)  # k8s_snapshot_version 1.32
+        for result in results:
+            if result.check_id != "k8s.pod.seccomp" or result.status is not Status.FAIL:
+                continue
+            assert "(judged for Kubernetes 1.32)" in result.message
+            if result.subject.location not in before:
+                newly_failing.add(f"{group}/{result.subject.location}")
+        workloads = next(f for f in record.facts if f.name == "k8s.workloads").data
+        annotated |= {
+            f"{group}/{item['location']}"
+            for item in workloads
+            if item.get("seccomp_legacy") != item.get("seccomp")
+            or item.get("pod_seccomp_legacy") != item.get("pod_seccomp")
+        }
+    assert newly_failing  # the dataset has annotated workloads (checkov's Seccomp fixtures)
+    assert newly_failing <= annotated
+
+
+def test_every_workload_in_an_unprotected_namespace_has_a_namespace_finding(audit, capsys):
+    """A workload whose namespace has no NetworkPolicy (or no enforce label) is covered by a
+    failing namespace result, whether the snapshot holds its Namespace object or not."""
+    profile = load_profile()
+    system = set(profile.variables["k8s_system_namespaces"])
+    counts: Counter[str] = Counter()
+    for group, (record, results) in audit.items():
+        facts = {f.name: f.data for f in record.facts}
+        failing = {
+            (r.check_id, r.subject.name)
+            for r in results
+            if r.status is Status.FAIL and r.subject.kind == "Namespace"
+        }
+        listed = {n["name"] for n in facts["k8s.namespaces"] if not n.get("implied")}
+        protected = {n["name"] for n in facts["k8s.networkpolicies"] if n.get("policies")}
+        for workload in facts["k8s.workloads"]:
+            namespace = workload.get("namespace")
+            if "_error" in workload or namespace in system:
+                continue
+            if namespace not in protected:
+                counts["unprotected"] += 1
+                counts["in a listed namespace" if namespace in listed else "in an implied one"] += 1
+                assert ("k8s.namespace.network-policy", namespace) in failing, (group, namespace)
+            assert ("k8s.namespace.psa-enforce", namespace) in failing or namespace in listed
+    with capsys.disabled():
+        print(  # noqa: T201 - the numbers the issue quotes
+            f"\nk8s dataset namespaces: {counts['unprotected']} workloads in namespaces without "
+            f"a NetworkPolicy, all judged; {counts['in an implied one']} of them in namespaces "
+            f"the files do not define, {counts['in a listed namespace']} in listed ones"
+        )
+    assert counts["in an implied one"] > counts["in a listed namespace"] > 0

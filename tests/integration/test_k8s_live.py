@@ -97,6 +97,12 @@ def test_audit_through_a_tls_kubeconfig(api, profile):
     assert privileged["shop/web"].subject.id == "uid-shop-web"
     assert privileged["kube-system/coredns"].status is Status.PASS
     assert results_of(results, "k8s.pod.no-hardcoded-secrets")["shop/web"].status is Status.FAIL
+    # seccomp is judged for the server's own version (GET /version), not the snapshot default
+    assert facts["k8s.version"].data["gitVersion"] == "v1.31.4"
+    seccomp = results_of(results, "k8s.pod.seccomp")
+    assert seccomp["shop/web"].status is Status.FAIL
+    assert seccomp["shop/web"].message.endswith("(judged for Kubernetes v1.31.4)")
+    assert seccomp["kube-system/kube-apiserver-cp-1"].status is Status.PASS  # the pod field
 
     # control-plane flags from the static pods, judged with their upstream defaults
     anonymous = results_of(results, "k8s.apiserver.anonymous-auth")

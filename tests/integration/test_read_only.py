@@ -29,7 +29,10 @@ def test_the_host_script_makes_no_mutating_system_call(tmp_path):
         )
     assert callable(parse)  # the output is parsed once the target is closed
     facts = parse()
-    assert len(facts) >= 15 and all(f.error is None or "root" in f.error for f in facts.values())
+    # under strace the file system scan may reach its time budget: an error that says so
+    allowed = ("root", "budget (")
+    assert len(facts) >= 15
+    assert all(f.error is None or any(a in f.error for a in allowed) for f in facts.values())
     offending = mutating_calls(log)
     assert not offending, "\n".join(offending[:20])
 

@@ -41,7 +41,8 @@ def _audit(workers_: int, overlays: tuple[Path, ...] = ()) -> list[tuple[object,
     profile = load_profile(overlays=overlays)
     record = engine.collect(profile, TargetSpec(url=f"k8s-snapshot://{DATASET}"))
     assert record.error is None
-    results = engine.evaluate(profile, record, profile.variables, workers_)
+    with engine.judging_for(workers_) as judging:
+        results = engine.evaluate(profile, record, profile.variables, judging=judging)
     return [
         (r.check_id, r.subject, r.status, r.message, r.observed, r.evidence, r.title, r.expected)
         for r in results
@@ -56,8 +57,13 @@ def test_a_shared_group_gives_what_one_process_gives(monkeypatch, tmp_path):
     assert "pass" in {str(row[2]) for row in own}  # errors: the dataset's expected.json
     monkeypatch.setattr(workers, "MIN_SHARED_WORK", 1)  # share every group of the dataset
     submitted = []
-    real_submit = workers.submit
-    monkeypatch.setattr(workers, "submit", lambda *a: submitted.append(a[1]) or real_submit(*a))
+    real_submit = workers.WorkerPool.submit
+
+    def counted(pool: workers.WorkerPool, part: object) -> workers.Part:
+        submitted.append(part)
+        return real_submit(pool, part)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(workers.WorkerPool, "submit", counted)
     assert _audit(1, (overlay,)) == alone
     assert len(submitted) > 5 and all(part.for_each for part in submitted)
     assert {row[2] for row in alone} >= {"pass", "fail"}
@@ -71,12 +77,22 @@ class _BrokenPool:
         future.set_exception(RuntimeError("worker killed"))
         return future
 
+    def shutdown(self, wait: bool, cancel_futures: bool) -> None:
+        self.closed = wait and cancel_futures
 
-def test_a_failing_worker_has_its_part_judged_here(monkeypatch):
+
+def test_a_failing_worker_has_its_part_judged_here_and_the_run_stops_its_pool(monkeypatch):
     alone = _audit(0)
     monkeypatch.setattr(workers, "MIN_SHARED_WORK", 1)
-    monkeypatch.setattr(workers, "_executor", lambda count: _BrokenPool())
+    pools: list[_BrokenPool] = []
+
+    def start(count: int) -> _BrokenPool:
+        pools.append(_BrokenPool())
+        return pools[-1]
+
+    monkeypatch.setattr(workers, "start_pool", start)
     assert _audit(1) == alone
+    assert len(pools) == 1 and pools[0].closed  # one pool per run, stopped when it ends
 
 
 @pytest.mark.parametrize(

@@ -143,6 +143,9 @@ class HostVariant:
     files: dict[str, str] = field(default_factory=dict)
     commands: tuple[str, ...] = ()
     sysctls: dict[str, str] = field(default_factory=dict)  # network-namespaced ones only
+    packages: tuple[str, ...] = BASE_PACKAGES  # what the image is debootstrapped with
+    tmpfs: dict[str, str] = field(default_factory=dict)  # mount point -> mount options
+    cap_add: tuple[str, ...] = ()  # e.g. NET_ADMIN, for a host that loads firewall rules
 
 
 def varied_host(index: int) -> HostVariant:
@@ -191,7 +194,7 @@ def _start_script(variant: HostVariant, authorized_key: str) -> str:
         lines.append(f"sed -i '/^#\\?{keyword} /d' /etc/ssh/sshd_config")
         lines.append(f"echo '{keyword} {value}' >> /etc/ssh/sshd_config")
     for path, text in variant.files.items():
-        lines.append(f"printf '%s' '{text}' > '{path}'")
+        lines.append(f"mkdir -p '{os.path.dirname(path)}' && printf '%s' '{text}' > '{path}'")
     if variant.install_packages:
         debs = " ".join(f"/opt/debs/{name}_*.deb" for name in variant.install_packages)
         lines.append(f"dpkg -i {debs} >/dev/null")
@@ -218,14 +221,14 @@ def start_hosts(
     image: str | None = None,
     timeout: float = 120.0,
 ) -> list[SshHost]:
-    """Start one container per variant and wait until each sshd answers on its port."""
-    image = image or debian_image(client)
+    """Start one container per variant and wait until each sshd answers on its port (on
+    `image`, or on the image of the variant's packages)."""
     network = ensure_network(client)
     hosts = []
     for variant in variants:
         script = _start_script(variant, authorized_key)
         container = client.containers.run(
-            image,
+            image or debian_image(client, variant.packages),
             ["/bin/sh", "-c", script],
             name=f"auditor-{variant.hostname}-{os.getpid()}",
             hostname=variant.hostname,
@@ -236,6 +239,8 @@ def start_hosts(
             detach=True,
             labels={"auditor-test": "ssh-host"},
             sysctls=variant.sysctls or None,
+            tmpfs=variant.tmpfs or None,
+            cap_add=list(variant.cap_add) or None,
         )
         hosts.append(container)
     ready = []

@@ -16,8 +16,6 @@ namespace - and is not a capture of a real server.
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import json
 import ssl
 import threading
@@ -29,10 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from servers.certs import server_certificates
 
 HOST = "127.0.0.1"
 TOKEN = "test-token-not-a-secret"
@@ -107,7 +102,7 @@ class KubeApiServer:
 @contextmanager
 def kube_api_server(directory: Path, recording: Recording) -> Iterator[KubeApiServer]:
     """Serve `recording` over HTTPS on 127.0.0.1 until the block ends."""
-    ca_pem, cert_pem, key_pem = _certificates()
+    ca_pem, cert_pem, key_pem = server_certificates("kube-apiserver", HOST)
     (directory / "server.crt").write_bytes(cert_pem + ca_pem)
     (directory / "server.key").write_bytes(key_pem)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -229,52 +224,6 @@ def _handler(recording: Recording, log: list[Request]) -> type[BaseHTTPRequestHa
             self.wfile.write(data)
 
     return Handler
-
-
-def _certificates() -> tuple[bytes, bytes, bytes]:
-    """(CA certificate, server certificate for 127.0.0.1, server key), PEM encoded."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "auditor-test-kubernetes-ca")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-
-    server = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))]),
-            critical=False,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    key_pem = key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return ca.public_bytes(pem), server.public_bytes(pem), key_pem
 
 
 # -- the recording -----------------------------------------------------------------------------

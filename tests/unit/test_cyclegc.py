@@ -44,3 +44,16 @@ def test_every_so_many_targets_everything_is_collected():
             counts.append(_cycles_alive())
             collector.target_done()
         assert counts[0] == 1 and _cycles_alive() == 0
+
+
+def test_what_survives_a_full_collection_is_not_traversed_again():
+    """A run keeps its finished targets: after a full collection they are frozen, so the
+    next full collections do not walk them again (the cost would grow with the run's square)."""
+    with cyclegc.run_policy() as collector:
+        kept = [_Cycle() for _ in range(100)]
+        frozen = gc.get_freeze_count()
+        for _ in range(cyclegc.FULL_EVERY):
+            collector.target_done()
+        assert gc.get_freeze_count() >= frozen + len(kept)
+        assert not any(isinstance(o, _Cycle) for o in gc.get_objects())  # out of its sight
+    assert _cycles_alive() == len(kept)  # after the run: back in the collector's sight

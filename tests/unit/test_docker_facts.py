@@ -39,6 +39,8 @@ def _data(name: str, raw: Any) -> Any:
         return raw
     if name == "docker.containers":
         return collector.containers_fact(raw["list"], raw["inspect"])
+    if name == "docker.processes":
+        return collector.processes_fact(raw["list"], raw["top"], raw["max_processes"])
     if name == "docker.images":
         return collector.images_fact(raw["list"], raw["inspect"], raw["history"], raw["containers"])
     if name in ("docker.daemon_host", "docker.daemon_config"):
@@ -77,6 +79,24 @@ def test_recorded_response_gives_expected_fact(path: Path) -> None:
     data = new_fact(name, "fixture", _data(name, fixture["raw"]), source="fixture").data
     assert data == fixture["expected"]
     assert json.loads(json.dumps(data)) == data
+
+
+@pytest.mark.parametrize(
+    ("command", "program"),
+    [
+        ("/usr/sbin/sshd -D", "sshd"),
+        ("sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups", "sshd"),
+        ("sshd: alice@pts/0", "sshd"),
+        ("-bash", "bash"),
+        ("[kworker/0:1]", "kworker/0:1"),
+        ("/usr/sbin/in.telnetd", "in.telnetd"),
+        ("dropbear -F -E -p 2222", "dropbear"),
+        ("python3 /srv/sshd.py", "python3"),
+        ("", ""),
+    ],
+)
+def test_program_of_a_ps_command_line(command: str, program: str) -> None:
+    assert collector.program_of(command) == program
 
 
 def test_every_docker_fact_has_a_recorded_fixture() -> None:

@@ -11,14 +11,13 @@ import urllib3
 
 from auditor.config import TargetSpec
 from auditor.errors import InventoryError, TargetError
-from auditor.targets import scheme_of
+from auditor.target_url import parse_target_url
 from auditor.targets.docker import (
     ContextInfo,
     Endpoint,
     TlsFiles,
     describe_error,
     resolve_endpoint,
-    url_problem,
 )
 
 
@@ -36,8 +35,7 @@ from auditor.targets.docker import (
     ],
 )
 def test_valid_docker_urls(url: str) -> None:
-    assert url_problem(url) is None
-    assert scheme_of(url) in ("docker", "docker+ssh")
+    assert parse_target_url(url).scheme in ("docker", "docker+ssh")
 
 
 @pytest.mark.parametrize(
@@ -53,10 +51,9 @@ def test_valid_docker_urls(url: str) -> None:
     ],
 )
 def test_invalid_docker_urls_say_why(url: str, problem: str) -> None:
-    found = url_problem(url)
-    assert found is not None and problem in found
-    with pytest.raises(InventoryError, match="Docker URL|docker"):
-        scheme_of(url)
+    with pytest.raises(InventoryError, match="Docker URL|docker") as raised:
+        parse_target_url(url)
+    assert problem in raised.value.reason
 
 
 def _no_context(name: str | None) -> ContextInfo | None:

@@ -15,7 +15,7 @@ from auditor.profiles import load_profile
 def _verdicts(
     profile, record: TargetRecord, judging: Judging | None = None
 ) -> dict[tuple[str, str], tuple[Status, str]]:
-    results = engine.evaluate(profile, record, profile.variables, 0, judging=judging)
+    results = engine.evaluate(profile, record, profile.variables, judging=judging)
     return {(r.check_id, r.subject.name): (r.status, r.message) for r in results}
 
 
@@ -59,5 +59,5 @@ def test_output_that_cannot_be_read_makes_the_target_an_error(monkeypatch) -> No
     profile = load_profile()
     record = engine.collect(profile, TargetSpec(url="local://"))
     assert record.error == "internal error: RuntimeError: boom" and record.facts == ()
-    results = engine.evaluate(profile, record, profile.variables, 0)
+    results = engine.evaluate(profile, record, profile.variables)
     assert results and {r.status for r in results} == {Status.ERROR}

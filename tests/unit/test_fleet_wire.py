@@ -63,3 +63,23 @@ def test_a_judged_target_comes_back_as_it_left():
     sent = Judged(record, [result], {"max": 3})
     back = judged_from_json(json.loads(json.dumps(judged_to_json(sent, "w1"))))
     assert back == Judged(record, [result], {"max": 3}, "w1")
+
+
+def test_fleet_messages_are_exact_json():
+    """What crosses the broker is JSON any reader takes, integers past 64 bits included."""
+    import json
+    from datetime import UTC, datetime
+
+    from kombu.serialization import dumps, loads
+
+    from auditor.fleet.app import SERIALIZER, make_app
+
+    make_app("redis://127.0.0.1:1/0")  # registers the serializer; connects to nothing
+    for message in (
+        {"n": 2**70, "s": "é\u2028"},
+        {"n": 1, "when": datetime(2026, 1, 2, tzinfo=UTC)},
+    ):
+        content_type, encoding, body = dumps(message, serializer=SERIALIZER)
+        expected = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in message.items()}
+        assert json.loads(body) == expected
+        assert loads(body, content_type, encoding, accept=[content_type]) == expected

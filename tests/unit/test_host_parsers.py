@@ -150,7 +150,7 @@ _FORBIDDEN_COMMANDS = (
     "shutdown", "reboot", "useradd", "usermod", "userdel", "groupadd", "passwd", "chpasswd",
     "crontab", "dpkg", "apt", "aptitude", "eval", "exec", "exit", "source", "sudo", "su",
     "wget", "curl", "nc", "python", "python3", "perl", "insmod", "modprobe", "rmmod",
-    "iptables", "nft", "ip", "augenrules", "aideinit", "update-aide.conf", "visudo",
+    "iptables", "ip6tables", "ip", "augenrules", "aideinit", "update-aide.conf", "visudo",
 )  # fmt: skip
 
 
@@ -216,6 +216,12 @@ def _allowed_use(first: str, args: list[str]) -> bool:
         return args in (["-s"], ["-l"])
     if first == "sysctl":
         return args == ["-a"]
+    if first == "nft":
+        return args[:3] == ["-j", "list", "ruleset"] or args[:2] == ["list", "ruleset"]
+    if first == "find":
+        return not {"-delete", "-fprint", "-fprint0", "-fprintf", "-fls", "-execdir", "-ok"} & set(
+            args
+        )
     if first == "sed":
         return not any(w.startswith("-i") or w == "--in-place" for w in args)
     if first == "setpriv":
@@ -277,6 +283,10 @@ def test_snippet_writes_nowhere(section: Section | Shared) -> None:
         "systemctl restart ssh",
         "sysctl -w kernel.x=1",
         "auditctl -D",
+        "nft flush ruleset",
+        "nft add rule inet filter input drop",
+        "find / -name x -delete",
+        "find / -fprint /tmp/x",
         "x=1 tee /etc/x",
         "if true; then mkdir /x; fi",
         "exit 1",

@@ -209,7 +209,9 @@ def test_misplaced_fields_are_ignored():
         ({"container.seccomp.security.alpha.kubernetes.io/other": "runtime/default"}, None),
     ],
 )
-def test_legacy_seccomp_annotations_of_the_pod_template_count(annotations, expected):
+def test_legacy_seccomp_annotations_of_the_pod_template_count_for_old_kubelets(
+    annotations, expected
+):
     spec = {
         "template": {
             "metadata": {"annotations": annotations},
@@ -217,7 +219,33 @@ def test_legacy_seccomp_annotations_of_the_pod_template_count(annotations, expec
         }
     }
     item = workload_items({"Deployment": [obj("Deployment", "d", spec)]})[0][0]
-    assert item["seccomp"] == {"c": expected}
+    assert item["seccomp_legacy"] == {"c": expected}
+    assert item["seccomp"] == {"c": None}  # kubelets from 1.27 on ignore the annotations
+    assert item["pod_seccomp"] == []
+
+
+def test_the_field_wins_over_annotations_and_the_pod_field_reaches_containers():
+    spec = {
+        "template": {
+            "metadata": {
+                "annotations": {
+                    "seccomp.security.alpha.kubernetes.io/pod": "unconfined",
+                    "container.seccomp.security.alpha.kubernetes.io/a": "unconfined",
+                }
+            },
+            "spec": {
+                "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "x"}],
+            },
+        }
+    }
+    item = workload_items({"Deployment": [obj("Deployment", "d", spec)]})[0][0]
+    assert item["seccomp"] == {"a": "RuntimeDefault", "b": "RuntimeDefault"}
+    assert item["seccomp_legacy"] == {"a": "Unconfined", "b": "RuntimeDefault"}
+    assert (item["pod_seccomp"], item["pod_seccomp_legacy"]) == (
+        ["RuntimeDefault"],
+        ["RuntimeDefault", "Unconfined"],
+    )
 
 
 def test_annotations_on_the_controller_itself_are_not_pod_annotations():
@@ -348,8 +376,55 @@ def test_token_automount_resolution():
     assert resolved["other-namespace"][0] is True
 
 
-def test_repeated_or_missing_container_names_stay_apart():
-    pod = {"containers": [{"image": "a"}, {"name": "x", "image": "b"}, {"name": "x", "image": "c"}]}
+def test_repeated_container_names_stay_apart():
+    pod = {"containers": [{"name": "x", "image": "b"}, {"name": "x", "image": "c"}]}
     item = workload_items({"Pod": [obj("Pod", "p", pod)]})[0][0]
-    assert list(item["containers"]) == ["(unnamed)#1", "x", "x#2"]
-    assert [i["image"] for i in item["images"].values()] == ["a", "b", "c"]
+    assert list(item["containers"]) == ["x", "x#2"]  # a missing name is an error (below)
+    assert [i["image"] for i in item["images"].values()] == ["b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("pod", "named"),
+    [
+        ({"containers": [{"name": "web"}]}, "spec.containers[0] (web).image: missing"),
+        ({"containers": [{"image": "x"}]}, "spec.containers[0].name: missing"),
+        ({"containers": []}, "spec.containers: no container"),
+        (
+            {
+                "containers": [{"name": "c", "image": "x"}],
+                "initContainers": [
+                    {
+                        "name": "i",
+                        "image": "x",
+                        "securityContext": {"seccompProfile": {"type": "Localhost"}},
+                    }
+                ],
+            },
+            "spec.initContainers[0] (i).securityContext.seccompProfile.localhostProfile: "
+            "missing for type Localhost",
+        ),
+        (
+            {
+                "securityContext": {"appArmorProfile": {"type": "runtime/default"}},
+                "containers": [{"name": "c", "image": "x"}],
+            },
+            "spec.securityContext.appArmorProfile.type: 'runtime/default' is not one of "
+            "RuntimeDefault, Localhost, Unconfined",
+        ),
+    ],
+)
+def test_an_invalid_pod_spec_is_an_error_naming_the_field(pod, named):
+    (item,), tokens = workload_items({"Pod": [obj("Pod", "p", pod)]})
+    assert item["_error"] == f"invalid pod spec, the API server would refuse it: {named}"
+    assert tokens == []
+
+
+def test_a_valid_localhost_profile_is_fine():
+    pod = {
+        "securityContext": {
+            "seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/audit.json"}
+        },
+        "containers": [{"name": "c", "image": "x"}],
+    }
+    (item,), _ = workload_items({"Pod": [obj("Pod", "p", pod)]})
+    assert "_error" not in item and item["seccomp"] == {"c": "Localhost"}

@@ -76,7 +76,7 @@ def test_a_message_prints_only_values_read_or_variables(path: Path) -> None:
     record = TargetRecord("fixture", "fixture://", check.check.target, "", "", facts=facts)
     variables = {**profile.variables, **data.get("vars", {})}
     only = dataclasses.replace(profile, checks=(check,))
-    failed = [r for r in evaluate(only, record, variables, 0) if r.status is Status.FAIL]
+    failed = [r for r in evaluate(only, record, variables) if r.status is Status.FAIL]
     assert failed
     printed: list[Any] = []
     capturing = messages.ENVIRONMENT.overlay(finalize=lambda v: printed.append(v) or v)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from auditor import engine
 from auditor.errors import ProfileError
-from auditor.model import Severity
+from auditor.facts import new_fact
+from auditor.model import Severity, Status, TargetRecord
 from auditor.profiles import json_schemas, load_profile, render_schema
 from auditor.resources import benchmarks_dir
 
@@ -56,6 +58,17 @@ def test_shipped_profile_loads_and_every_check_has_references_and_remediation():
     for compiled in profile.checks:
         assert compiled.check.remediation
         assert compiled.check.references.nist_800_190, compiled.id
+
+
+def test_every_host_check_says_why_and_maps_to_nist_800_53():
+    """Issue 18: the host benchmark in our own words, each check with its rationale, and
+    at least 150 of them; most carry a CIS Debian Linux item number."""
+    host = [c for c in load_profile("nist-800-190").checks if c.check.target == "host"]
+    assert len(host) >= 150
+    for compiled in host:
+        assert len(compiled.check.rationale) > 40, compiled.id
+        assert compiled.check.references.nist_800_53, compiled.id
+    assert sum(1 for c in host if c.check.references.cis_linux) > 100
 
 
 def test_minimal_profile_loads(tmp_path):
@@ -164,3 +177,34 @@ def test_checked_in_json_schemas_are_current():
             f"{path} is stale: run `auditor profiles schema --write benchmarks`"
         )
         json.loads(path.read_text())
+
+
+def test_an_exemption_that_does_not_read_its_variable_is_a_load_error(tmp_path):
+    controls = CONTROLS.replace(
+        '        assert: "facts.host.os.id in vars.ids"\n',
+        '        assert: "facts.host.os.id in vars.ids"\n'
+        "        exempt: {ids: \"facts.host.os.id == 'flatcar'\"}\n",
+    )
+    err = error_of(tmp_path, controls)
+    assert err.item == "host.os.allowed"
+    assert "exempt: ids: the condition does not read vars.ids" in str(err)
+
+
+def test_an_exempt_subject_is_skipped_naming_the_variable_before_where_is_asked(tmp_path):
+    controls = CONTROLS.replace(
+        '        assert: "facts.host.os.id in vars.ids"\n',
+        '        assert: "facts.host.os.id in vars.ids"\n'
+        '        exempt: {ids: "facts.host.os.id in vars.ids"}\n'
+        "        where: \"facts.host.os.id != 'debian'\"\n",
+    )
+    profile = load_profile(str(write_profile(tmp_path, controls)))
+
+    def judged(os_id: str) -> tuple[Status, str, dict]:
+        fact = new_fact("host.os", "h", {"id": os_id}, source="test")
+        kind = profile.checks[0].check.target
+        record = TargetRecord("h", "local://", kind, "", "", facts=(fact,))
+        (result,) = engine.evaluate(profile, record, profile.variables)
+        return result.status, result.message, result.observed
+
+    assert judged("debian") == (Status.SKIP, "exempt by vars.ids", {"host.os.id": "debian"})
+    assert judged("alpine")[0] is Status.FAIL

@@ -107,6 +107,17 @@ def test_package_names_are_not_secret_names_but_a_secret_shaped_version_still_is
     assert MARKER in redact({"config": {"passwd": "hunter2"}})["config"]["passwd"]
 
 
+def test_the_host_facts_that_describe_passwords_name_their_accounts():
+    """The shadow and accounts facts list accounts by their password state: the evidence of
+    `host.accounts.no-empty-passwords` must name `bob`, not a fingerprint of `bob`."""
+    shadow = {"password_set": ["alice"], "empty_password": ["bob"], "locked": ["root"]}
+    user = {"name": "bob", "password_state": "empty", "shell": "/bin/sh"}
+    assert redact(shadow) is shadow and redact(user) is user
+    leaked = {"empty_password": ["ghp_" + "a1B2" * 9]}  # a token's shape is still a token
+    assert MARKER in redact(leaked)["empty_password"][0]
+    assert MARKER in redact({"env": {"password": "bob"}})["env"]["password"]
+
+
 # Issue 16: forms that reached the reports, the store and bundles in plaintext.
 LEAKED = [
     ("postgres://admin:PLANTED1@db:5432/app", "PLANTED1", "postgres://admin:"),
@@ -212,3 +223,21 @@ def test_log_lines_are_redacted():
 )
 def test_sudoers_tags_are_not_passwords(line):
     assert redact_text("line", line) == line
+
+
+@pytest.mark.parametrize(
+    "location", ["bootstrap-token.yaml:12", "db-password.yaml:2", "secrets/api_token.json:7"]
+)
+def test_the_location_of_a_fact_item_is_a_place_not_a_secret(location):
+    item = {"kind": "Pod", "location": location, "env": ["API_TOKEN=abc123"]}
+    (clean,) = redact([item])
+    assert clean["location"] == location
+    assert list(clean) == list(item)  # key order kept
+    assert MARKER in clean["env"][0] and "abc123" not in clean["env"][0]
+    assert redact({"name": "x", "location": location})["location"] == location
+
+
+def test_a_location_inside_target_data_is_still_judged():
+    labels = {"Labels": {"location": "key=AKIAIOSFODNN7EXAMPLE"}}
+    (clean,) = redact([labels])
+    assert "AKIAIOSFODNN7EXAMPLE" not in clean["Labels"]["location"]

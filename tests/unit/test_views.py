@@ -11,8 +11,10 @@ BASE = load_named("nist-800-190")
 VIEWS = {path.stem: path for path in available_views()}
 
 
-def test_the_four_views_exist():
-    assert set(VIEWS) == {"cis-docker", "cis-kubernetes", "pss-baseline", "pss-restricted"}
+def test_the_five_views_exist():
+    assert set(VIEWS) == {
+        "cis-docker", "cis-kubernetes", "cis-linux", "pss-baseline", "pss-restricted"
+    }
 
 
 @pytest.mark.parametrize(
@@ -20,6 +22,7 @@ def test_the_four_views_exist():
     [
         ("cis-docker", "cis_docker", None),
         ("cis-kubernetes", "cis_kubernetes", None),
+        ("cis-linux", "cis_linux", None),
         ("pss-baseline", "pss", {"baseline"}),
         ("pss-restricted", "pss", {"baseline", "restricted"}),
     ],
@@ -48,14 +51,31 @@ def test_view_checks_are_the_profile_definitions_not_copies():
         assert "assert" not in yaml.safe_load(text) and "checks" not in yaml.safe_load(text)
 
 
-def test_cis_view_orders_controls_by_benchmark_number():
-    view = load_named("cis-docker")
+@pytest.mark.parametrize("name, key", [("cis-docker", "cis_docker"), ("cis-linux", "cis_linux")])
+def test_cis_view_orders_controls_by_benchmark_number(name, key):
+    view = load_named(name)
     ids = [e.control.id for e in view.controls]
     numeric = [tuple(int(p) for p in i.split(".")) for i in ids]
     assert numeric == sorted(numeric)
     assert view.sections[0].title.startswith("1 ")
-    first = view.controls[0]
-    assert all("cis_docker" for _ in first.control.checks)
+    for entry in view.controls:
+        assert all(entry.control.id in getattr(c.references, key) for c in entry.control.checks)
+
+
+def test_cis_linux_view_groups_host_checks_by_benchmark_section():
+    """Sections are the benchmark's chapters (1 Initial setup .. 7 System maintenance), and
+    a check is listed under the lowest item it refers to, wherever it sits in 800-190."""
+    view = load_named("cis-linux")
+    titles = {s.id: s.title for s in view.sections}
+    assert set(titles.values()) <= {
+        "1 Initial setup", "2 Services", "3 Network", "4 Host based firewall",
+        "5 Access control", "6 Logging and auditing", "7 System maintenance",
+    }
+    by_check = {c.id: (c.control_id, titles[c.section_id]) for c in view.checks}
+    assert by_check["host.sshd.no-root-login"] == ("5.1.20", "5 Access control")
+    assert by_check["host.files.identity-perms"] == ("7.1.1", "7 System maintenance")
+    assert by_check["host.sysctl.randomize-va-space"] == ("1.5.1", "1 Initial setup")
+    assert all(c.check.target == "host" for c in view.checks)
 
 
 def test_overlays_do_not_apply_to_views(tmp_path):

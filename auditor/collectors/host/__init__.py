@@ -7,7 +7,13 @@ from collections.abc import Callable, Collection, Mapping
 from functools import cache, partial
 from typing import Any
 
-from auditor.collectors.host.script import build_script, marker, new_nonce, split_output
+from auditor.collectors.host.script import (
+    ScanBudget,
+    build_script,
+    marker,
+    new_nonce,
+    split_output,
+)
 from auditor.collectors.host.sections import DEFAULT_PATHS, SECTIONS, FactUnavailable, Section
 from auditor.facts import FactSpec, clean_data, fact_of, failed_fact, utc_now
 from auditor.model import Fact, Subject
@@ -58,8 +64,16 @@ class HostCollector:
             return dict
         paths = [*DEFAULT_PATHS, *variables.get("host_paths", [])]
         nonce = new_nonce()
+        budget = ScanBudget(
+            int(variables.get("fs_scan_max_seconds", ScanBudget.seconds)),
+            int(variables.get("fs_scan_max_entries", ScanBudget.entries)),
+        )
         script = build_script(
-            wanted, paths, nonce, allow_dnf=bool(variables.get("host_probe_dnf", False))
+            wanted,
+            paths,
+            nonce,
+            allow_dnf=bool(variables.get("host_probe_dnf", False)),
+            scan_budget=budget,
         )
         started = utc_now()
         result = target.run_script(script, timeout=target.spec.command_timeout)

@@ -35,6 +35,18 @@ __auditor_run() {
 
 
 @dataclass(frozen=True)
+class ScanBudget:
+    """The bounds of one host's file system scan (vars.fs_scan_max_seconds, _max_entries)."""
+
+    seconds: int = 20
+    entries: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        if self.seconds < 1 or self.entries < 1:
+            raise ValueError("a file system scan budget is at least 1 second and 1 entry")
+
+
+@dataclass(frozen=True)
 class SectionOutput:
     """What one section printed, apart from the others."""
 
@@ -44,16 +56,24 @@ class SectionOutput:
 
 
 def build_script(
-    sections: Sequence[Section], paths: Iterable[str], nonce: str, *, allow_dnf: bool = False
+    sections: Sequence[Section],
+    paths: Iterable[str],
+    nonce: str,
+    *,
+    allow_dnf: bool = False,
+    scan_budget: ScanBudget | None = None,
 ) -> str:
     """The whole script: prelude, the sources sections share, one function per section, then
     one call per section. `allow_dnf` lets the updates section run `dnf -C`, which writes its
-    own logs and locks."""
+    own logs and locks; `scan_budget` bounds the file system scan."""
     quoted_paths = shlex.quote("\n".join(paths))
+    budget = scan_budget or ScanBudget()
     lines = [
         f"M={shlex.quote(marker(nonce))}",
         f"AUDITOR_PATHS={quoted_paths}",
         f"AUDITOR_DNF={'yes' if allow_dnf else 'no'}",
+        f"AUDITOR_SCAN_SECONDS={int(budget.seconds)}",
+        f"AUDITOR_SCAN_ENTRIES={int(budget.entries)}",
         _PRELUDE,
         HELPERS,
     ]

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.collectors.host import parsers
+from auditor.collectors.host import parsers, parsers_access, parsers_system
 from auditor.collectors.host.parsers import FactUnavailable
 
 __all__ = [
@@ -114,6 +114,12 @@ DEFAULT_PATHS: tuple[str, ...] = (
     "/etc/gshadow",
     "/etc/ssh/sshd_config",
     "/etc/ssh/sshd_config.d",
+    "/etc/ssh/ssh_host_rsa_key",
+    "/etc/ssh/ssh_host_ecdsa_key",
+    "/etc/ssh/ssh_host_ed25519_key",
+    "/etc/ssh/ssh_host_rsa_key.pub",
+    "/etc/ssh/ssh_host_ecdsa_key.pub",
+    "/etc/ssh/ssh_host_ed25519_key.pub",
     "/etc/sudoers",
     "/etc/sudoers.d",
     # scheduled jobs and audit configuration
@@ -121,6 +127,28 @@ DEFAULT_PATHS: tuple[str, ...] = (
     "/etc/cron.d",
     "/etc/audit/auditd.conf",
     "/etc/audit/rules.d",
+    # account database backups, cron and at, bootloader, banners (CIS Linux 1.4, 1.6, 2.4, 7.1)
+    "/etc/passwd-",
+    "/etc/group-",
+    "/etc/shadow-",
+    "/etc/gshadow-",
+    "/etc/shells",
+    "/etc/security/opasswd",
+    "/etc/security/opasswd.old",
+    "/etc/cron.hourly",
+    "/etc/cron.daily",
+    "/etc/cron.weekly",
+    "/etc/cron.monthly",
+    "/etc/cron.allow",
+    "/etc/cron.deny",
+    "/etc/at.allow",
+    "/etc/at.deny",
+    "/boot/grub/grub.cfg",
+    "/boot/grub2/grub.cfg",
+    "/boot/grub2/user.cfg",
+    "/etc/motd",
+    "/etc/issue",
+    "/etc/issue.net",
 )
 
 _PREAMBLE = (
@@ -230,13 +258,76 @@ printf 'hostname:%s\n' "$1"
 
 # Include handling mirrors sshd: patterns are globbed (sorted), relative ones are relative to
 # /etc/ssh, included files are inlined where the Include stands, and sshd stops at depth 16.
-_SSHD_CONFIG = r"""
+# For every Match line (in the order sshd reads them) "N SPEC": a connection spec for
+# `sshd -T -C` that the block's criteria match (the first non-negated pattern of each, its
+# wildcards filled in, an address's network; a Group block takes a member of the group from
+# /etc/group or /etc/passwd), or "N -none" when no local account is in the group, "N -limit"
+# past 16 blocks. Criteria the block does not name get a user, host and address of no one.
+_SSHD_MATCH_AWK = r"""
+BEGIN {
+  FS = ":"
+  while ((getline l < "/etc/group") > 0) {
+    split(l, g, ":")
+    gname[g[3]] = g[1]
+    if (g[4] != "" && !(g[1] in member)) { split(g[4], m, ","); member[g[1]] = m[1] }
+  }
+  while ((getline l < "/etc/passwd") > 0) {
+    split(l, p, ":")
+    if ((p[4] in gname) && !(gname[p[4]] in member)) member[gname[p[4]]] = p[1]
+  }
+  FS = " "
+}
+function pick(v,   a, n, i) {
+  n = split(v, a, ",")
+  for (i = 1; i <= n; i++) if (a[i] !~ /^!/) return a[i]
+  return ""
+}
+substr($0, 1, 2) != "L:" { next }
+{
+  line = substr($0, 3)
+  if (line !~ /^[ \t]*[Mm][Aa][Tt][Cc][Hh]([ \t=]|$)/) next
+  idx++
+  if (idx > 16) { print idx " -limit"; next }
+  sub(/^[ \t]*[Mm][Aa][Tt][Cc][Hh][ \t=]*/, "", line)
+  n = split(line, w, /[ \t]+/)
+  user = "auditor-nobody"; host = "auditor.invalid"; addr = "192.0.2.1"; extra = ""; none = 0
+  named = 0
+  for (i = 1; i <= n; i++) {
+    k = tolower(w[i])
+    if (k == "" || k == "all") continue
+    if (k ~ /^#/) break
+    v = pick(w[++i])
+    if (v == "") continue
+    if (k == "user") { gsub(/[*?]/, "x", v); user = v; named = 1 }
+    else if (k == "group") { if (v in member) { if (!named) user = member[v] } else none = 1 }
+    else if (k == "host") { gsub(/[*?]/, "x", v); host = v }
+    else if (k == "address" || k == "localaddress") {
+      sub(/\/.*/, "", v)
+      gsub(/[*?]/, "1", v)
+      if (k == "address") addr = v; else extra = extra ",laddr=" v
+    }
+    else if (k == "localport") extra = extra ",lport=" v
+    else if (k == "rdomain") extra = extra ",rdomain=" v
+  }
+  if (none) print idx " -none"
+  else print idx " user=" user ",host=" host ",addr=" addr extra
+}
+"""
+
+assert "'" not in _SSHD_MATCH_AWK  # it is single-quoted for sh below
+_SSHD_CONFIG = (
+    "# shellcheck disable=SC2016\n_SSHD_MATCH_SPECS='"
+    + _SSHD_MATCH_AWK.strip("\n")
+    + "'\n"
+    + r"""
 sshd=$(command -v sshd 2>/dev/null) || sshd=
 if [ -z "$sshd" ]; then
   echo "sshd:absent"
 else
   printf 'sshd:%s\n' "$sshd"
+  t_ok=
   if out=$("$sshd" -T 2>&1); then
+    t_ok=1
     echo "T-rc:0"
     __tag T: "$out"
   else
@@ -284,9 +375,35 @@ else
     set +f
     __put E: "$1"
   }
-  _sshd_walk /etc/ssh/sshd_config 0
+  walk=$(_sshd_walk /etc/ssh/sshd_config 0)
+  printf '%s\n' "$walk"
+  # Each Match block judged as sshd judges a connection it applies to (sshd -T -C)
+  specs=
+  case $t_ok$walk in
+    1*[Mm][Aa][Tt][Cc][Hh]*) specs=$(printf '%s\n' "$walk" | awk "$_SSHD_MATCH_SPECS") ;;
+  esac
+  if [ -n "$specs" ]; then
+    IFS=$NL
+    set -f
+    for _s in $specs; do
+      unset IFS
+      printf 'M:%s\n' "$_s"
+      _c=${_s#* }
+      case $_c in -*) continue ;; esac
+      if out=$("$sshd" -T -C "$_c" 2>&1); then
+        echo "C-rc:0"
+        __tag C: "$out"
+      else
+        printf 'C-rc:%s\n' "$?"
+        __tag C-err: "$out"
+      fi
+    done
+    unset IFS
+    set +f
+  fi
 fi
 """
+)
 
 # What `sysctl -a` prints, read as it reads it, as "P:path:value" lines (a parameter the user
 # may not read is left out). head, not grep: the kernel clears a buffer the size of each read
@@ -542,8 +659,178 @@ else
     if ($2 == "") c = "empty"
     else if ($2 ~ /^[!*]/) c = "locked"
     print "H:" $1 " " c
+    # the hash method id only ($y$ yescrypt, $6$ sha512 ...): "des" without one
+    h = $2
+    sub(/^[!*]+/, "", h)
+    m = "none"
+    if (h ~ /^[$][^$]+[$]/) { split(h, a, "$"); m = a[2] }
+    else if (h != "") m = "des"
+    print "A:" $1 ":" $3 ":" $4 ":" $5 ":" $6 ":" $7 ":" $8 ":" m
   }' /etc/shadow
 fi
+"""
+
+# _stat_each PATHS: for each of the newline-separated PATHS (each read from one line of a
+# file, so none holds a newline), in order, "S:<%f %u %g %U %G>", "S:absent" or "E:<error>";
+# one stat for all that exist, one each only when that one failed (a path vanished meanwhile).
+_STAT_EACH = r"""
+_stat_each() {
+  _ok=
+  _flags=
+  set -f
+  IFS=$NL
+  for _p in $1; do
+    if [ -e "$_p" ]; then _ok="$_ok$_p$NL"; _flags="${_flags}b"; else _flags="${_flags}a"; fi
+  done
+  _st=
+  # shellcheck disable=SC2086
+  [ -n "$_ok" ] && { _st=$(stat -L -c '%f %u %g %U %G' -- $_ok 2>/dev/null) || _st=@; }
+  for _p in $1; do
+    _f=${_flags%"${_flags#?}"}
+    _flags=${_flags#?}
+    if [ "$_f" = a ]; then
+      echo "S:absent"
+    elif [ "$_st" != @ ]; then
+      printf 'S:%s\n' "${_st%%"$NL"*}"
+      _st=${_st#*"$NL"}
+    elif _r=$(stat -L -c '%f %u %g %U %G' -- "$_p" 2>&1); then
+      printf 'S:%s\n' "$_r"
+    else
+      printf 'E:%s\n' "${_r%%"$NL"*}"
+    fi
+  done
+  unset IFS
+  set +f
+}
+"""
+
+# login.defs as shadow-utils reads it: "NAME VALUE" lines, the last definition wins.
+_LOGIN_DEFS = r"""
+f=/etc/login.defs
+if [ ! -e "$f" ]; then
+  echo "N:$f"
+elif [ ! -r "$f" ]; then
+  echo "X:$f"
+else
+  awk '$1 !~ /^#/ && NF > 0 { print "D:" $1 " " $2 }' "$f"
+fi
+"""
+
+# The PAM stacks that decide su, passwords and logins, and the pwquality/faillock settings.
+_PAM = r"""
+set --
+for f in /etc/pam.d/su /etc/pam.d/common-auth /etc/pam.d/common-password \
+  /etc/pam.d/common-account /etc/pam.d/system-auth /etc/pam.d/password-auth \
+  /etc/security/pwquality.conf /etc/security/pwquality.conf.d/*.conf \
+  /etc/security/faillock.conf; do
+  [ -e "$f" ] || continue
+  if [ -r "$f" ]; then set -- "$@" "$f"; else __put X: "$f"; fi
+done
+[ -d /etc/pam.d ] || echo "N:/etc/pam.d"
+[ $# -gt 0 ] && awk '
+  FNR == 1 { f = FILENAME; gsub(/\n/, "\n+:", f); print "F:" f }
+  $1 !~ /^#/ && NF > 0 { print "L:" $0 }' "$@"
+"""
+
+# umask and TMOUT as the login shells set them (login.defs UMASK is in login_defs).
+_SHELL_DEFAULTS = r"""
+set --
+for f in /etc/profile /etc/bash.bashrc /etc/profile.d/*.sh; do
+  [ -e "$f" ] || continue
+  if [ -r "$f" ]; then set -- "$@" "$f"; else __put X: "$f"; fi
+done
+[ $# -gt 0 ] && awk '
+  FNR == 1 { f = FILENAME; gsub(/\n/, "\n+:", f); print "F:" f }
+  /^[ \t]*(umask[ \t]|(readonly[ \t]+|export[ \t]+)?TMOUT=)/ { print "L:" $0 }' "$@"
+"""
+
+# root's PATH as su - (ENV_SUPATH) and root's own files set it, and each absolute directory
+# named in it: its type, mode and owner.
+_ROOT_PATH = (
+    _STAT_EACH
+    + r"""
+set --
+[ -r /etc/login.defs ] && set -- /etc/login.defs
+# root's files cannot even be seen to exist from outside a /root others may not search
+[ -d /root ] && [ ! -x /root ] && echo "X:/root"
+for f in /etc/environment /root/.profile /root/.bashrc /root/.bash_profile; do
+  [ -e "$f" ] || continue
+  if [ -r "$f" ]; then set -- "$@" "$f"; else echo "X:$f"; fi
+done
+# one awk: each PATH assignment as "P:FILE VALUE", then every absolute directory once as "D:"
+o=
+[ $# -gt 0 ] && o=$(awk '
+  function add(v,   n, d, i) {
+    print "P:" FILENAME " " v
+    n = split(v, d, ":")
+    for (i = 1; i <= n; i++)
+      if (d[i] ~ /^\// && !(d[i] in seen)) { seen[d[i]] = 1; dir[++nd] = d[i] }
+  }
+  FILENAME == "/etc/login.defs" {
+    if ($1 == "ENV_SUPATH") { v = $2; sub(/^PATH=/, "", v); add(v) }
+    next
+  }
+  /^[ \t]*(export[ \t]+)?PATH=/ {
+    v = $0
+    sub(/^[ \t]*(export[ \t]+)?PATH=/, "", v)
+    gsub(/["\047]/, "", v)
+    sub(/[ \t;].*$/, "", v)
+    add(v)
+  }
+  END { for (i = 1; i <= nd; i++) print "D:" dir[i] }' "$@")
+printf '%s\n' "$o"
+dirs=
+IFS=$NL
+set -f
+for l in $o; do
+  case $l in D:*) dirs="$dirs${l#D:}$NL" ;; esac
+done
+unset IFS
+set +f
+_stat_each "$dirs"
+"""
+)
+
+# Home directories of the accounts that can log in (a shell listed in /etc/shells, not
+# nologin): "U:name:uid:home" lines, then one stat line per home in the same order.
+_HOMES = (
+    _STAT_EACH
+    + r"""
+if [ ! -r /etc/passwd ]; then
+  echo "X:/etc/passwd"
+else
+  users=$(awk -F: '
+    FILENAME == "/etc/shells" { if ($0 ~ /^\// && $0 !~ /nologin$/) ok[$0] = 1; next }
+    ($7 in ok) && ++n <= 500 { print $1 ":" $3 ":" $6 }
+    END { if (n > 500) print "@limit 500" }' /etc/shells /etc/passwd 2>/dev/null)
+  case $users in
+    *"@limit 500") echo "@limit 500"; users=${users%"@limit 500"} ;;
+  esac
+  __tag U: "$users"
+  homes=
+  IFS=$NL
+  set -f
+  for l in $users; do homes="$homes${l#*:*:}$NL"; done
+  unset IFS
+  set +f
+  _stat_each "$homes"
+fi
+"""
+)
+
+# Core dump limits (pam_limits) and systemd-coredump's storage.
+_CORE_DUMPS = r"""
+set --
+for f in /etc/security/limits.conf /etc/security/limits.d/*.conf /etc/systemd/coredump.conf \
+  /etc/systemd/coredump.conf.d/*.conf; do
+  [ -e "$f" ] || continue
+  if [ -r "$f" ]; then set -- "$@" "$f"; else __put X: "$f"; fi
+done
+[ -x /lib/systemd/systemd-coredump ] || [ -x /usr/lib/systemd/systemd-coredump ] &&
+  echo "coredump:installed"
+[ $# -gt 0 ] && awk '
+  FNR == 1 { f = FILENAME; gsub(/\n/, "\n+:", f); print "F:" f }
+  $1 !~ /^#/ && NF > 0 { print "L:" $0 }' "$@"
 """
 
 # sudo's own rules: @includedir/#includedir skips names ending in "~" or containing ".",
@@ -936,6 +1223,265 @@ fi
 """
 
 
+# ---------------------------------------------------------------- file system, services, logging
+
+# One bounded pass of GNU find over the local file systems: mount points of disk-backed types
+# (pseudo, network and in-memory file systems left out), each with -xdev, runtime storage and
+# pseudo trees pruned. It prints only what the checks need (world-writable files and
+# directories without the sticky bit, files whose owner or group has no account, set-uid and
+# set-gid files) and one "." per other entry, which an awk counts for the entry budget; the
+# time budget is timeout(1)'s. Owners are told apart by -uid/-gid tests against the accounts
+# getent lists (-nouser costs a passwd lookup per file: 3x the scan). A name holding a newline
+# is printed as its directory and inode (a directory's name holding one: device and inode
+# only), so no name can forge a record.
+_FS_SCAN = r"""
+printf 'uid:%s\n' "$(id -u)"
+printf 'budget:%s %s\n' "$AUDITOR_SCAN_SECONDS" "$AUDITOR_SCAN_ENTRIES"
+if ! find / -maxdepth 0 -printf '' 2>/dev/null; then
+  echo "@no-gnu-find"
+else
+  starts=$(awk '
+    $3 == "overlay" && $2 != "/" { next }
+    $3 ~ /^(proc|sysfs|devtmpfs|devpts|tmpfs|ramfs|cgroup|cgroup2|securityfs|debugfs|tracefs)$/ ||
+    $3 ~ /^(pstore|bpf|mqueue|hugetlbfs|configfs|fusectl|binfmt_misc|autofs|efivarfs|nsfs)$/ ||
+    $3 ~ /^(rpc_pipefs|nfsd|squashfs|iso9660|udf|nfs|nfs4|cifs|smb3|9p|fuse|fuse\..*)$/ { next }
+    $2 ~ /\\012/ { next }
+    { m = $2; gsub(/\\040/, " ", m); gsub(/\\011/, "\t", m); gsub(/\\134/, "\\", m); print m }
+  ' /proc/self/mounts 2>/dev/null)
+  [ -n "$starts" ] || starts=/
+  # the data roots of running runtimes (root's processes only: anyone can name a process
+  # dockerd) and daemon.json's: image layers and container files are not the host's own
+  roots=$(ps -eo uid=,comm=,args= 2>/dev/null | awk '
+    $1 == 0 && ($2 == "dockerd" || $2 == "containerd") {
+      for (i = 3; i <= NF; i++) {
+        if ($i ~ /^--(data-root|root)=/) { v = $i; sub(/^[^=]*=/, "", v); print v }
+        else if (($i == "--data-root" || $i == "--root" || $i == "-g") && i < NF) print $(i + 1)
+      }
+    }')
+  if [ -r /etc/docker/daemon.json ]; then
+    dj=$(sed -n 's/.*"data-root"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' \
+      /etc/docker/daemon.json)
+    roots="$roots$NL$dj"
+  fi
+  set -f
+  IFS=$NL
+  prune=
+  for r in $roots; do
+    r=${r%/}
+    case $r in /?*) ;; *) continue ;; esac
+    case $r in *[*?[]*) continue ;; esac
+    __put prune: "$r"
+    prune="$prune$r$NL"
+  done
+  set --
+  for m in $starts; do
+    case $m in
+      /proc|/proc/*|/sys|/sys/*|/dev|/dev/*|/run|/run/*) continue ;;
+      /var/lib/docker|/var/lib/docker/*|/var/lib/containerd|/var/lib/containerd/*) continue ;;
+      /var/lib/containers|/var/lib/containers/*) continue ;;
+      /var/lib/kubelet/pods/*|/snap/*) continue ;;
+    esac
+    under=
+    for r in $prune; do
+      case $m in "$r" | "$r"/*) under=1 ;; esac
+    done
+    [ -n "$under" ] && continue
+    __put start: "$m"
+    set -- "$@" "$m"
+  done
+  set -- "$@" -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run \
+    -o -path /var/lib/docker -o -path /var/lib/containerd -o -path /var/lib/containers \
+    -o -path /var/lib/kubelet/pods -o -path /snap
+  for r in $prune; do set -- "$@" -o -path "$r"; done
+  set +f
+  known=$(getent passwd 2>/dev/null || cat /etc/passwd 2>/dev/null)
+  uids=$(printf '%s\n' "$known" |
+    awk -F: '$3 ~ /^[0-9]+$/ && !s[$3]++ { printf " -o -uid %s", $3 }')
+  known=$(getent group 2>/dev/null || cat /etc/group 2>/dev/null)
+  gids=$(printf '%s\n' "$known" |
+    awk -F: '$3 ~ /^[0-9]+$/ && !s[$3]++ { printf " -o -gid %s", $3 }')
+  unset IFS
+  to=
+  if command -v timeout >/dev/null 2>&1; then
+    to="timeout $AUDITOR_SCAN_SECONDS"
+  else
+    echo "@no-timeout"
+  fi
+  # shellcheck disable=SC2086
+  set -- "$@" \) -prune \
+    -o \( -type d -perm -0002 ! -perm -1000 -o ! -type d ! -type l -perm -0002 \
+    -o -type f -perm /6000 -o ! \( -false $uids \) -o ! \( -false $gids \) \) \
+    \( -path "*$NL*/*" -printf 'Q %m %U %G %y %D %i\n' \
+    -o -name "*$NL*" -printf 'N %m %U %G %y %D %i %h\n' -o -printf 'R %m %U %G %y %p\n' \) \
+    -o -printf '.\n'
+  # shellcheck disable=SC2086
+  {
+    $to find "$@" 2>&1
+    echo "@find-rc $?"
+  } | awk -v max="$AUDITOR_SCAN_ENTRIES" -v uids="$uids" -v gids="$gids" '
+    BEGIN {
+      n = split(uids, a, " "); for (i = 3; i <= n; i += 3) u[a[i]] = 1
+      n = split(gids, a, " "); for (i = 3; i <= n; i += 3) g[a[i]] = 1
+      n = 0
+    }
+    $0 == "." { if (++n >= max) { print "@stopped entries"; exit } next }
+    /^[RQN] / {
+      n++
+      if (!($3 in u) && !(("u" $3) in s)) { s["u" $3] = 1; print "nouid:" $3 }
+      if (!($4 in g) && !(("g" $4) in s)) { s["g" $4] = 1; print "nogid:" $4 }
+      if (++r <= 5000) print; else t = 1
+      next
+    }
+    /^@find-rc / { print; next }
+    /Permission denied$/ { d++; if (d <= 3) print "E:" $0; next }
+    /No such file or directory$/ { v++; next }
+    { o++; if (o <= 3) print "E:" $0 }
+    END {
+      print "entries:" n + 0; print "denied:" d + 0; print "vanished:" v + 0; print "other:" o + 0
+      if (t) print "@truncated"
+    }'
+fi
+"""
+
+_LOGGING = r"""
+[ -d /var/log/journal ] && echo "journal-dir:yes"
+command -v rsyslogd >/dev/null 2>&1 && echo "rsyslogd:yes"
+command -v syslog-ng >/dev/null 2>&1 && echo "syslog-ng:yes"
+set --
+for f in /usr/lib/systemd/journald.conf.d/*.conf /etc/systemd/journald.conf \
+  /etc/systemd/journald.conf.d/*.conf /run/systemd/journald.conf.d/*.conf \
+  /etc/systemd/journal-upload.conf /etc/rsyslog.conf /etc/rsyslog.d/*.conf \
+  /etc/syslog-ng/syslog-ng.conf /etc/syslog-ng/conf.d/*.conf; do
+  [ -e "$f" ] || continue
+  if [ -r "$f" ]; then set -- "$@" "$f"; else __put X: "$f"; fi
+done
+# only the settings judged leave the host: journald's and journal-upload's keys, rsyslog's
+# forwarding actions, inputs and file modes, syslog-ng's network destinations
+[ $# -gt 0 ] && awk '
+  FNR == 1 { f = FILENAME; gsub(/\n/, "\n+:", f); print "F:" f }
+  /^[ \t]*[#;]/ { next }
+  /^[ \t]*\[/ { print "L:" $0; next }
+  /^[ \t]*(Storage|Compress|ForwardToSyslog|URL)[ \t]*=/ { print "L:" $0; next }
+  /omfwd|@|FileCreateMode|imtcp|imudp|InputTCPServerRun|UDPServerRun/ { print "L:" $0; next }
+  /network\(|tcp\(|udp\(|syslog\(/ { print "L:" $0 }
+' "$@"
+"""
+
+_FIREWALL = r"""
+printf 'uid:%s\n' "$(id -u)"
+if command -v nft >/dev/null 2>&1; then
+  o=$(nft -j list ruleset 2>&1)
+  printf '@nft-rc %s\n' "$?"
+  __tag N: "$o"
+fi
+if command -v iptables-save >/dev/null 2>&1; then
+  o=$(iptables-save -t filter 2>&1)
+  printf '@iptables-rc %s\n' "$?"
+  __tag 4: "$o"
+fi
+if command -v ip6tables-save >/dev/null 2>&1; then
+  o=$(ip6tables-save -t filter 2>&1)
+  printf '@ip6tables-rc %s\n' "$?"
+  __tag 6: "$o"
+fi
+"""
+
+_AUTO_UPDATES = r"""
+if command -v apt-config >/dev/null 2>&1; then
+  echo "manager:apt"
+  __tag A: "$(apt-config dump 2>/dev/null | grep -E \
+    -e '^APT::Periodic' -e '^Unattended-Upgrade::(Origins-Pattern|Allowed-Origins)' \
+    -e '^APT::Get::AllowUnauthenticated' -e '^Acquire::Allow(DowngradeTo)?InsecureRepositories')"
+  [ -x /usr/bin/unattended-upgrade ] && echo "unattended-upgrade:yes"
+  set --
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+    /etc/apt/sources.list.d/*.sources; do
+    [ -r "$f" ] && set -- "$@" "$f"
+  done
+  [ $# -gt 0 ] && awk '
+    /^[ \t]*#/ { next }
+    /trusted=yes|[Tt]rusted:[ \t]*yes|allow-insecure=yes|[Aa]llow-[Ii]nsecure:[ \t]*yes/ {
+      f = FILENAME; gsub(/\n/, "?", f); print "T:" f ":" FNR
+    }' "$@"
+elif command -v dnf >/dev/null 2>&1; then
+  echo "manager:dnf"
+  for f in /etc/dnf/automatic.conf /etc/dnf/dnf5-plugins/automatic.conf; do
+    [ -r "$f" ] && awk '/^[ \t]*(apply_updates|upgrade_type)[ \t]*=/ { print "D:" $0 }' "$f"
+  done
+  command -v dnf-automatic >/dev/null 2>&1 && echo "dnf-automatic:yes"
+else
+  echo "manager:none"
+fi
+"""
+
+# The bootloader password is judged by the presence of its directives; no hash leaves awk.
+_BOOT = r"""
+for f in /boot/grub/grub.cfg /boot/grub2/grub.cfg /boot/grub2/user.cfg; do
+  [ -e "$f" ] || continue
+  if [ -r "$f" ]; then
+    printf 'cfg:%s\n' "$f"
+    awk -v f="$f" '
+      /^[ \t]*set[ \t]+superusers[ \t]*=/ { s = 1 }
+      /^[ \t]*password(_pbkdf2)?[ \t]/ || /^GRUB2_PASSWORD=/ { p = 1 }
+      END { if (s) print "superusers:" f; if (p) print "password:" f }' "$f"
+  else
+    printf 'X:%s\n' "$f"
+  fi
+done
+if [ -r /proc/cmdline ]; then
+  c=
+  IFS= read -r c < /proc/cmdline || :
+  set -f
+  for a in $c; do
+    case $a in
+      --) break ;;
+      audit=*|audit_backlog_limit=*|apparmor=*|selinux=*|security=*|lsm=*) printf 'cmd:%s\n' "$a" ;;
+    esac
+  done
+  set +f
+  echo "cmdline:read"
+fi
+"""
+
+# Loaded modules, and the modprobe directives (install, blacklist) that keep one out.
+_KERNEL_MODULES = r"""
+[ -r /proc/modules ] && awk '{ print "loaded:" $1 }' /proc/modules
+set --
+for f in /etc/modprobe.d/*.conf /usr/lib/modprobe.d/*.conf /lib/modprobe.d/*.conf \
+  /run/modprobe.d/*.conf; do
+  [ -r "$f" ] && set -- "$@" "$f"
+done
+[ $# -gt 0 ] && awk '$1 == "install" || $1 == "blacklist" { print "D:" $1 " " $2 " " $3 }' "$@"
+r=$(uname -r)
+if [ -d "/lib/modules/$r" ]; then
+  echo "tree:yes"
+  find "/lib/modules/$r" \( -name 'cramfs.ko*' -o -name 'freevxfs.ko*' -o -name 'hfs.ko*' \
+    -o -name 'hfsplus.ko*' -o -name 'jffs2.ko*' -o -name 'squashfs.ko*' -o -name 'udf.ko*' \
+    -o -name 'usb-storage.ko*' \) 2>/dev/null |
+    awk '{ sub(/.*\//, ""); sub(/\.ko.*/, ""); print "avail:" $0 }'
+fi
+"""
+
+
+# auditd's own settings (what it does when its disk fills), not its rules (the audit section).
+_AUDITD_CONF = r"""
+f=/etc/audit/auditd.conf
+if [ -d /etc/audit ] && { [ ! -r /etc/audit ] || [ ! -x /etc/audit ]; }; then
+  echo "conf:unreadable"
+elif [ ! -e "$f" ]; then
+  echo "conf:absent"
+elif [ ! -r "$f" ]; then
+  echo "conf:unreadable"
+else
+  echo "conf:read"
+  awk -F= '/^[ \t]*#/ { next }
+    NF >= 2 {
+      k = $1; v = $2; gsub(/[ \t]/, "", k); gsub(/^[ \t]+|[ \t]+$/, "", v); print "K:" k "=" v
+    }' "$f"
+fi
+"""
+
+
 SECTIONS: tuple[Section, ...] = (
     Section(
         "os",
@@ -946,7 +1492,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "sshd_config",
         snippet(_SSHD_CONFIG),
-        parsers.parse_sshd_config,
+        parsers_access.parse_sshd_config,
         "effective sshd settings (sshd -T, else the config files with their Includes)",
         needs_root=True,
     ),
@@ -1000,20 +1546,57 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "accounts",
         snippet(_ACCOUNTS),
-        parsers.parse_accounts,
+        parsers_access.parse_accounts,
         "local users and groups (/etc/passwd, /etc/group), UID-0 accounts",
     ),
     Section(
         "shadow",
         snippet(_SHADOW),
-        parsers.parse_shadow,
-        "accounts with an empty, locked or set password (/etc/shadow, no hashes)",
+        parsers_access.parse_shadow,
+        "password state, hash method and ageing per account (/etc/shadow, no hashes)",
         needs_root=True,
+    ),
+    Section(
+        "login_defs",
+        snippet(_LOGIN_DEFS),
+        parsers_access.parse_login_defs,
+        "shadow-utils defaults (/etc/login.defs): password ageing, hashing, UMASK",
+    ),
+    Section(
+        "pam",
+        snippet(_PAM),
+        parsers_access.parse_pam,
+        "PAM stacks for su, authentication and passwords; pwquality and faillock settings",
+    ),
+    Section(
+        "shell_defaults",
+        snippet(_SHELL_DEFAULTS),
+        parsers_access.parse_shell_defaults,
+        "umask and TMOUT set by the login shells' system-wide start-up files",
+    ),
+    Section(
+        "root_path",
+        snippet(_ROOT_PATH),
+        parsers_access.parse_root_path,
+        "root's PATH (su's ENV_SUPATH, root's start-up files) and its directories' modes",
+        needs_root=True,
+    ),
+    Section(
+        "homes",
+        snippet(_HOMES),
+        parsers_access.parse_homes,
+        "home directories of accounts with a login shell: existence, owner, mode",
+    ),
+    Section(
+        "core_dumps",
+        snippet(_CORE_DUMPS),
+        parsers_access.parse_core_dumps,
+        "core dump limits (limits.conf) and systemd-coredump storage",
     ),
     Section(
         "sudoers",
         snippet(_SUDOERS),
-        parsers.parse_sudoers,
+        parsers_access.parse_sudoers,
         "sudoers rule lines, NOPASSWD rules and include directives",
         needs_root=True,
     ),
@@ -1062,6 +1645,52 @@ SECTIONS: tuple[Section, ...] = (
         parsers.parse_reboot,
         "reboot-required flag, running kernel and installed kernels",
         shared=(DPKG,),
+    ),
+    Section(
+        "fs_scan",
+        snippet(_FS_SCAN),
+        parsers_system.parse_fs_scan,
+        "world-writable, unowned, set-uid and set-gid files (one bounded find over local disks)",
+        needs_root=True,
+    ),
+    Section(
+        "logging",
+        snippet(_LOGGING),
+        parsers_system.parse_logging,
+        "journald storage and forwarding, rsyslog/syslog-ng forwarding, inputs and file modes",
+    ),
+    Section(
+        "firewall",
+        snippet(_FIREWALL),
+        parsers_system.parse_firewall,
+        "input policy of the nftables and iptables rule sets (needs root and CAP_NET_ADMIN)",
+        needs_root=True,
+    ),
+    Section(
+        "auto_updates",
+        snippet(_AUTO_UPDATES),
+        parsers_system.parse_auto_updates,
+        "automatic updates (APT::Periodic, unattended-upgrades, dnf-automatic), unsigned repos",
+    ),
+    Section(
+        "boot",
+        snippet(_BOOT),
+        parsers_system.parse_boot,
+        "bootloader password directives (never a hash) and audit/LSM kernel arguments",
+        needs_root=True,
+    ),
+    Section(
+        "kernel_modules",
+        snippet(_KERNEL_MODULES),
+        parsers_system.parse_kernel_modules,
+        "loaded kernel modules, modprobe install/blacklist directives, rarely used modules on disk",
+    ),
+    Section(
+        "auditd_conf",
+        snippet(_AUDITD_CONF),
+        parsers_system.parse_auditd_conf,
+        "auditd's settings for full disks and log rotation (/etc/audit/auditd.conf)",
+        needs_root=True,
     ),
 )
 

@@ -1,0 +1,254 @@
+"""Where results meet: the coordinator's cost per target of a distributed run, and its memory.
+
+Starts Debian's redis-server (tests/servers/redis.py) and ANSWERERS worker processes that take
+`auditor.audit` tasks from that real broker through Celery and answer each with a judged host
+built from recorded host facts (tests/fixtures/facts: every host fact of one Debian 12 VM,
+judged once with nist-800-190), renamed to the task's target. They connect to nothing, so what
+is measured is the coordinator: `auditor run --broker URL -i inventory.yaml` of N targets
+(enqueue each task, receive each answer, record it, write the JSON report), with the store (a
+fresh SQLite file) and without (`--no-store`). Per case: wall time, targets per second of
+wall time, the coordinator's CPU time per target (user + system of it and its store writer,
+from wait4) and the targets per CPU second that gives, and its peak RSS.
+
+Prints the machine and a Markdown table for perf/RESULTS.md. The machine is shared: compare
+the CPU figures, and ratios measured in one run. Everything started is stopped at the end.
+
+Usage: python perf/celery_perf.py [--targets 1000,10000] [--answerers 2] [--stores default,none]
+       python perf/celery_perf.py --answer BROKER_URL   (one answerer; the harness starts them)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this tree's auditor, and the test servers
+
+from servers.redis import redis_server  # noqa: E402  (the test servers live under tests/)
+
+FIXTURES = ROOT / "tests" / "fixtures" / "facts"
+RECORDED_HOST = "debian12-buildvm-root.json"  # the case every host fact has a recording of
+
+
+# ---------------------------------------------------------------- the answerers
+
+
+def recorded_answer() -> dict[str, Any]:
+    """A worker's answer for one host: the recorded facts of a Debian 12 VM, judged."""
+    from auditor import engine
+    from auditor.facts import new_fact, utc_now
+    from auditor.fleet.wire import judged_to_json
+    from auditor.model import TargetKind, TargetRecord
+    from auditor.views import load_named
+
+    name = "recorded-vm"
+    facts = []
+    for folder in sorted(FIXTURES.glob("host.*")):
+        case = folder / RECORDED_HOST
+        if not case.exists():
+            case = sorted(folder.glob("*.json"))[0]
+        recorded = json.loads(case.read_text())
+        facts.append(new_fact(folder.name, name, recorded["expected"], source=recorded["source"]))
+    now = utc_now()
+    record = TargetRecord(name, f"ssh://{name}", TargetKind.HOST, now, now, facts=tuple(facts))
+    profile = load_named("nist-800-190", ())
+    results = engine.evaluate(profile, record, profile.variables)
+    return judged_to_json(engine.Judged(record, results, profile.variables), "answerer")
+
+
+def renamed(answer: Mapping[str, Any], target: Mapping[str, Any]) -> dict[str, Any]:
+    """`answer` as the answer for `target` (its name and URL in the record and results)."""
+    name, url = target["name"], target["url"]
+    return {
+        **answer,
+        "record": {**answer["record"], "name": name, "url": url},
+        "results": [{**result, "target": name} for result in answer["results"]],
+    }
+
+
+def answer(broker: str) -> None:
+    """Serve audit tasks with the recorded answer until stopped."""
+    from auditor.fleet.app import DEFAULT_QUEUE, TASK, make_app
+
+    canned = recorded_answer()
+    app = make_app(broker)
+
+    @app.task(name=TASK, acks_late=True)  # type: ignore[untyped-decorator]
+    def audit(payload: dict[str, Any]) -> dict[str, Any]:
+        return renamed(canned, payload["target"])
+
+    worker = app.Worker(
+        quiet=True,
+        hostname=f"answerer-{os.getpid()}@perf",
+        queues=[DEFAULT_QUEUE],
+        concurrency=1,
+        pool="solo",
+        loglevel="WARNING",
+        without_mingle=True,
+        without_gossip=True,
+    )
+    worker.start()
+
+
+@contextmanager
+def answerers(broker: str, count: int, work: Path) -> Iterator[None]:
+    """`count` answerer processes, once every one answers a ping."""
+    from auditor.fleet.app import make_app
+
+    procs = []
+    try:
+        for index in range(count):
+            log = (work / f"answerer-{index}.log").open("wb")
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, __file__, "--answer", broker],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=_env(str(ROOT)),
+                )
+            )
+        app = make_app(broker)
+        deadline = time.monotonic() + 120
+        while len(app.control.inspect(timeout=1).ping() or {}) < count:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise SystemExit(f"answerers did not start; see {work}/answerer-*.log")
+        yield
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+# ---------------------------------------------------------------- the coordinator
+
+
+@dataclass(frozen=True)
+class Measured:
+    targets: int
+    store: bool
+    wall: float  # seconds
+    cpu: float  # seconds, user + system, the coordinator and its store writer
+    max_rss_mib: float
+    errors: int
+
+
+def inventory(path: Path, targets: int) -> Path:
+    lines = ["hosts:"] + [
+        f"  h{i:05d}: {{url: 'ssh://h{i:05d}.perf.invalid'}}" for i in range(targets)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def coordinate(broker: str, targets: int, store: bool, work: Path) -> Measured:
+    """One `auditor run --broker` of `targets` answered targets."""
+    hosts = inventory(work / f"inventory-{targets}.yaml", targets)
+    report = work / f"results-{targets}-{store}.json"
+    argv = [sys.executable, "-m", "auditor", "run", "--broker", broker, "-q", "-i", str(hosts),
+            "-r", f"json:{report}", "--answer-timeout", "3600"]  # fmt: skip
+    argv += ["--db", f"sqlite:///{work / f'store-{targets}.db'}"] if store else ["--no-store"]
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, env=_env(str(ROOT)), cwd=work, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"auditor run exited {proc.returncode}: {stderr[-2000:]}")
+    doc = json.loads(report.read_text())
+    report.unlink()
+    errors = sum(1 for t in doc["targets"] if t["error"])
+    if len(doc["targets"]) != targets:
+        raise SystemExit(f"{len(doc['targets'])} of {targets} targets in the report")
+    return Measured(
+        targets, store, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, errors
+    )
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _env(path: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def machine() -> str:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )  # fmt: skip
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return f"{cpu}, {os.cpu_count()} cores, load {load}, Python {platform.python_version()}"
+
+
+def table(rows: list[Measured], answer_bytes: int, count: int) -> str:
+    out = [
+        f"answerers: {count}; one answer (facts + results of one host, JSON): "
+        f"{answer_bytes / 1024:.0f} KiB",
+        "",
+        "| targets | store | wall s | targets/s (wall) | coordinator CPU ms/target | "
+        "targets per CPU s | peak RSS MiB | errors |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for m in rows:
+        out.append(
+            f"| {m.targets:,} | {'SQLite' if m.store else 'none'} | {m.wall:.1f} | "
+            f"{m.targets / m.wall:,.0f} | {1000 * m.cpu / m.targets:.2f} | "
+            f"{m.targets / m.cpu:,.0f} | {m.max_rss_mib:,.0f} | {m.errors} |"
+        )
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--targets", default="1000,10000")
+    parser.add_argument("--answerers", type=int, default=2)
+    parser.add_argument("--stores", default="default,none")
+    parser.add_argument("--answer", metavar="BROKER", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.answer:
+        answer(args.answer)
+        return
+    sizes = [int(n) for n in args.targets.split(",")]
+    stores = [s == "default" for s in args.stores.split(",")]
+    answer_bytes = len(json.dumps(recorded_answer()))
+    _say(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine()}")
+    rows = []
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="celery-perf-")))
+        broker = stack.enter_context(redis_server(work)).url
+        stack.enter_context(answerers(broker, args.answerers, work))
+        for size in sizes:
+            for store in stores:
+                rows.append(coordinate(broker, size, store, work))
+                sys.stderr.write(f"{rows[-1]}\n")
+    _say(table(rows, answer_bytes, args.answerers))
+    _say(f"# done; load {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+
+
+if __name__ == "__main__":
+    main()
