@@ -17,6 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
+import sqlite3
+import time
 import uuid
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -111,6 +114,24 @@ def open_store(url: str | None = None) -> Store:
     return Store(engine, shown)
 
 
+def _use_wal(connection: Any, patience: float = 30.0) -> None:
+    """Switch a SQLite database to WAL. Two processes opening a new store at once (a run
+    starting and `auditor runs list`) each hold a shared lock while waiting for the exclusive
+    one the switch needs: a deadlock the busy handler ends only at its timeout, with "database
+    is locked". So the switch does not wait: it is tried again after a short random pause,
+    and once one process has switched, the others' switch is a no-op."""
+    connection.execute("PRAGMA busy_timeout=0")
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))
+
+
 def _engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -126,7 +147,7 @@ def _engine(url: str) -> Engine:
             # auditor issues BEGIN itself (below); WAL lets readers work beside a writer,
             # and a committed target survives a killed process.
             dbapi_connection.isolation_level = None
-            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            _use_wal(dbapi_connection)
             dbapi_connection.execute("PRAGMA synchronous=NORMAL")
             dbapi_connection.execute("PRAGMA foreign_keys=ON")
             dbapi_connection.execute("PRAGMA busy_timeout=30000")

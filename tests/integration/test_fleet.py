@@ -270,12 +270,13 @@ def test_a_task_of_a_killed_worker_is_delivered_again_and_recorded_once(
     broker, sshd_server, tmp_path
 ):
     target = f"ssh://root@{sshd_server.host}:{sshd_server.port}"
-    run = subprocess.Popen(
-        [sys.executable, "-m", "auditor", "run", "--broker", broker.url, "--no-store", "-q",
-         "-r", f"json:{tmp_path / 'killed.json'}", "-t", target],
-        env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    # the worker serves before the run starts: a run first asks which workers are alive
     with worker(broker, sshd_server, "doomed", "--visibility-timeout", "5") as doomed:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "auditor", "run", "--broker", broker.url, "--no-store", "-q",
+             "-r", f"json:{tmp_path / 'killed.json'}", "-t", target],
+            env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
         _started_task(broker)
         doomed.send_signal(signal.SIGKILL)
         doomed.wait()

@@ -7,6 +7,7 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import psycopg
 import pytest
@@ -239,3 +240,40 @@ def test_urls_users_type_are_understood(tmp_path):
     with open_store(str(tmp_path / "sub" / "a.db")):
         pass
     assert (tmp_path / "sub" / "a.db").stat().st_mode & 0o777 == 0o600
+
+
+
+def _switch_at_once(path: str, barrier: Any, outcomes: Any) -> None:
+    import sqlite3
+
+    from auditor.store import _use_wal
+
+    connection = sqlite3.connect(path, timeout=3, isolation_level=None)
+    barrier.wait()
+    try:
+        _use_wal(connection)
+        outcomes.put(connection.execute("PRAGMA journal_mode").fetchone()[0])
+    except sqlite3.OperationalError as exc:
+        outcomes.put(str(exc))
+
+
+def test_processes_opening_a_new_store_at_once_all_switch_it_to_wal(tmp_path):
+    """A run starting while `auditor runs list` opens the same new SQLite store: both switch
+    it to WAL at once, which SQLite refuses at once with "database is locked" (found in CI;
+    with a plain PRAGMA, one switch in seven failed in this race)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    outcomes = []
+    for round_ in range(40):
+        path = tmp_path / f"new-{round_}.db"
+        path.touch()
+        barrier, queue = context.Barrier(3), context.Queue()
+        openers = [context.Process(target=_switch_at_once, args=(str(path), barrier, queue))
+                   for _ in range(3)]  # fmt: skip
+        for opener in openers:
+            opener.start()
+        outcomes += [queue.get(timeout=60) for _ in openers]
+        for opener in openers:
+            opener.join()
+    assert outcomes == ["wal"] * 120
