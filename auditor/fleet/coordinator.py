@@ -11,6 +11,7 @@ one-process run's; for `auditor collect` the coordinator writes the bundle.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ from auditor.fleet.app import BROKER_TIMEOUT, COLLECT_TASK, DEFAULT_QUEUE, TASK,
 from auditor.fleet.wire import ProfileRequest, judged_from_json, task_payload
 from auditor.model import TargetKind, TargetRecord
 from auditor.profiles import LoadedProfile
+
+log = logging.getLogger(__name__)
 
 ANSWER_POLL = 0.2  # seconds between two looks for answers
 PRESENCE_TIMEOUT = 2.0  # seconds live workers have to say which queues they serve
@@ -112,6 +115,7 @@ def _served_queues(app: Any) -> set[str] | None:
     try:
         replies = app.control.inspect(timeout=PRESENCE_TIMEOUT).active_queues() or {}
     except Exception:  # the broker is down: sending will say so, target by target
+        log.debug("asking which workers are alive failed", exc_info=True)
         return None
     return {queue["name"] for queues in replies.values() for queue in queues or ()}
 

@@ -89,6 +89,13 @@ def safe_url(url: str) -> str:
 def open_store(url: str | None = None) -> Store:
     """Open the store at `url` (default: AUDITOR_DB, then SQLite in the XDG data home)."""
     url = normalise_url(url or os.environ.get("AUDITOR_DB") or default_url())
+    engine, shown = open_engine(url, "the database")
+    return Store(engine, shown)
+
+
+def open_engine(url: str, what: str) -> tuple[Engine, str]:
+    """An engine on `url` (normalised) whose schema is current, created or upgraded as
+    needed, and the URL as shown to people; StoreError naming `what` when it cannot be."""
     shown = safe_url(url)
     try:
         engine = _engine(url)
@@ -102,16 +109,16 @@ def open_store(url: str | None = None) -> Store:
     except ArgumentError as exc:
         raise StoreError(f"bad database URL {shown}: {exc}") from exc
     except OSError as exc:
-        raise StoreError(f"cannot create the database {shown}: {exc.strerror}") from exc
+        raise StoreError(f"cannot create {what} {shown}: {exc.strerror}") from exc
     try:
         migrate.ensure_current(engine)
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise StoreError(f"cannot open the database {shown}: {_reason(exc)}") from exc
+        raise StoreError(f"cannot open {what} {shown}: {_reason(exc)}") from exc
     except AuditorError:
         engine.dispose()
         raise
-    return Store(engine, shown)
+    return engine, shown
 
 
 def _use_wal(connection: Any, patience: float = 30.0) -> None:

@@ -28,17 +28,15 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from auditor.facts import canonical_json, utc_now
 from auditor.store import (
     StoreError,
     _chunks,
-    _engine,
     _reason,
-    migrate,
     normalise_url,
-    safe_url,
+    open_engine,
     sha256_hex,
 )
 from auditor.store.schema import image_layers
@@ -128,20 +126,7 @@ class LayerCache:
 
 def open_layer_cache(url: str, rules: str, key_id: str) -> LayerCache:
     """Open (creating or upgrading the database as the store does) the layer cache at `url`."""
-    url = normalise_url(url)
-    shown = safe_url(url)
-    try:
-        engine = _engine(url)
-    except (ImportError, ArgumentError, OSError) as exc:
-        raise StoreError(f"cannot open the layer cache {shown}: {exc}") from exc
-    try:
-        migrate.ensure_current(engine)
-    except SQLAlchemyError as exc:
-        engine.dispose()
-        raise StoreError(f"cannot open the layer cache {shown}: {_reason(exc)}") from exc
-    except Exception:
-        engine.dispose()
-        raise
+    engine, shown = open_engine(normalise_url(url), "the layer cache")
     return LayerCache(engine, shown, rules, key_id)
 
 
