@@ -56,6 +56,17 @@ def _tagged(raw: str) -> Iterator[tuple[str, str]]:
             yield tag, value
 
 
+def file_lines(raw: str) -> Iterator[tuple[str, str]]:
+    """(file, line) for each `L:` line of a section that prints `F:FILE` before the file's
+    lines, both unescaped; `file` is empty for lines before any `F:`."""
+    current = ""
+    for tag, value in _tagged(raw):
+        if tag == "F":
+            current = unescape(value)
+        elif tag == "L":
+            yield current, unescape(value)
+
+
 def _first(raw: str, tag: str) -> str | None:
     """The value of the first `tag:` line, or None."""
     for t, value in _tagged(raw):

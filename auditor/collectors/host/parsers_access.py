@@ -21,6 +21,7 @@ from auditor.collectors.host.parsers import (
     _marker,
     _stat_fields,
     _tagged,
+    file_lines,
 )
 
 __all__ = [
@@ -399,14 +400,8 @@ def parse_shell_defaults(raw: str) -> dict[str, Any]:
         raise FactUnavailable(f"{', '.join(unreadable)} not readable")
     umask: list[dict[str, str | None]] = []
     tmout: list[dict[str, str]] = []
-    current = ""
-    for tag, value in _tagged(raw):
-        if tag == "F":
-            current = unescape(value)
-            continue
-        if tag != "L":
-            continue
-        line = unescape(value).strip()
+    for current, written in file_lines(raw):
+        line = written.strip()
         found = re.match(r"umask\s+(\S+)", line)
         if found:
             value = found.group(1).strip("\"';")
@@ -517,23 +512,20 @@ def parse_core_dumps(raw: str) -> dict[str, Any]:
         "storage": None,
         "process_size_max": None,
     }
-    current = ""
-    for tag, value in _tagged(raw):
-        if tag == "F":
-            current = unescape(value)
-        elif tag == "L" and current:
-            line = unescape(value)
-            if "coredump.conf" in current:
-                key, sep, setting = line.partition("=")
-                names = {"Storage": "storage", "ProcessSizeMax": "process_size_max"}
-                if sep and key.strip() in names:
-                    coredump[names[key.strip()]] = setting.strip()
-                continue
-            fields = line.split()
-            if len(fields) >= 4 and fields[2] == "core":
-                limits.append(
-                    {"file": current, "domain": fields[0], "type": fields[1], "value": fields[3]}
-                )
+    for current, line in file_lines(raw):
+        if not current:
+            continue
+        if "coredump.conf" in current:
+            key, sep, setting = line.partition("=")
+            names = {"Storage": "storage", "ProcessSizeMax": "process_size_max"}
+            if sep and key.strip() in names:
+                coredump[names[key.strip()]] = setting.strip()
+            continue
+        fields = line.split()
+        if len(fields) >= 4 and fields[2] == "core":
+            limits.append(
+                {"file": current, "domain": fields[0], "type": fields[1], "value": fields[3]}
+            )
     return {
         "limits": limits,
         "hard_limit_zero": any(

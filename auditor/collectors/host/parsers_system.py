@@ -10,7 +10,14 @@ import json
 from typing import Any
 
 from auditor.collectors.host.escaping import split_lines, unescape
-from auditor.collectors.host.parsers import FactUnavailable, _all, _first, _marker, _tagged
+from auditor.collectors.host.parsers import (
+    FactUnavailable,
+    _all,
+    _first,
+    _marker,
+    _tagged,
+    file_lines,
+)
 
 __all__ = [
     "parse_auditd_conf",
@@ -168,14 +175,8 @@ def parse_logging(raw: str) -> dict[str, Any]:
     forwarding: list[str] = []
     receives: list[str] = []
     mode: str | None = None
-    current = ""
-    for tag, value in _tagged(raw):
-        if tag == "F":
-            current = unescape(value)
-            continue
-        if tag != "L":
-            continue
-        line = unescape(value).strip()
+    for current, written in file_lines(raw):
+        line = written.strip()
         where = f"{current}: {line}"
         setting = _setting(line)
         if "/journald.conf" in current:  # journald.conf and journald.conf.d/*.conf
