@@ -21,7 +21,7 @@ import orjson
 
 from auditor.coverage import matrix
 from auditor.errors import InputError
-from auditor.model import Fact, Result, Run, TargetRecord
+from auditor.model import Fact, Result, Run, Subject, TargetRecord
 from auditor.profiles import LoadedProfile
 from auditor.regularfile import UnreadableFile, read_regular_file
 from auditor.resources import results_schema_path
@@ -58,7 +58,7 @@ def build(run: Run, profile: LoadedProfile) -> dict[str, Any]:
         "coverage_matrix": about["coverage_matrix"],
         **fold_unaudited_document(
             [target_dict(record) for record in run.targets],
-            [result_dict(result) for result in run.results],
+            result_dicts(run.results),
         ),
         "evidence": evidence,
     }
@@ -205,30 +205,49 @@ def target_dict(record: TargetRecord) -> dict[str, Any]:
     }
 
 
-def result_dict(result: Result) -> dict[str, Any]:
-    """A result as the document (and the store) hold it."""
-    subject = result.subject
-    return {
-        "check_id": result.check_id,
-        "control_id": result.control_id,
-        "title": result.title,
-        "severity": str(result.severity),
-        "target": result.target,
-        "subject": {
-            "kind": subject.kind,
-            "name": subject.name,
-            "id": subject.id,
-            "location": subject.location,
-        },
-        "status": str(result.status),
-        "message": result.message,
-        "observed": result.observed,
-        "expected": result.expected,
-        "evidence": list(result.evidence),
-        "remediation": result.remediation,
-        "waiver": result.waiver,
-        "attestation": result.attestation,
-    }
+def result_dicts(results: Iterable[Result]) -> list[dict[str, Any]]:
+    """Results as the document (and the store) hold them. The results of one subject share
+    one subject dict, those of one check one evidence list, as their Results share one
+    Subject and one evidence tuple: a run holds hundreds of results per target, and a copy
+    each would double the document's memory and the time to build it."""
+    subjects: dict[int, tuple[Subject, dict[str, Any]]] = {}  # by id, the object kept alive
+    evidence: dict[int, tuple[tuple[str, ...], list[str]]] = {}
+    out = []
+    for result in results:
+        subject = result.subject
+        known = subjects.get(id(subject))
+        if known is None:
+            known = subjects[id(subject)] = (
+                subject,
+                {
+                    "kind": subject.kind,
+                    "name": subject.name,
+                    "id": subject.id,
+                    "location": subject.location,
+                },
+            )
+        hashes = evidence.get(id(result.evidence))
+        if hashes is None:
+            hashes = evidence[id(result.evidence)] = (result.evidence, list(result.evidence))
+        out.append(
+            {
+                "check_id": result.check_id,
+                "control_id": result.control_id,
+                "title": result.title,
+                "severity": str(result.severity),
+                "target": result.target,
+                "subject": known[1],
+                "status": str(result.status),
+                "message": result.message,
+                "observed": result.observed,
+                "expected": result.expected,
+                "evidence": hashes[1],
+                "remediation": result.remediation,
+                "waiver": result.waiver,
+                "attestation": result.attestation,
+            }
+        )
+    return out
 
 
 def dumps(document: dict[str, Any]) -> str:

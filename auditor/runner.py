@@ -44,6 +44,10 @@ class TargetSource(Protocol):
     def names(self) -> list[str]:
         """The targets' names, in report order."""
 
+    @property
+    def makes_cycles(self) -> bool:
+        """Whether judging a target can leave cycle garbage (cyclegc.run_policy)."""
+
     def judge(self, profile: LoadedProfile, on_target_done: engine.TargetDone) -> None:
         """Judge every target, handing each to `on_target_done` as it is judged."""
 
@@ -56,6 +60,7 @@ class LiveTargets:
     concurrency: int = 8
     workers: int | None = None
     kind: str = "run"
+    makes_cycles: bool = True
 
     @property
     def names(self) -> list[str]:
@@ -78,6 +83,7 @@ class CollectedTargets:
     records: Sequence[tuple[TargetRecord, Mapping[str, Any]]]
     workers: int | None = None
     kind: str = "evaluate"
+    makes_cycles: bool = True
 
     @property
     def names(self) -> list[str]:
@@ -126,7 +132,7 @@ def execute(profile: LoadedProfile, source: TargetSource, plan: RunPlan, say: Sa
                     progress.advance()
 
             try:
-                with cyclegc.run_policy() as collector:
+                with cyclegc.run_policy(makes_cycles=source.makes_cycles) as collector:
                     in_background(lambda: source.judge(profile, done))
                 finished = True
             except KeyboardInterrupt:

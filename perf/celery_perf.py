@@ -70,13 +70,9 @@ def recorded_answer() -> dict[str, Any]:
 
 
 def renamed(answer: Mapping[str, Any], target: Mapping[str, Any]) -> dict[str, Any]:
-    """`answer` as the answer for `target` (its name and URL in the record and results)."""
+    """`answer` as the answer for `target` (its record's name and URL: the results' target)."""
     name, url = target["name"], target["url"]
-    return {
-        **answer,
-        "record": {**answer["record"], "name": name, "url": url},
-        "results": [{**result, "target": name} for result in answer["results"]],
-    }
+    return {**answer, "record": {**answer["record"], "name": name, "url": url}}
 
 
 def answer(broker: str) -> None:

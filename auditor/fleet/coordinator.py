@@ -20,7 +20,13 @@ from auditor import document, engine
 from auditor.config import TargetSpec
 from auditor.facts import utc_now
 from auditor.fleet.app import BROKER_TIMEOUT, COLLECT_TASK, DEFAULT_QUEUE, TASK, make_app
-from auditor.fleet.wire import ProfileRequest, judged_from_json, task_payload
+from auditor.fleet.wire import (
+    ProfileRequest,
+    UnknownCheck,
+    checks_by_id,
+    judged_from_json,
+    task_payload,
+)
 from auditor.model import TargetKind, TargetRecord
 from auditor.profiles import LoadedProfile
 
@@ -127,17 +133,24 @@ class DistributedTargets:
     specs: Sequence[TargetSpec]
     dispatch: Dispatch
     kind: str = "run"
+    makes_cycles: bool = False  # answers are decoded JSON
 
     @property
     def names(self) -> list[str]:
         return [spec.display_name for spec in self.specs]
 
     def judge(self, profile: LoadedProfile, on_target_done: engine.TargetDone) -> None:
+        checks = checks_by_id(profile)
+
         def answered(spec: TargetSpec, result: Mapping[str, Any] | None, error: str | None) -> None:
             if result is None:
                 _failed(profile, spec, error or "no answer", on_target_done)
                 return
-            judged = judged_from_json(result)
+            try:
+                judged = judged_from_json(result, checks)
+            except UnknownCheck as exc:  # a worker of another auditor version slipped through
+                _failed(profile, spec, f"the worker's answer is unusable: {exc}", on_target_done)
+                return
             if judged.record.error and not judged.results:  # refused, or another profile
                 variables = {**profile.variables, **spec.variables}
                 results = engine.evaluate(profile, judged.record, variables)
@@ -155,7 +168,9 @@ def collect(specs: Sequence[TargetSpec], dispatch: Dispatch) -> list[TargetRecor
 
     def answered(spec: TargetSpec, result: Mapping[str, Any] | None, error: str | None) -> None:
         record = (
-            judged_from_json(result).record if result is not None else _error_record(spec, error)
+            judged_from_json(result, {}).record
+            if result is not None
+            else _error_record(spec, error)
         )
         records[index[id(spec)]] = record
 

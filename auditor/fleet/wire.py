@@ -9,14 +9,16 @@ which the worker checks against its own loading of them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from auditor import judging
 from auditor.config import TargetSpec, connection_settings
-from auditor.document import result_dict, target_dict
+from auditor.document import target_dict
 from auditor.engine import Judged
-from auditor.model import Fact, Result, Severity, Status, Subject, TargetKind, TargetRecord
+from auditor.model import Fact, Result, Status, Subject, TargetKind, TargetRecord
+from auditor.profiles import CompiledCheck, LoadedProfile
 
 
 @dataclass(frozen=True)
@@ -68,19 +70,45 @@ def profile_request(payload: Mapping[str, Any]) -> ProfileRequest:
 
 
 def judged_to_json(judged: Judged, worker: str) -> dict[str, Any]:
-    """A judged target as a worker sends it back."""
+    """A judged target as a worker sends it back. A result travels as what the judgement
+    found (check, subject, status, message, observed values, which of the record's facts it
+    rests on): what its check says of itself (title, control, severity, expected,
+    remediation) the coordinator takes from its own copy of the profile, the same one, by
+    digest. A host's answer is a third of the size it would be with every result whole."""
     record = judged.record
+    fact_at = {fact.sha256: index for index, fact in enumerate(record.facts)}
     return {
         "worker": worker,
         "record": {**target_dict(record), "facts": [asdict(fact) for fact in record.facts]},
-        "results": [result_dict(result) for result in judged.results],
+        "results": [_result_row(result, fact_at) for result in judged.results],
         "variables": dict(judged.variables),
     }
 
 
-def judged_from_json(data: Mapping[str, Any]) -> Judged:
-    """The coordinator's side of `judged_to_json`."""
+def _result_row(result: Result, fact_at: Mapping[str, int]) -> list[Any]:
+    subject = result.subject
+    row: list[Any] = [
+        result.check_id,
+        [subject.kind, subject.name, subject.id, subject.location],
+        str(result.status),
+        result.message,
+        result.observed,
+        [fact_at.get(sha, sha) for sha in result.evidence],
+    ]
+    if result.waiver is not None or result.attestation is not None:
+        row += [result.waiver, result.attestation]
+    return row
+
+
+class UnknownCheck(ValueError):
+    """An answer names a check the run's profile does not have."""
+
+
+def judged_from_json(data: Mapping[str, Any], checks: Mapping[str, CompiledCheck]) -> Judged:
+    """The coordinator's side of `judged_to_json`, with `checks` (by id) of the run's
+    profile. Raises UnknownCheck for a result of a check the profile does not have."""
     raw = data["record"]
+    facts = tuple(Fact(**fact) for fact in raw["facts"])
     record = TargetRecord(
         name=raw["name"],
         url=raw["url"],
@@ -88,35 +116,43 @@ def judged_from_json(data: Mapping[str, Any]) -> Judged:
         started_at=raw["started_at"],
         finished_at=raw["finished_at"],
         error=raw["error"],
-        facts=tuple(Fact(**fact) for fact in raw["facts"]),
+        facts=facts,
     )
-    results = [_result(item) for item in data["results"]]
+    shas = [fact.sha256 for fact in facts]
+    # one Subject per subject and one evidence tuple per list of facts, as the engine has
+    subjects: dict[tuple[Any, ...], Subject] = {}
+    evidence: dict[tuple[Any, ...], tuple[str, ...]] = {}
+    results = []
+    for row in data["results"]:
+        check = checks.get(row[0])
+        if check is None:
+            raise UnknownCheck(f"the answer has a result of check {row[0]!r}, not in the profile")
+        key = tuple(row[1])
+        subject = subjects.get(key) or subjects.setdefault(key, Subject(*key))
+        refs = tuple(row[5])
+        hashes = evidence.get(refs)
+        if hashes is None:
+            hashes = evidence[refs] = tuple(shas[e] if isinstance(e, int) else e for e in refs)
+        made = judging.result(
+            check,
+            record.name,
+            subject,
+            Status(row[2]),
+            row[3],
+            observed=row[4],
+            evidence=hashes,
+        )
+        if len(row) > 6:
+            made.waiver, made.attestation = row[6], row[7]
+        results.append(made)
     return Judged(record, results, dict(data["variables"]), str(data["worker"]))
 
 
-def _result(item: Mapping[str, Any]) -> Result:
-    subject = item["subject"]
-    return Result(
-        check_id=item["check_id"],
-        control_id=item["control_id"],
-        title=item["title"],
-        severity=Severity(item["severity"]),
-        target=item["target"],
-        subject=Subject(subject["kind"], subject["name"], subject["id"], subject["location"]),
-        status=Status(item["status"]),
-        message=item["message"],
-        observed=dict(item["observed"]),
-        expected=item["expected"],
-        evidence=tuple(item["evidence"]),
-        remediation=item["remediation"],
-        waiver=item["waiver"],
-        attestation=item["attestation"],
-    )
+def checks_by_id(profile: LoadedProfile) -> dict[str, CompiledCheck]:
+    return {check.id: check for check in profile.checks}
 
 
-def error_judged(
-    payload: Mapping[str, Any], reason: str, results: Sequence[Result] = ()
-) -> dict[str, Any]:
+def error_judged(payload: Mapping[str, Any], reason: str) -> dict[str, Any]:
     """What a worker sends back for a target it did not audit (refused, wrong profile)."""
     target = payload["target"]
     record = TargetRecord(
@@ -127,4 +163,4 @@ def error_judged(
         finished_at="",
         error=reason,
     )
-    return judged_to_json(Judged(record, list(results), {}), worker="")
+    return judged_to_json(Judged(record, [], {}), worker="")

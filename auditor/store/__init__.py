@@ -275,7 +275,7 @@ class Store:
         stamps = sorted({fact.collected_at for fact in facts})
         collected: list[str] = stamps if len(stamps) <= 1 else [fact.collected_at for fact in facts]
         evidence = {f.sha256: f.data for f in facts if f.error is None}
-        rows = [document.result_dict(r) for r in results]
+        rows = document.result_dicts(results)
         with self._transaction() as conn:
             planned = conn.execute(select(runs.c.target_names).where(runs.c.id == run_id)).first()
             if planned is None:
@@ -304,7 +304,7 @@ class Store:
     def save_results(self, run_id: str, results: Sequence[Result]) -> None:
         """Store the results that belong to no target (attested manual controls)."""
         with self._transaction() as conn:
-            sha = _put_blobs(conn, "results", [[document.result_dict(r) for r in results]])[0]
+            sha = _put_blobs(conn, "results", [document.result_dicts(results)])[0]
             conn.execute(update(runs).where(runs.c.id == run_id).values(results_sha=sha))
 
     def finish_run(

@@ -126,6 +126,7 @@ def test_an_interrupted_run_keeps_what_finished(tmp_path):
         class Slow:
             kind = "run"
             names = ["first", "second"]
+            makes_cycles = True
 
             def judge(self, profile, on_target_done):
                 on_target_done(engine.Judged(first, engine.evaluate(profile, first,

@@ -242,7 +242,6 @@ def test_urls_users_type_are_understood(tmp_path):
     assert (tmp_path / "sub" / "a.db").stat().st_mode & 0o777 == 0o600
 
 
-
 def _switch_at_once(path: str, barrier: Any, outcomes: Any) -> None:
     import sqlite3
 

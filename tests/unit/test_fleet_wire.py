@@ -4,18 +4,27 @@ setting, and a judged target comes back as it left the worker."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
 
 from auditor.config import TargetSpec
 from auditor.engine import Judged
 from auditor.facts import new_fact, utc_now
 from auditor.fleet.wire import (
     ProfileRequest,
+    UnknownCheck,
+    checks_by_id,
     judged_from_json,
     judged_to_json,
     spec_from_payload,
     task_payload,
 )
-from auditor.model import Result, Severity, Status, Subject, TargetKind, TargetRecord
+from auditor.model import Result, Status, TargetKind, TargetRecord
+from auditor.profiles import LoadedProfile
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "facts"
 
 SECRETS = {
     "identity_files": ("/home/me/.ssh/prod_ed25519",),
@@ -53,16 +62,48 @@ def test_a_task_carries_no_credential_and_no_trust_setting():
     assert spec_there.layer_cache == "sqlite:///srv/worker-layers.db"
 
 
-def test_a_judged_target_comes_back_as_it_left():
+def test_a_judged_target_comes_back_as_it_left(recorded_host):
+    """Every result of a judged Debian host, its static fields taken from the coordinator's
+    copy of the profile and its evidence from the record's facts, equals what the worker
+    judged; and its results take a third of the room whole results would."""
+    from auditor.document import result_dicts
+
+    profile, record, results = recorded_host
+    waived = replace(results[0], waiver={"reason": "r", "status": "fail"})
+    sent = Judged(record, [waived, *results[1:]], {"max": 3})
+    wire = judged_to_json(sent, "w1")
+    back = judged_from_json(json.loads(json.dumps(wire)), checks_by_id(profile))
+    assert back == Judged(record, sent.results, {"max": 3}, "w1")
+    assert len(results) > 200 and {r.status for r in results} >= {Status.PASS, Status.FAIL}
+    whole = json.dumps(result_dicts(results))
+    assert len(json.dumps(wire["results"])) < len(whole) / 3
+
+
+def test_an_answer_with_a_check_the_profile_lacks_is_refused(recorded_host):
+    profile, record, results = recorded_host
+    wire = json.loads(json.dumps(judged_to_json(Judged(record, results, {}), "w1")))
+    wire["results"][0][0] = "host.no-such-check"
+    with pytest.raises(UnknownCheck, match="host.no-such-check"):
+        judged_from_json(wire, checks_by_id(profile))
+
+
+@pytest.fixture(scope="module")
+def recorded_host() -> tuple[LoadedProfile, TargetRecord, list[Result]]:
+    """The recorded facts of a Debian 12 VM (tests/fixtures/facts), judged by nist-800-190."""
+    from auditor import engine
+    from auditor.views import load_named
+
+    facts = []
+    for folder in sorted(FIXTURES.glob("host.*")):
+        case = folder / "debian12-buildvm-root.json"
+        if not case.exists():
+            case = sorted(folder.glob("*.json"))[0]
+        recorded = json.loads(case.read_text())
+        facts.append(new_fact(folder.name, "vm", recorded["expected"], source=recorded["source"]))
     now = utc_now()
-    fact = new_fact("host.os", "h", {"id": "debian"}, source="cat /etc/os-release")
-    record = TargetRecord("h", "ssh://h", TargetKind.HOST, now, now, facts=(fact,))
-    result = Result("host.os.x", "4.5.1", "t", Severity.LOW, "h", Subject("host", "h"),
-                    Status.FAIL, "m", observed={"host.os.id": "debian"},
-                    evidence=(fact.sha256,))  # fmt: skip
-    sent = Judged(record, [result], {"max": 3})
-    back = judged_from_json(json.loads(json.dumps(judged_to_json(sent, "w1"))))
-    assert back == Judged(record, [result], {"max": 3}, "w1")
+    record = TargetRecord("vm", "ssh://vm", TargetKind.HOST, now, now, facts=tuple(facts))
+    profile = load_named("nist-800-190", ())
+    return profile, record, engine.evaluate(profile, record, profile.variables)
 
 
 def test_fleet_messages_are_exact_json():

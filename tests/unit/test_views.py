@@ -13,7 +13,11 @@ VIEWS = {path.stem: path for path in available_views()}
 
 def test_the_five_views_exist():
     assert set(VIEWS) == {
-        "cis-docker", "cis-kubernetes", "cis-linux", "pss-baseline", "pss-restricted"
+        "cis-docker",
+        "cis-kubernetes",
+        "cis-linux",
+        "pss-baseline",
+        "pss-restricted",
     }
 
 
@@ -68,8 +72,13 @@ def test_cis_linux_view_groups_host_checks_by_benchmark_section():
     view = load_named("cis-linux")
     titles = {s.id: s.title for s in view.sections}
     assert set(titles.values()) <= {
-        "1 Initial setup", "2 Services", "3 Network", "4 Host based firewall",
-        "5 Access control", "6 Logging and auditing", "7 System maintenance",
+        "1 Initial setup",
+        "2 Services",
+        "3 Network",
+        "4 Host based firewall",
+        "5 Access control",
+        "6 Logging and auditing",
+        "7 System maintenance",
     }
     by_check = {c.id: (c.control_id, titles[c.section_id]) for c in view.checks}
     assert by_check["host.sshd.no-root-login"] == ("5.1.20", "5 Access control")
