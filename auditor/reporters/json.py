@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor.document import dumps
+from auditor.document import encode
 
 
 class JsonReporter:
-    def render(self, document: dict[str, Any]) -> str:
-        return dumps(document)
+    def render(self, document: dict[str, Any]) -> bytes:
+        return encode(document)

@@ -39,7 +39,12 @@ def document():
 
 @pytest.fixture(scope="module")
 def outputs(document):
-    return {fmt: reporter_for(fmt).render(document) for fmt in FORMATS}
+    """Each format's output: text, but the PDF's bytes (JSON is written as UTF-8 bytes)."""
+    rendered = {fmt: reporter_for(fmt).render(document) for fmt in FORMATS}
+    return {
+        fmt: out.decode("utf-8") if isinstance(out, bytes) and fmt != "pdf" else out
+        for fmt, out in rendered.items()
+    }
 
 
 def test_the_document_really_is_hostile(document):
