@@ -116,14 +116,40 @@ class Judging:
     strategy: Strategy = field(default_factory=InProcess)
 
     def judge(self, groups: Sequence[Group]) -> list[Result]:
-        """The results of `groups`, in their order."""
-        return self.strategy.judge(groups)
+        """The results of `groups`, in their order, then not_applicable's."""
+        results = self.strategy.judge(groups)
+        return results + not_applicable(groups, results)
 
     def __enter__(self) -> Judging:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.strategy.close()
+
+
+def not_applicable(groups: Sequence[Group], results: Sequence[Result]) -> list[Result]:
+    """One `skip` on the target for each check of a `for_each` whose `where` left out every
+    subject. A check has results only for the subjects it is about: a file-mode check of the
+    SSH host keys is not judged, and not reported, on each of a host's fifty other files
+    (that was four results in five of a host's), but a check about none of them still says
+    so once."""
+    judged = {r.check_id for r in results}
+    skips = []
+    for group in groups:
+        if group.for_each is None or group.failed is not None or not group.items:
+            continue
+        reason = f"not applicable to any of {len(group.items)} {group.for_each} subjects"
+        for check in group.checks:
+            if check.id not in judged:
+                evidence = tuple(
+                    sorted(f.sha256 for n in check.facts if (f := group.facts.get(n)) is not None)
+                )
+                skips.append(
+                    result(
+                        check, group.target, group.itself, Status.SKIP, reason, evidence=evidence
+                    )
+                )
+    return skips
 
 
 class _GroupJudge:
@@ -179,9 +205,10 @@ class _GroupJudge:
             self._scope = self._new_scope()
             self._ready = [(check, *self._prepared(check)) for check in self.group.checks]
         self._scope.enter(data)
-        return [
+        judged = (
             self._one(check, evidence, missing, subject) for check, evidence, missing in self._ready
-        ]
+        )
+        return [r for r in judged if r is not None]
 
     def _prepared(self, check: CompiledCheck) -> tuple[tuple[str, ...], str | None]:
         """The evidence hashes of a check and why it cannot run here (None: it can): the
@@ -200,7 +227,9 @@ class _GroupJudge:
         evidence: tuple[str, ...],
         absent: str | None,
         subject: Subject,
-    ) -> Result:
+    ) -> Result | None:
+        """The check's result on `subject`; None for a subject of a `for_each` that its
+        `where` leaves out (not_applicable reports the check once when it leaves out all)."""
         if absent is not None:
             return result(check, self.target, subject, Status.ERROR, absent, evidence=evidence)
         scope = self._scope
@@ -219,6 +248,8 @@ class _GroupJudge:
                         evidence=evidence,
                     )
             if check.where is not None and scope.evaluate(check.where) is not True:
+                if self.group.for_each is not None:
+                    return None
                 return result(
                     check, self.target, subject, Status.SKIP, "not applicable", evidence=evidence
                 )

@@ -88,18 +88,18 @@ EXPECTED_FAILS: dict[str, frozenset[str]] = {
     ),
 }
 RUNNING = ("hardened", "host-namespaces", "remote-shell")
-# Not applicable on the test daemon: neither AppArmor nor SELinux (unless a container asks to
-# go without them), no trusted-registry list configured; and drop-all means nothing for a
-# privileged container.
+# Not applicable on the test daemon, so not judged on the container (no result): neither
+# AppArmor nor SELinux (unless a container asks to go without them), no trusted-registry list
+# configured; and drop-all means nothing for a privileged container.
 NOT_APPLICABLE = frozenset({"docker.container.mac-profile", "docker.container.trusted-registry"})
-EXPECTED_SKIPS: dict[str, frozenset[str]] = {
+EXPECTED_NOT_JUDGED: dict[str, frozenset[str]] = {
     short: NOT_APPLICABLE - EXPECTED_FAILS[short]
     | ({"docker.container.drop-all-capabilities"} if short == "privileged" else set())
     for short in EXPECTED_FAILS
 }
 # docker.container.no-remote-shell-daemon reads the processes of running containers (GET
 # /containers/{id}/top): it fails the telnetd container, passes the other running ones and
-# skips the rest.
+# judges none of the rest.
 EXPECTED_PROCESS_FAILS = frozenset({"remote-shell"})
 
 # Images: the hardened one fails nothing but in-use is judged by the containers above.

@@ -309,11 +309,13 @@ def test_hostile_targets_stay_inert_in_every_format(specs, tmp_path):
     assert SECRET not in json.dumps(doc)
     for fmt in FORMATS:
         content = reporter_for(fmt).render(doc)
-        if isinstance(content, bytes):
+        if fmt == "pdf":
             content = subprocess.run(
                 ["pdftotext", "-", "-"], input=content, capture_output=True, timeout=120,
                 check=True,
             ).stdout.decode()  # fmt: skip
+        elif isinstance(content, bytes):  # JSON: UTF-8 bytes
+            content = content.decode("utf-8")
         assert SECRET not in content, fmt
         if fmt == "html":
             page = parse(content)

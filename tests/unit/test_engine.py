@@ -8,7 +8,7 @@ from auditor import engine
 from auditor.config import TargetSpec
 from auditor.facts import new_fact
 from auditor.judging import Judging
-from auditor.model import Status, TargetRecord
+from auditor.model import Status, TargetKind, TargetRecord
 from auditor.profiles import load_profile
 
 
@@ -61,3 +61,40 @@ def test_output_that_cannot_be_read_makes_the_target_an_error(monkeypatch) -> No
     assert record.error == "internal error: RuntimeError: boom" and record.facts == ()
     results = engine.evaluate(profile, record, profile.variables)
     assert results and {r.status for r in results} == {Status.ERROR}
+
+
+def _file(path: str, owner: str, mode: str) -> dict[str, object]:
+    return {
+        **dict.fromkeys(("link", "resolved", "error")),
+        **{"path": path, "exists": True, "type": "file", "mode": mode, "uid": 0, "gid": 0},
+        **{"owner": owner, "group": owner},
+    }
+
+
+def test_a_check_is_judged_only_on_the_subjects_its_where_selects() -> None:
+    """Of a host's file modes, the host-key check judges the private key alone (no result for
+    /etc/passwd, which is not its business), and a check none of them is about is one skip
+    on the host, not one per file; the worker processes' strategy gives the same results."""
+    profile = load_profile()
+    modes = [
+        _file("/etc/ssh/ssh_host_ed25519_key", "root", "0644"),
+        _file("/etc/passwd", "root", "0644"),
+        _file("/etc/shadow", "root", "0640"),
+    ]
+    fact = new_fact("host.file_modes", "h", modes, source="stat")
+    record = TargetRecord("h", "ssh://h", TargetKind.HOST, "t", "t", facts=(fact,))
+    results = engine.evaluate(profile, record, profile.variables)
+    keys = [r for r in results if r.check_id == "host.sshd.host-key-perms"]
+    assert [(r.subject.name, r.status) for r in keys] == [
+        ("/etc/ssh/ssh_host_ed25519_key", Status.FAIL)
+    ]
+    pub = [r for r in results if r.check_id == "host.sshd.host-pubkey-perms"]
+    assert [(r.subject.kind, r.subject.name, r.status, r.message) for r in pub] == [
+        ("host", "h", Status.SKIP, "not applicable to any of 3 host.file_modes subjects")
+    ]
+    assert pub[0].evidence == (fact.sha256,)
+    file_checks = {c.id for c in profile.checks if c.check.for_each == "host.file_modes"}
+    judged = [r for r in results if r.check_id in file_checks]
+    assert len(judged) < 3 * len(file_checks)  # at most the files each check is about
+    with engine.judging_for(1) as pool:
+        assert engine.evaluate(profile, record, profile.variables, judging=pool) == results

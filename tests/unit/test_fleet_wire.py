@@ -65,7 +65,7 @@ def test_a_task_carries_no_credential_and_no_trust_setting():
 def test_a_judged_target_comes_back_as_it_left(recorded_host):
     """Every result of a judged Debian host, its static fields taken from the coordinator's
     copy of the profile and its evidence from the record's facts, equals what the worker
-    judged; and its results take a third of the room whole results would."""
+    judged; and its results take less than half the room whole results would."""
     from auditor.document import result_dicts
 
     profile, record, results = recorded_host
@@ -74,9 +74,9 @@ def test_a_judged_target_comes_back_as_it_left(recorded_host):
     wire = judged_to_json(sent, "w1")
     back = judged_from_json(json.loads(json.dumps(wire)), checks_by_id(profile))
     assert back == Judged(record, sent.results, {"max": 3}, "w1")
-    assert len(results) > 200 and {r.status for r in results} >= {Status.PASS, Status.FAIL}
+    assert len(results) > 100 and {r.status for r in results} >= {Status.PASS, Status.FAIL}
     whole = json.dumps(result_dicts(results))
-    assert len(json.dumps(wire["results"])) < len(whole) / 3
+    assert len(json.dumps(wire["results"])) < len(whole) / 2
 
 
 def test_an_answer_with_a_check_the_profile_lacks_is_refused(recorded_host):
