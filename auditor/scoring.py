@@ -26,6 +26,7 @@ from typing import Any
 from auditor.model import Result, Severity, Status
 
 FORMULA = __doc__ or ""
+PASS, FAIL, ERROR, MANUAL = map(str, (Status.PASS, Status.FAIL, Status.ERROR, Status.MANUAL))
 
 
 @dataclass(frozen=True)
@@ -63,28 +64,28 @@ class _Pair:
     """Counts of one check on one target, and what they score, reckoned once (a pair is in
     five groupings)."""
 
-    __slots__ = ("counts", "weight", "ratio", "share", "named")
+    __slots__ = ("counts", "weight", "ratio", "share")
 
     def __init__(self, weight: int) -> None:
         self.weight = weight
-        self.counts: Counter[Status] = Counter()
+        self.counts: dict[str, int] = {}  # by status (a plain dict: a run has many pairs)
 
     def reckon(self) -> None:
         counts = self.counts
-        passed = counts[Status.PASS]
-        denominator = passed + counts[Status.FAIL]
+        passed = counts.get(PASS, 0)
+        denominator = passed + counts.get(FAIL, 0)
         self.ratio = passed / denominator if denominator else None
         total = sum(counts.values())
-        unevaluated = counts[Status.ERROR] + counts[Status.MANUAL]
+        unevaluated = counts.get(ERROR, 0) + counts.get(MANUAL, 0)
         self.share = (total - unevaluated) / total if total else None
-        self.named = {str(status): count for status, count in counts.items()}
 
 
 def score_pairs(pairs: Iterable[_Pair]) -> Score:
     weighted = covered = weight_sum = coverage_weight = 0.0
-    counts: Counter[str] = Counter()
+    counts: dict[str, int] = {}
     for pair in pairs:
-        counts.update(pair.named)
+        for status, count in pair.counts.items():
+            counts[status] = counts.get(status, 0) + count
         if pair.share is not None:
             covered += pair.weight * pair.share
             coverage_weight += pair.weight
@@ -107,8 +108,9 @@ def score(results: Iterable[Result], section_of: Mapping[str, str]) -> ScoreCard
         if pair is None:
             pair = pairs[key] = _Pair(result.severity.weight)
             meta[key] = (result.control_id, section_of.get(result.control_id, ""))
-        pair.counts[result.status] += 1
-        by_severity[str(result.severity)][str(result.status)] += 1
+        status = str(result.status)
+        pair.counts[status] = pair.counts.get(status, 0) + 1
+        by_severity[str(result.severity)][status] += 1
     for pair in pairs.values():
         pair.reckon()
 
