@@ -21,7 +21,7 @@ import orjson
 
 from auditor.coverage import matrix
 from auditor.errors import InputError
-from auditor.model import Fact, Result, Run, Subject, TargetRecord
+from auditor.model import Fact, FactJson, Result, Run, Subject, TargetRecord, fact_data
 from auditor.profiles import LoadedProfile
 from auditor.regularfile import UnreadableFile, read_regular_file
 from auditor.resources import results_schema_path
@@ -259,12 +259,22 @@ def encode(document: dict[str, Any]) -> bytes:
     """The document as UTF-8 JSON, unindented (`jq .` shows it indented). orjson writes a
     100,000-result document in a tenth of the stdlib's time, as bytes: a report written as
     they are needs no second and third copy of a document that can be gigabytes. What orjson
-    refuses (an integer beyond 64 bits) goes through the stdlib encoder."""
+    refuses (an integer beyond 64 bits) goes through the stdlib encoder. Evidence held as
+    FactJson is written as the JSON text it is, never decoded."""
     try:
-        encoded = orjson.dumps(document, default=str, option=orjson.OPT_NON_STR_KEYS)
+        encoded = orjson.dumps(document, default=_orjson_default, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:
-        return (json.dumps(document, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        text = json.dumps(document, ensure_ascii=False, default=_stdlib_default)
+        return (text + "\n").encode("utf-8")
     return encoded + b"\n"
+
+
+def _orjson_default(value: Any) -> Any:
+    return orjson.Fragment(value.text) if isinstance(value, FactJson) else str(value)
+
+
+def _stdlib_default(value: Any) -> Any:
+    return fact_data(value) if isinstance(value, FactJson) else str(value)
 
 
 MAX_DOCUMENT_BYTES = 2**30  # a results document read back by `auditor report`

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from auditor.facts import canonical_json
+from auditor.model import fact_data
 
 FAILING = frozenset({"fail", "error"})
 NOT_APPLICABLE = frozenset({"skip", None})
@@ -225,7 +226,7 @@ def _evidence(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]
             }
             if was_sha and now_sha:
                 change["summary"] = summarise(
-                    a["evidence"].get(was_sha), b["evidence"].get(now_sha)
+                    fact_data(a["evidence"].get(was_sha)), fact_data(b["evidence"].get(now_sha))
                 )
             changes.append(change)
     return changes

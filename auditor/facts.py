@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from auditor.model import Fact, Subject
+from auditor.model import Fact, FactJson, Subject
 from auditor.redact import redact
 
 
@@ -38,7 +38,9 @@ def canonical_json(data: Any) -> str:
     """The one serialisation hashes are taken over: sorted keys, no whitespace, UTF-8, as
     orjson writes it (3x the stdlib's speed; the same text but for floats with a negative
     exponent, 1e-7 for 1e-07). What orjson refuses (integers beyond 64 bits) is written by
-    the stdlib."""
+    the stdlib. Data held as FactJson is that text already."""
+    if isinstance(data, FactJson):
+        return data.text
     try:
         return orjson.dumps(data, default=str, option=_CANONICAL).decode("utf-8")
     except TypeError:

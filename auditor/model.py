@@ -8,6 +8,7 @@ there can be hundreds of thousands of results, and they only cross module bounda
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -238,6 +239,33 @@ class Fact:
     collected_at: str  # ISO 8601, UTC
     sha256: str  # of the canonical JSON of `data`
     error: str | None = None  # set when the fact could not be collected: checks become `error`
+
+
+class FactJson:
+    """A fact's data kept as the canonical JSON text its sha256 is taken over, undecoded: what
+    a distributed run's coordinator holds of the facts workers send. It judges none of them;
+    decoded, a host's facts take five times the room of their text and, strewn among the
+    results the run keeps, memory the process cannot give back. Read it with `fact_data`."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FactJson) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"FactJson({self.text[:40]!r}...)"
+
+
+def fact_data(data: Any) -> Any:
+    """A fact's data as Python values, whether held decoded or as FactJson (the standard
+    library decodes it: integers of any size stay exact)."""
+    return json.loads(data.text) if isinstance(data, FactJson) else data
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,8 @@ from auditor.config import TargetSpec
 from auditor.facts import utc_now
 from auditor.fleet.app import BROKER_TIMEOUT, COLLECT_TASK, DEFAULT_QUEUE, TASK, make_app
 from auditor.fleet.wire import (
+    BadAnswer,
     ProfileRequest,
-    UnknownCheck,
     checks_by_id,
     judged_from_json,
     task_payload,
@@ -148,7 +148,7 @@ class DistributedTargets:
                 return
             try:
                 judged = judged_from_json(result, checks)
-            except UnknownCheck as exc:  # a worker of another auditor version slipped through
+            except BadAnswer as exc:  # another auditor version, or a corrupted answer
                 _failed(profile, spec, f"the worker's answer is unusable: {exc}", on_target_done)
                 return
             if judged.record.error and not judged.results:  # refused, or another profile

@@ -9,15 +9,17 @@ which the worker checks against its own loading of them.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from auditor import judging
 from auditor.config import TargetSpec, connection_settings
 from auditor.document import target_dict
 from auditor.engine import Judged
-from auditor.model import Fact, Result, Status, Subject, TargetKind, TargetRecord
+from auditor.facts import canonical_json
+from auditor.model import Fact, FactJson, Result, Status, Subject, TargetKind, TargetRecord
 from auditor.profiles import CompiledCheck, LoadedProfile
 
 
@@ -74,15 +76,34 @@ def judged_to_json(judged: Judged, worker: str) -> dict[str, Any]:
     found (check, subject, status, message, observed values, which of the record's facts it
     rests on): what its check says of itself (title, control, severity, expected,
     remediation) the coordinator takes from its own copy of the profile, the same one, by
-    digest. A host's answer is a third of the size it would be with every result whole."""
+    digest. A host's answer is a third of the size it would be with every result whole. A
+    fact's data travels as its canonical JSON text, which the coordinator keeps as it is
+    (FactJson) after checking it against the fact's sha256."""
     record = judged.record
     fact_at = {fact.sha256: index for index, fact in enumerate(record.facts)}
     return {
         "worker": worker,
-        "record": {**target_dict(record), "facts": [asdict(fact) for fact in record.facts]},
+        "record": {**target_dict(record), "facts": [_fact_row(fact) for fact in record.facts]},
         "results": [_result_row(result, fact_at) for result in judged.results],
         "variables": dict(judged.variables),
     }
+
+
+def _fact_row(fact: Fact) -> dict[str, Any]:
+    row = {field.name: getattr(fact, field.name) for field in fields(Fact)}
+    row["data"] = None if fact.data is None else canonical_json(fact.data)
+    return row
+
+
+def _fact(row: Mapping[str, Any]) -> Fact:
+    """A fact as the coordinator keeps it: its data the JSON text it was sent as, which must
+    be what the fact's sha256 was taken over."""
+    text = row["data"]
+    fact = Fact(**{**row, "data": None if text is None else FactJson(text)})
+    checked = text is None or fact.error is not None
+    if not checked and hashlib.sha256(text.encode("utf-8")).hexdigest() != fact.sha256:
+        raise BadAnswer(f"the data of fact {fact.name!r} does not match its sha256")
+    return fact
 
 
 def _result_row(result: Result, fact_at: Mapping[str, int]) -> list[Any]:
@@ -100,15 +121,16 @@ def _result_row(result: Result, fact_at: Mapping[str, int]) -> list[Any]:
     return row
 
 
-class UnknownCheck(ValueError):
-    """An answer names a check the run's profile does not have."""
+class BadAnswer(ValueError):
+    """An answer that does not fit the run: a result of a check the run's profile does not
+    have, or fact data that is not what its hash was taken over."""
 
 
 def judged_from_json(data: Mapping[str, Any], checks: Mapping[str, CompiledCheck]) -> Judged:
     """The coordinator's side of `judged_to_json`, with `checks` (by id) of the run's
-    profile. Raises UnknownCheck for a result of a check the profile does not have."""
+    profile. Raises BadAnswer for an answer that does not fit the run."""
     raw = data["record"]
-    facts = tuple(Fact(**fact) for fact in raw["facts"])
+    facts = tuple(_fact(fact) for fact in raw["facts"])
     record = TargetRecord(
         name=raw["name"],
         url=raw["url"],
@@ -126,7 +148,7 @@ def judged_from_json(data: Mapping[str, Any], checks: Mapping[str, CompiledCheck
     for row in data["results"]:
         check = checks.get(row[0])
         if check is None:
-            raise UnknownCheck(f"the answer has a result of check {row[0]!r}, not in the profile")
+            raise BadAnswer(f"the answer has a result of check {row[0]!r}, not in the profile")
         key = tuple(row[1])
         subject = subjects.get(key) or subjects.setdefault(key, Subject(*key))
         refs = tuple(row[5])

@@ -19,6 +19,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from auditor.facts import canonical_json
 from auditor.reporters.common import subject_text
 from auditor.reporters.exemptions import Exemption, exempting_variable, exemptions
 from auditor.resources import templates_dir
@@ -681,12 +682,15 @@ def _facts(targets: _Targets) -> tuple[list[Fact], dict[tuple[str, str], list[Fa
 
 
 def _excerpts(evidence: dict[str, Any], facts: Iterable[Fact]) -> dict[str, Excerpt]:
-    """The first lines of each piece of evidence data that a fact of a target refers to."""
+    """The first lines of each piece of evidence data that a fact of a target refers to, its
+    keys in the order of the canonical JSON it is stored and hashed as (the same whether the
+    run holds it decoded, as FactJson, or read it back from the store)."""
     excerpts: dict[str, Excerpt] = {}
     for fact in facts:
         if fact.sha256 in excerpts or fact.sha256 not in evidence:
             continue
-        text = json.dumps(evidence[fact.sha256], indent=1, ensure_ascii=False, default=str)
+        data = json.loads(canonical_json(evidence[fact.sha256]))
+        text = json.dumps(data, indent=1, ensure_ascii=False)
         lines = text.splitlines()
         shown = "\n".join(lines[:EXCERPT_LINES])[:EXCERPT_CHARS]
         excerpts[fact.sha256] = Excerpt(

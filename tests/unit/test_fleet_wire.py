@@ -13,15 +13,15 @@ from auditor.config import TargetSpec
 from auditor.engine import Judged
 from auditor.facts import new_fact, utc_now
 from auditor.fleet.wire import (
+    BadAnswer,
     ProfileRequest,
-    UnknownCheck,
     checks_by_id,
     judged_from_json,
     judged_to_json,
     spec_from_payload,
     task_payload,
 )
-from auditor.model import Result, Status, TargetKind, TargetRecord
+from auditor.model import FactJson, Result, Status, TargetKind, TargetRecord, fact_data
 from auditor.profiles import LoadedProfile
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "facts"
@@ -65,7 +65,8 @@ def test_a_task_carries_no_credential_and_no_trust_setting():
 def test_a_judged_target_comes_back_as_it_left(recorded_host):
     """Every result of a judged Debian host, its static fields taken from the coordinator's
     copy of the profile and its evidence from the record's facts, equals what the worker
-    judged; and its results take less than half the room whole results would."""
+    judged; each fact's data is kept as the JSON text its sha256 was taken over (and reads
+    back equal); and its results take less than half the room whole results would."""
     from auditor.document import result_dicts
 
     profile, record, results = recorded_host
@@ -73,7 +74,11 @@ def test_a_judged_target_comes_back_as_it_left(recorded_host):
     sent = Judged(record, [waived, *results[1:]], {"max": 3})
     wire = judged_to_json(sent, "w1")
     back = judged_from_json(json.loads(json.dumps(wire)), checks_by_id(profile))
-    assert back == Judged(record, sent.results, {"max": 3}, "w1")
+    assert all(isinstance(f.data, FactJson) for f in back.record.facts)
+    decoded = tuple(replace(f, data=fact_data(f.data)) for f in back.record.facts)
+    assert replace(back, record=replace(back.record, facts=decoded)) == Judged(
+        record, sent.results, {"max": 3}, "w1"
+    )
     assert len(results) > 100 and {r.status for r in results} >= {Status.PASS, Status.FAIL}
     whole = json.dumps(result_dicts(results))
     assert len(json.dumps(wire["results"])) < len(whole) / 2
@@ -83,7 +88,18 @@ def test_an_answer_with_a_check_the_profile_lacks_is_refused(recorded_host):
     profile, record, results = recorded_host
     wire = json.loads(json.dumps(judged_to_json(Judged(record, results, {}), "w1")))
     wire["results"][0][0] = "host.no-such-check"
-    with pytest.raises(UnknownCheck, match="host.no-such-check"):
+    with pytest.raises(BadAnswer, match="host.no-such-check"):
+        judged_from_json(wire, checks_by_id(profile))
+
+
+def test_fact_data_that_is_not_what_its_hash_was_taken_over_is_refused(recorded_host):
+    """Evidence altered on its way (or by a worker gone wrong) is not kept under the hash
+    every result cites."""
+    profile, record, results = recorded_host
+    wire = json.loads(json.dumps(judged_to_json(Judged(record, results, {}), "w1")))
+    fact = next(f for f in wire["record"]["facts"] if f["name"] == "host.os")
+    fact["data"] = fact["data"].replace("debian", "flatcar")
+    with pytest.raises(BadAnswer, match="host.os"):
         judged_from_json(wire, checks_by_id(profile))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -22,10 +23,39 @@ def test_valid_against_the_published_schema():
 
 
 def test_values_the_fast_encoder_refuses_are_still_written():
-    doc = fixture_document()
+    doc = copy.deepcopy(fixture_document())  # built once per process: not to be changed
     observed = doc["results"][0]["observed"]
     observed["inode"] = 2**70  # beyond 64 bits: orjson refuses it, the stdlib writes it
     observed["by_port"] = {22: "ssh"}  # a non-string key, written as JSON writes it
     rendered = json.loads(JsonReporter().render(doc))
     assert rendered["results"][0]["observed"]["inode"] == 2**70
     assert rendered["results"][0]["observed"]["by_port"] == {"22": "ssh"}
+
+
+def test_evidence_held_as_its_json_text_is_written_as_that_text():
+    """A distributed run keeps workers' fact data undecoded (FactJson): the report holds the
+    same evidence as if it had been decoded, on the fast encoder and on the stdlib's."""
+    from auditor.facts import canonical_json
+    from auditor.model import FactJson
+
+    doc = copy.deepcopy(fixture_document())
+    expected = json.loads(json.dumps(doc))
+    doc["evidence"] = {sha: FactJson(canonical_json(data)) for sha, data in doc["evidence"].items()}
+    assert doc["evidence"]
+    assert json.loads(JsonReporter().render(doc)) == expected
+    doc["results"][0]["observed"]["inode"] = 2**70  # the stdlib encoder's path
+    expected["results"][0]["observed"]["inode"] = 2**70
+    assert json.loads(JsonReporter().render(doc)) == expected
+
+
+def test_every_format_reads_evidence_held_as_json_text_as_if_decoded():
+    """The HTML's excerpts, OSCAL's resources and the rest: byte for byte the same."""
+    from auditor.facts import canonical_json
+    from auditor.model import FactJson
+    from auditor.reporters import FORMATS, reporter_for
+
+    plain = fixture_document()
+    held = json.loads(json.dumps(plain))
+    held["evidence"] = {sha: FactJson(canonical_json(d)) for sha, d in held["evidence"].items()}
+    for fmt in sorted(set(FORMATS) - {"pdf", "json"}):  # the PDF is the HTML's, timestamped
+        assert reporter_for(fmt).render(held) == reporter_for(fmt).render(plain), fmt
