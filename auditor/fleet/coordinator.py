@@ -167,11 +167,13 @@ def collect(specs: Sequence[TargetSpec], dispatch: Dispatch) -> list[TargetRecor
     index = {id(spec): i for i, spec in enumerate(specs)}
 
     def answered(spec: TargetSpec, result: Mapping[str, Any] | None, error: str | None) -> None:
-        record = (
-            judged_from_json(result, {}).record
-            if result is not None
-            else _error_record(spec, error)
-        )
+        if result is None:
+            record = _error_record(spec, error)
+        else:
+            try:
+                record = judged_from_json(result, {}).record
+            except BadAnswer as exc:  # another auditor version, or a corrupted answer
+                record = _error_record(spec, f"the worker's answer is unusable: {exc}")
         records[index[id(spec)]] = record
 
     dispatch.send(specs, COLLECT_TASK, answered)

@@ -140,3 +140,32 @@ def test_fleet_messages_are_exact_json():
         expected = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in message.items()}
         assert json.loads(body) == expected
         assert loads(body, content_type, encoding, accept=[content_type]) == expected
+
+
+class _Answering:
+    """A dispatch whose every target gets `answer` back (no broker)."""
+
+    def __init__(self, answer: dict) -> None:
+        self.answer = answer
+
+    def send(self, specs, task, on_answer) -> None:
+        for spec in specs:
+            on_answer(spec, self.answer, None)
+
+
+def test_an_unusable_answer_is_an_error_of_its_target_not_of_the_run(recorded_host):
+    """Forged evidence in an answer: `auditor run` records the target as an error with the
+    reason, `auditor collect` writes it as a record with that error; nothing else stops."""
+    from auditor.fleet.coordinator import DistributedTargets, collect
+
+    profile, record, results = recorded_host
+    wire = json.loads(json.dumps(judged_to_json(Judged(record, results, {}), "w1")))
+    fact = next(f for f in wire["record"]["facts"] if f["name"] == "host.os")
+    fact["data"] = fact["data"].replace("debian", "flatcar")
+    spec = TargetSpec(url="ssh://vm", name="vm")
+    collected = collect([spec], _Answering(wire))
+    assert collected[0].error.startswith("the worker's answer is unusable: the data of fact")
+    judged: list[Judged] = []
+    DistributedTargets([spec], _Answering(wire)).judge(profile, judged.append)
+    assert judged[0].record.error == collected[0].error
+    assert judged[0].results and {r.status for r in judged[0].results} == {Status.ERROR}
