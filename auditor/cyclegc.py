@@ -13,7 +13,9 @@ again would cost the square of the run's size (a quarter of a 500-target distrib
 coordinator, more and more beyond; perf/celery_perf.py). A run whose targets arrive as
 workers' JSON answers makes no cycles per target (decoded JSON has none): it skips the young
 collections, which would only walk each answer once more (a fifth of a coordinator's time).
-After the run, all is as before.
+After the last target nothing is collected: the run is over, and the one young collection
+of a one-target run walked everything it made (0.2 s of a 0.9 s Docker audit). After the
+run, all is as before.
 """
 
 from __future__ import annotations
@@ -29,15 +31,19 @@ FULL_EVERY = 64  # targets between full collections
 class RunCollector:
     """Collects cycles at target boundaries; `target_done` is called once per target."""
 
-    def __init__(self, *, young: bool = True) -> None:
+    def __init__(self, targets: int | None = None, *, young: bool = True) -> None:
         self._done = 0
+        self._targets = targets  # how many the run has, when it is known
         self._young = young  # collect the young generations after each target
         self._lock = threading.Lock()
 
     def target_done(self) -> None:
         with self._lock:
             self._done += 1
+            last = self._done == self._targets
             full = self._done % FULL_EVERY == 0
+        if last:
+            return
         if full:
             gc.collect()
             gc.freeze()  # what is still alive now is mostly the run's results: kept to its end
@@ -46,15 +52,19 @@ class RunCollector:
 
 
 @contextmanager
-def run_policy(*, makes_cycles: bool = True) -> Iterator[RunCollector]:
-    """The collector's policy for one run (see the module's docstring); `makes_cycles`:
-    whether judging a target can leave cycle garbage (not so for decoded answers)."""
+def run_policy(targets: int | None = None, *, makes_cycles: bool = True) -> Iterator[RunCollector]:
+    """The collector's policy for one run of `targets` targets (see the module's docstring);
+    `makes_cycles`: whether judging a target can leave cycle garbage (not so for decoded
+    answers)."""
     enabled = gc.isenabled()
     gc.freeze()
     gc.disable()
     try:
-        yield RunCollector(young=makes_cycles)
+        yield RunCollector(targets, young=makes_cycles)
     finally:
+        # Everything goes back to the oldest generation, and what the run made since its last
+        # collection with it: re-enabled, the collector would walk all of that at once.
+        gc.freeze()
         gc.unfreeze()
         if enabled:
             gc.enable()

@@ -132,7 +132,7 @@ def execute(profile: LoadedProfile, source: TargetSource, plan: RunPlan, say: Sa
                     progress.advance()
 
             try:
-                with cyclegc.run_policy(makes_cycles=source.makes_cycles) as collector:
+                with cyclegc.run_policy(len(names), makes_cycles=source.makes_cycles) as collector:
                     in_background(lambda: source.judge(profile, done))
                 finished = True
             except KeyboardInterrupt:

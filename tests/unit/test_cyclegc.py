@@ -69,3 +69,23 @@ def test_what_survives_a_full_collection_is_not_traversed_again():
         assert gc.get_freeze_count() >= frozen + len(kept)
         assert not any(isinstance(o, _Cycle) for o in gc.get_objects())  # out of its sight
     assert _cycles_alive() == len(kept)  # after the run: back in the collector's sight
+
+
+def test_nothing_is_collected_after_the_last_target():
+    """The run is over: a collection then would only walk what the run made, for nothing."""
+    with cyclegc.run_policy(2) as collector:
+        _Cycle()
+        collector.target_done()
+        assert _cycles_alive() == 0  # the first of two targets: collected
+        _Cycle()
+        collector.target_done()
+        assert _cycles_alive() == 1  # the last: left to the collector after the run
+        made = [{} for _ in range(10_000)]
+        collections = [s["collections"] for s in gc.get_stats()]
+    # what the run made went to the oldest generation with nothing walked: re-enabled, the
+    # collector does not start by walking the whole run at the next allocation
+    after = [{} for _ in range(100)]
+    assert [s["collections"] for s in gc.get_stats()] == collections
+    assert len(made) + len(after) == 10_100
+    gc.collect()
+    assert _cycles_alive() == 0
