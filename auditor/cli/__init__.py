@@ -6,6 +6,7 @@ Only this package catches broadly: every error becomes one line on stderr and an
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -137,24 +138,32 @@ def print_error(exc: AuditorError) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the command and map every outcome to an exit status."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    status = _exit_status(list(sys.argv[1:] if argv is None else argv))
+    if argv is None:
+        # The process ends here: the interpreter's last cycle collection would walk every
+        # object the run made, for nothing (seconds after a large run; 1.2 s per 6 million).
+        gc.freeze()
+    sys.exit(status)
+
+
+def _exit_status(args: list[str]) -> int:
     debug = "--debug" in args or bool(os.environ.get("AUDITOR_DEBUG"))
     try:
         status = cli.main(args=args, prog_name="auditor", standalone_mode=False)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return int(exc.exit_code)
     except click.Abort:
         click.echo("auditor: aborted", err=True)
-        sys.exit(130)
+        return 130
     except click.ClickException as exc:
         exc.show()
-        sys.exit(ExitStatus.USAGE)
+        return int(ExitStatus.USAGE)
     except AuditorError as exc:
         if debug:
             raise
         print_error(exc)
-        sys.exit(exc.exit_status)
+        return int(exc.exit_status)
     except KeyboardInterrupt:
         click.echo("auditor: interrupted", err=True)
-        sys.exit(130)
-    sys.exit(int(status) if isinstance(status, int) else ExitStatus.OK)
+        return 130
+    return int(status) if isinstance(status, int) else int(ExitStatus.OK)
