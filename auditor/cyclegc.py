@@ -11,8 +11,9 @@ say) stays bounded however long the run. What survives a full collection is froz
 sight too: a run keeps every finished target, and full collections that traversed all of it
 again would cost the square of the run's size (a quarter of a 500-target distributed run's
 coordinator, more and more beyond; perf/celery_perf.py). A run whose targets arrive as
-workers' JSON answers makes no cycles per target (decoded JSON has none): it skips the young
-collections, which would only walk each answer once more (a fifth of a coordinator's time).
+workers' JSON answers makes no cycles per target (decoded JSON has none): it collects
+nothing, as a collection would only walk each answer once more (a fifth of a coordinator's
+time for the young collections, a tenth for the full ones).
 After the last target nothing is collected: the run is over, and the one young collection
 of a one-target run walked everything it made (0.2 s of a 0.9 s Docker audit). After the
 run, all is as before.
@@ -31,10 +32,10 @@ FULL_EVERY = 64  # targets between full collections
 class RunCollector:
     """Collects cycles at target boundaries; `target_done` is called once per target."""
 
-    def __init__(self, targets: int | None = None, *, young: bool = True) -> None:
+    def __init__(self, targets: int | None = None, *, makes_cycles: bool = True) -> None:
         self._done = 0
         self._targets = targets  # how many the run has, when it is known
-        self._young = young  # collect the young generations after each target
+        self._makes_cycles = makes_cycles
         self._lock = threading.Lock()
 
     def target_done(self) -> None:
@@ -42,12 +43,12 @@ class RunCollector:
             self._done += 1
             last = self._done == self._targets
             full = self._done % FULL_EVERY == 0
-        if last:
+        if last or not self._makes_cycles:
             return
         if full:
             gc.collect()
             gc.freeze()  # what is still alive now is mostly the run's results: kept to its end
-        elif self._young:
+        else:
             gc.collect(1)
 
 
@@ -60,7 +61,7 @@ def run_policy(targets: int | None = None, *, makes_cycles: bool = True) -> Iter
     gc.freeze()
     gc.disable()
     try:
-        yield RunCollector(targets, young=makes_cycles)
+        yield RunCollector(targets, makes_cycles=makes_cycles)
     finally:
         # Everything goes back to the oldest generation, and what the run made since its last
         # collection with it: re-enabled, the collector would walk all of that at once.
