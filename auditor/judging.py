@@ -133,14 +133,14 @@ def not_applicable(groups: Sequence[Group], results: Sequence[Result]) -> list[R
     SSH host keys is not judged, and not reported, on each of a host's fifty other files
     (that was four results in five of a host's), but a check about none of them still says
     so once."""
-    judged = {r.check_id for r in results}
+    judged = {(r.target, r.check_id) for r in results}
     skips = []
     for group in groups:
         if group.for_each is None or group.failed is not None or not group.items:
             continue
         reason = f"not applicable to any of {len(group.items)} {group.for_each} subjects"
         for check in group.checks:
-            if check.id not in judged:
+            if (group.target, check.id) not in judged:
                 evidence = tuple(
                     sorted(f.sha256 for n in check.facts if (f := group.facts.get(n)) is not None)
                 )
