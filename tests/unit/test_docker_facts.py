@@ -9,16 +9,15 @@ the fact's data as auditor stores it (redacted). New files are picked up without
 from __future__ import annotations
 
 import base64
-import io
 import json
-import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from docker_exports import scan_export
 
 from auditor.collectors import docker as collector
-from auditor.collectors import docker_host, docker_image, image_export
+from auditor.collectors import docker_host
 from auditor.facts import new_fact
 from auditor.redact import MARKER
 
@@ -51,23 +50,8 @@ def _data(name: str, raw: Any) -> Any:
             return parsed.host
         return parsed.config if parsed.config is not None else {"error": parsed.config_error}
     if name == "docker.image_contents":
-        return _scan(base64.b64decode(raw["export_base64"]), raw["limits"])
+        return scan_export(base64.b64decode(raw["export_base64"]), raw["limits"])
     raise AssertionError(f"no normaliser for {name}")
-
-
-def _scan(export: bytes, limits: dict[str, Any]) -> dict[str, Any]:
-    """The findings of the one image of a recorded `docker save` export, all its layers
-    wanted (the image's diff_ids are read from its config in the export)."""
-    with tarfile.open(fileobj=io.BytesIO(export)) as tar:
-        [entry] = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
-        config = json.load(tar.extractfile(entry["Config"]))  # type: ignore[arg-type]
-    diff_ids = config["rootfs"]["diff_ids"]
-    image = "sha256:" + entry["Config"].removesuffix(".json").rpartition("/")[2]
-    plan = image_export.ExportPlan({image: diff_ids}, frozenset(diff_ids))
-    bounds = docker_image.ScanLimits(**limits)
-    read = image_export.read_export(io.BytesIO(export).read, plan, bounds)
-    assert not read.failed and not read.missing
-    return docker_image.image_findings(diff_ids, read.layers)
 
 
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
