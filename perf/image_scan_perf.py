@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import io
 import os
 import platform
 import random
@@ -39,7 +38,6 @@ import statistics
 import string
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -49,9 +47,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
 sys.path.insert(0, str(ROOT))
 
 import docker  # noqa: E402
+from docker_scenario import build_context  # noqa: E402
 from servers.debian import debian_image  # noqa: E402
 from servers.dockerd import busybox_image, dockerd_server  # noqa: E402
 
@@ -61,20 +61,9 @@ RUNNING_SHARE = 10  # one container in ten is started
 LAYER_BYTES = 1024 * 1024  # each added layer: one text file of this size
 
 
-def _context(files: dict[str, bytes]) -> io.BytesIO:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-    buffer.seek(0)
-    return buffer
-
-
 def build(api: docker.APIClient, tag: str, dockerfile: str, files: dict[str, bytes]) -> str:
     """Build an image from a Dockerfile of COPY steps (no container runs, no network)."""
-    context = _context({"Dockerfile": dockerfile.encode(), **files})
+    context = build_context({"Dockerfile": dockerfile.encode(), **files})
     output = api.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
                        network_mode="none", decode=True)  # fmt: skip
     errors = [entry["error"] for entry in output if "error" in entry]

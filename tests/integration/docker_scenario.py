@@ -170,7 +170,8 @@ def _serve(directory: Path) -> Iterator[str]:
         server.server_close()
 
 
-def _context(files: dict[str, bytes]) -> io.BytesIO:
+def build_context(files: dict[str, bytes]) -> io.BytesIO:
+    """A docker build context (a tar) holding `files`."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, data in files.items():
@@ -183,7 +184,7 @@ def _context(files: dict[str, bytes]) -> io.BytesIO:
 
 def _build(api: docker.APIClient, tag: str, files: dict[str, bytes]) -> str:
     output = api.build(
-        fileobj=_context(files),
+        fileobj=build_context(files),
         custom_context=True,
         tag=tag,
         rm=True,
