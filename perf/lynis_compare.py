@@ -21,6 +21,7 @@ Usage: python perf/lynis_compare.py [--json OUT]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -42,7 +43,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from servers import debian, dockerd, host_labs  # noqa: E402  (the test servers live under tests/)
-from servers.process import require_executable, run  # noqa: E402
 
 LABELS = yaml.safe_load((ROOT / "tests" / "data" / "hosts" / "labels.yaml").read_text())
 
@@ -336,20 +336,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="lynis-compare-") as tmp:
         work = Path(tmp)
-        key = work / "client_ed25519"
-        run([require_executable("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
         (work / "dockerd").mkdir()
         with dockerd.dockerd_server(work / "dockerd") as daemon:
             client = docker.DockerClient(base_url=daemon.base_url, timeout=600)
-            started = debian.start_hosts(
-                client,
-                [host_labs.weak_host(), host_labs.hardened_host()],
-                key.with_suffix(".pub").read_text(),
-                timeout=300,
-            )
-            try:
-                known_hosts = work / "known_hosts"
-                known_hosts.write_text("\n".join(debian.known_hosts_lines(client, started)) + "\n")
+            with contextlib.closing(client), host_labs.started(client, work) as labs:
+                started, key, known_hosts = labs
                 hosts: dict[str, dict[str, Any]] = {}
                 for host in started:
                     auditor_s, statuses = audit(host, key, known_hosts, work)
@@ -360,9 +351,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                         "lynis_s": lynis_s,
                         "lynis": findings,
                     }
-            finally:
-                debian.stop_hosts(client, started)
-                client.close()
     print(f"Machine: {machine()}\n")
     print("\n".join(compare(hosts)))
     if args.json:

@@ -10,6 +10,7 @@ it never turns into a skip.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +19,7 @@ from typing import Any
 import docker
 import pytest
 import yaml
-from servers import debian, host_labs
-from servers.process import require_executable, run
+from servers import host_labs
 
 from auditor.cli import main
 from auditor.views import load_named
@@ -60,18 +60,8 @@ def status_of(results: list[dict[str, Any]]) -> str:
 def audited(own_dockerd, tmp_path_factory) -> Iterator[dict[str, dict[str, list[dict[str, Any]]]]]:
     """Results of one audit of both hosts: {host: {check id: [result, ...]}}."""
     work = tmp_path_factory.mktemp("labs")
-    key = work / "client_ed25519"
-    run([require_executable("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
     client = docker.DockerClient(base_url=own_dockerd.base_url, timeout=600)
-    hosts = debian.start_hosts(
-        client,
-        [host_labs.weak_host(), host_labs.hardened_host()],
-        key.with_suffix(".pub").read_text(),
-        timeout=300,
-    )
-    try:
-        known_hosts = work / "known_hosts"
-        known_hosts.write_text("\n".join(debian.known_hosts_lines(client, hosts)) + "\n")
+    with contextlib.closing(client), host_labs.started(client, work) as (hosts, key, known_hosts):
         inventory = work / "inventory.yaml"
         inventory.write_text(yaml.safe_dump(host_labs.inventory(hosts, key, known_hosts)))
         report = work / "results.json"
@@ -101,9 +91,6 @@ def audited(own_dockerd, tmp_path_factory) -> Iterator[dict[str, dict[str, list[
                 result
             )
         yield results
-    finally:
-        debian.stop_hosts(client, hosts)
-        client.close()
 
 
 def test_labels_are_well_formed():

@@ -16,11 +16,14 @@ tests/data/hosts/labels.yaml.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from servers import debian
 from servers.debian import BASE_PACKAGES, HostVariant, SshHost
+from servers.process import require_executable, run
 
 # nftables.conf (input policy drop), cis.rules (CIS audit rules) and aide.conf (AIDE without
 # aide-common, whose dependencies pull systemd into the image: a database of /etc and
@@ -265,3 +268,20 @@ def inventory(hosts: Iterable[SshHost], key: Path, known_hosts: Path) -> dict[st
         },
         "hosts": {h.name: {"host": "127.0.0.1", "port": h.port} for h in hosts},
     }
+
+
+@contextmanager
+def started(client: Any, work: Path) -> Iterator[tuple[list[SshHost], Path, Path]]:
+    """The weak and the hardened host running on `client`'s daemon, with a fresh client key
+    and a known_hosts file that trusts them: (hosts, key, known_hosts); stopped afterwards."""
+    key = work / "client_ed25519"
+    run([require_executable("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
+    hosts = debian.start_hosts(
+        client, [weak_host(), hardened_host()], key.with_suffix(".pub").read_text(), timeout=300
+    )
+    try:
+        known_hosts = work / "known_hosts"
+        known_hosts.write_text("\n".join(debian.known_hosts_lines(client, hosts)) + "\n")
+        yield hosts, key, known_hosts
+    finally:
+        debian.stop_hosts(client, hosts)
