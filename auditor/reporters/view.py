@@ -19,7 +19,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from auditor.facts import canonical_json
+from auditor.model import fact_data
 from auditor.reporters.common import subject_text
 from auditor.reporters.exemptions import Exemption, exempting_variable, exemptions
 from auditor.resources import templates_dir
@@ -689,8 +689,8 @@ def _excerpts(evidence: dict[str, Any], facts: Iterable[Fact]) -> dict[str, Exce
     for fact in facts:
         if fact.sha256 in excerpts or fact.sha256 not in evidence:
             continue
-        data = json.loads(canonical_json(evidence[fact.sha256]))
-        text = json.dumps(data, indent=1, ensure_ascii=False)
+        data = fact_data(evidence[fact.sha256])
+        text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False, default=str)
         lines = text.splitlines()
         shown = "\n".join(lines[:EXCERPT_LINES])[:EXCERPT_CHARS]
         excerpts[fact.sha256] = Excerpt(
