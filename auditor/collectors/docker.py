@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from auditor.collectors import docker_host, image_layers
 from auditor.collectors.host.script import build_script, new_nonce, split_output
@@ -23,6 +23,7 @@ from auditor.model import Fact, Subject
 from auditor.targets.docker import DockerTarget
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INSPECT_WORKERS = 4  # concurrent inspect calls per fact (the target keeps 10 connections open)
 FACT_WORKERS = 3  # facts gathered side by side
@@ -323,12 +324,13 @@ class _Collection:
             key: threading.Lock() for key in ("info", "containers", "images", "image_inspects")
         }
 
-    def _once(self, key: str, call: Callable[[], Any]) -> Any:
+    def _once(self, key: str, call: Callable[[], T]) -> T:
         """call() the first time `key` is asked for, by whichever thread asks first."""
         with self._locks[key]:
             if key not in self._cache:
                 self._cache[key] = call()
-            return self._cache[key]
+            cached: T = self._cache[key]
+            return cached
 
     def gather(self, names: set[str]) -> dict[str, Fact]:
         simple: dict[str, tuple[str, Callable[[], Any]]] = {
@@ -402,13 +404,13 @@ class _Collection:
     # --- API facts
 
     def info(self) -> dict[str, Any]:
-        return self._once("info", self.api.info)  # type: ignore[no-any-return]
+        return self._once("info", self.api.info)
 
     def container_list(self) -> list[dict[str, Any]]:
-        return self._once("containers", lambda: self.api.containers(all=True))  # type: ignore[no-any-return]
+        return self._once("containers", lambda: self.api.containers(all=True))
 
     def image_list(self) -> list[dict[str, Any]]:
-        return self._once("images", lambda: self.api.images())  # type: ignore[no-any-return]
+        return self._once("images", lambda: self.api.images())
 
     def containers(self) -> list[dict[str, Any]]:
         listing = self.container_list()
@@ -469,7 +471,7 @@ class _Collection:
             ids = list(dict.fromkeys(str(i.get("Id")) for i in self.image_list()))
             return self._each(ids, self.api.inspect_image)
 
-        return self._once("image_inspects", inspect_all)  # type: ignore[no-any-return]
+        return self._once("image_inspects", inspect_all)
 
     def image_contents(self) -> list[dict[str, Any]]:
         limits = image_layers.limits_from(self.variables)
