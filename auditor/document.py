@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import fastjsonschema
 import orjson
 
 from auditor.coverage import matrix
 from auditor.errors import InputError
+from auditor.evidence_spool import EvidenceSpool
 from auditor.model import Fact, FactJson, Result, Run, Subject, TargetRecord, fact_data
 from auditor.profiles import LoadedProfile
 from auditor.regularfile import UnreadableFile, read_regular_file
@@ -30,15 +31,20 @@ from auditor.scoring import FORMULA, Score, ScoreCard, score
 SCHEMA = "auditor-results/1"
 
 
-def build(run: Run, profile: LoadedProfile) -> dict[str, Any]:
-    """The document for a finished (or interrupted) run."""
+def build(
+    run: Run, profile: LoadedProfile, *, evidence: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The document for a finished (or interrupted) run. Its `evidence` is the facts' data
+    by sha256: `evidence` when given (the recorder's EvidenceSpool, whose facts hold no
+    data), else taken from the facts."""
     section_of = {e.control.id: e.section.id for e in profile.controls}
     card = score(run.results, section_of)
-    evidence: dict[str, Any] = {}
-    for record in run.targets:
-        for fact in record.facts:
-            if fact.error is None:
-                evidence.setdefault(fact.sha256, fact.data)
+    if evidence is None:
+        evidence = {}
+        for record in run.targets:
+            for fact in record.facts:
+                if fact.error is None:
+                    evidence.setdefault(fact.sha256, fact.data)
     about = catalog(profile)
     return {
         "schema": SCHEMA,
@@ -257,24 +263,70 @@ def dumps(document: dict[str, Any]) -> str:
 
 def encode(document: dict[str, Any]) -> bytes:
     """The document as UTF-8 JSON, unindented (`jq .` shows it indented). orjson writes a
-    100,000-result document in a tenth of the stdlib's time, as bytes: a report written as
-    they are needs no second and third copy of a document that can be gigabytes. What orjson
-    refuses (an integer beyond 64 bits) goes through the stdlib encoder. Evidence held as
-    FactJson is written as the JSON text it is, never decoded."""
+    100,000-result document in a tenth of the stdlib's time, as bytes. What orjson refuses
+    (an integer beyond 64 bits) goes through the stdlib encoder. Evidence held as FactJson
+    is written as the JSON text it is, never decoded. A run's report is written by
+    `write_json`, which never holds all of it."""
+    return _json(document) + b"\n"
+
+
+def _json(value: Any) -> bytes:
     try:
-        encoded = orjson.dumps(document, default=_orjson_default, option=orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(value, default=_orjson_default, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:
-        text = json.dumps(document, ensure_ascii=False, default=_stdlib_default)
-        return (text + "\n").encode("utf-8")
-    return encoded + b"\n"
+        return json.dumps(value, ensure_ascii=False, default=_stdlib_default).encode("utf-8")
+
+
+RESULTS_PER_PIECE = 1000  # results encoded at once by write_json
+
+
+def write_json(document: Mapping[str, Any], out: BinaryIO) -> None:
+    """The document as `encode` gives it (evidence last), written to `out` a piece at a time:
+    the results a thousand at a time, the evidence one fact's data at a time, read from the
+    run's EvidenceSpool when it has one. A run of 10,000 hosts has a report of gigabytes: it
+    is never all in memory, nor copied."""
+    out.write(b"{")
+    rest = ((key, value) for key, value in document.items() if key != "evidence")
+    for index, (key, value) in enumerate(rest):
+        out.write(b"%s%s:" % (b"," if index else b"", orjson.dumps(key)))
+        if key == "results":
+            _write_list(value, out)
+        else:
+            out.write(_json(value))
+    evidence = document["evidence"]
+    out.write(b',"evidence":{')
+    for index, sha256 in enumerate(evidence):
+        out.write(b"%s%s:" % (b"," if index else b"", orjson.dumps(sha256)))
+        if isinstance(evidence, EvidenceSpool):
+            out.write(evidence.raw(sha256))
+        else:
+            out.write(_json(evidence[sha256]))
+    out.write(b"}}\n")
+
+
+def _write_list(items: list[Any], out: BinaryIO) -> None:
+    out.write(b"[")
+    for start in range(0, len(items), RESULTS_PER_PIECE):
+        piece = memoryview(_json(items[start : start + RESULTS_PER_PIECE]))
+        out.write(b"," if start else b"")
+        out.write(piece[1:-1])  # without the piece's own brackets
+    out.write(b"]")
 
 
 def _orjson_default(value: Any) -> Any:
-    return orjson.Fragment(value.text) if isinstance(value, FactJson) else str(value)
+    if isinstance(value, FactJson):
+        return orjson.Fragment(value.text)
+    if isinstance(value, EvidenceSpool):  # encode() of a spooled run: all of it, in memory
+        return {sha256: orjson.Fragment(value.raw(sha256)) for sha256 in value}
+    return str(value)
 
 
 def _stdlib_default(value: Any) -> Any:
-    return fact_data(value) if isinstance(value, FactJson) else str(value)
+    if isinstance(value, FactJson):
+        return fact_data(value)
+    if isinstance(value, EvidenceSpool):
+        return {sha256: fact_data(value[sha256]) for sha256 in value}
+    return str(value)
 
 
 MAX_DOCUMENT_BYTES = 2**30  # a results document read back by `auditor report`

@@ -23,6 +23,7 @@ from typing import Any
 from auditor import __version__, document, engine
 from auditor.attestations import AttestationSet, load_attestations
 from auditor.errors import AuditorError
+from auditor.evidence_spool import EvidenceSpool
 from auditor.facts import utc_now
 from auditor.model import Result, Run, TargetRecord
 from auditor.profiles import LoadedProfile
@@ -77,7 +78,8 @@ class Recorder:
         self.notes: list[str] = []
         self.run_id = run_id or str(uuid.uuid4())
         self.store_error: AuditorError | None = None
-        self.done: dict[str, tuple[TargetRecord, list[Result]]] = {}
+        self.done: dict[str, tuple[TargetRecord, list[Result]]] = {}  # facts without data
+        self.evidence = EvidenceSpool()  # the facts' data, until the reports are written
         self.variables: dict[str, Mapping[str, Any]] = {}  # per target: what judged it
         self.audited_by: dict[str, str] = {}  # per target: the worker of a distributed run
         self._lock = threading.Lock()
@@ -142,12 +144,12 @@ class Recorder:
             if self._closed:
                 return
             processed = self.process(judged.results)
-            self.done[record.name] = (record, processed)
+            if self.writer is not None:
+                self.writer.save_target(self.run_id, record, processed)
+            self.done[record.name] = (self.evidence.keep(record), processed)
             self.variables[record.name] = judged.variables
             if judged.audited_by:
                 self.audited_by[record.name] = judged.audited_by
-            if self.writer is not None:
-                self.writer.save_target(self.run_id, record, processed)
 
     # --- at the end ------------------------------------------------------------------------
 
@@ -182,7 +184,7 @@ class Recorder:
             complete=complete,
         )
         extra = {**self._extra(), "judged_with": document.judged_with(self.profile, variables)}
-        doc = document.build(run, self.profile)
+        doc = document.build(run, self.profile, evidence=self.evidence)
         doc.update(extra)
         if self.stored():
             assert self.writer is not None
@@ -250,6 +252,8 @@ class Recorder:
         return self.writer.load_document(previous, history=0) if previous else None
 
     def close(self) -> None:
-        """Stop the store's writer once it has written everything."""
+        """Stop the store's writer once it has written everything; drop the spooled
+        evidence (the reports are written)."""
+        self.evidence.close()
         if self.writer is not None:
             self.writer.close()

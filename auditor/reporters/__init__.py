@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import InputError, ReportError
-from auditor.reporters.base import Reporter
+from auditor.reporters.base import Reporter, StreamingReporter
 
 FORMATS: dict[str, str] = {
     "json": "auditor.reporters.json:JsonReporter",
@@ -67,8 +67,13 @@ def reporter_for(fmt: str) -> Reporter:
 
 def write(request: ReportRequest, document: dict[str, Any]) -> None:
     """Render `document` in the requested format to its destination."""
-    content = reporter_for(request.format).render(document)
+    reporter = reporter_for(request.format)
     if request.path == "-":
+        if isinstance(reporter, StreamingReporter):
+            reporter.write_to(document, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+            return
+        content = reporter.render(document)
         if isinstance(content, bytes):
             sys.stdout.buffer.write(content)
             sys.stdout.buffer.flush()
@@ -79,6 +84,11 @@ def write(request: ReportRequest, document: dict[str, Any]) -> None:
     path = Path(request.path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(reporter, StreamingReporter):
+            with path.open("wb") as out:
+                reporter.write_to(document, out)
+            return
+        content = reporter.render(document)
         if isinstance(content, bytes):
             path.write_bytes(content)
         else:

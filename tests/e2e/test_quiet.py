@@ -24,12 +24,12 @@ WARNING_LIBRARY = """
 import logging, sys, warnings
 import urllib3
 import auditor.reporters.json as reporter
-render = reporter.JsonReporter.render
-def noisy(self, document):
+write_to = reporter.JsonReporter.write_to
+def noisy(self, document, out):
     warnings.warn("Unverified HTTPS request", urllib3.exceptions.InsecureRequestWarning)
     logging.getLogger("urllib3.connectionpool").warning("Retrying after a broken connection")
-    return render(self, document)
-reporter.JsonReporter.render = noisy
+    return write_to(self, document, out)
+reporter.JsonReporter.write_to = noisy
 from auditor.cli import main
 main(sys.argv[1:])
 """

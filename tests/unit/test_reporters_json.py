@@ -59,3 +59,18 @@ def test_every_format_reads_evidence_held_as_json_text_as_if_decoded():
     held["evidence"] = {sha: FactJson(canonical_json(d)) for sha, d in held["evidence"].items()}
     for fmt in sorted(set(FORMATS) - {"pdf", "json"}):  # the PDF is the HTML's, timestamped
         assert reporter_for(fmt).render(held) == reporter_for(fmt).render(plain), fmt
+
+
+def test_the_report_written_a_piece_at_a_time_is_the_encoded_document():
+    """write_json (what `--report json:` uses) writes results a thousand at a time and the
+    evidence one piece at a time: the same document as encode() gives at once."""
+    import io
+
+    from auditor.document import RESULTS_PER_PIECE, encode, write_json
+
+    for doc in (fixture_document(), hostile_document(), {**fixture_document(), "results": []}):
+        written = io.BytesIO()
+        write_json(doc, written)
+        assert json.loads(written.getvalue()) == json.loads(encode(doc))
+        assert written.getvalue().endswith(b"}\n")
+    assert len(fixture_document()["results"]) > 3 * RESULTS_PER_PIECE  # several pieces
