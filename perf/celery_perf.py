@@ -14,13 +14,16 @@ Prints the machine and a Markdown table for perf/RESULTS.md. The machine is shar
 the CPU figures, and ratios measured in one run. Everything started is stopped at the end.
 
 Usage: python perf/celery_perf.py [--targets 1000,10000] [--answerers 2] [--stores default,none]
+                                  [--same-facts]
        python perf/celery_perf.py --answer BROKER_URL   (one answerer; the harness starts them)
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import mmap
 import os
 import platform
 import signal
@@ -69,13 +72,30 @@ def recorded_answer() -> dict[str, Any]:
     return judged_to_json(engine.Judged(record, results, profile.variables), "answerer")
 
 
-def renamed(answer: Mapping[str, Any], target: Mapping[str, Any]) -> dict[str, Any]:
-    """`answer` as the answer for `target` (its record's name and URL: the results' target)."""
+def renamed(
+    answer: Mapping[str, Any], target: Mapping[str, Any], *, distinct: bool = True
+) -> dict[str, Any]:
+    """`answer` as the answer for `target` (its record's name and URL: the results' target).
+    `distinct`: every fact's data is the host's own, as on a fleet of distinct hosts, where
+    file lists, packages and addresses differ from host to host (else every host's evidence
+    is the same, and a run keeps one copy of it)."""
     name, url = target["name"], target["url"]
-    return {**answer, "record": {**answer["record"], "name": name, "url": url}}
+    record = {**answer["record"], "name": name, "url": url}
+    if distinct:
+        record["facts"] = [_own(fact, name) for fact in record["facts"]]
+    return {**answer, "record": record}
 
 
-def answer(broker: str) -> None:
+def _own(fact: Mapping[str, Any], host: str) -> Mapping[str, Any]:
+    """The fact with data of `host`'s own (the recorded data, with the host's name beside
+    it) and that data's sha256: what the coordinator checks it against."""
+    if fact["data"] is None or fact["error"]:
+        return fact
+    text = f'{{"data":{fact["data"]},"host":{json.dumps(host)}}}'
+    return {**fact, "data": text, "sha256": hashlib.sha256(text.encode()).hexdigest()}
+
+
+def answer(broker: str, distinct: bool) -> None:
     """Serve audit tasks with the recorded answer until stopped."""
     from auditor.fleet.app import DEFAULT_QUEUE, TASK, make_app
 
@@ -84,7 +104,7 @@ def answer(broker: str) -> None:
 
     @app.task(name=TASK, acks_late=True)  # type: ignore[untyped-decorator]
     def audit(payload: dict[str, Any]) -> dict[str, Any]:
-        return renamed(canned, payload["target"])
+        return renamed(canned, payload["target"], distinct=distinct)
 
     worker = app.Worker(
         quiet=True,
@@ -100,7 +120,7 @@ def answer(broker: str) -> None:
 
 
 @contextmanager
-def answerers(broker: str, count: int, work: Path) -> Iterator[None]:
+def answerers(broker: str, count: int, work: Path, same_facts: bool) -> Iterator[None]:
     """`count` answerer processes, once every one answers a ping."""
     from auditor.fleet.app import make_app
 
@@ -110,7 +130,8 @@ def answerers(broker: str, count: int, work: Path) -> Iterator[None]:
             log = (work / f"answerer-{index}.log").open("wb")
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, __file__, "--answer", broker],
+                    [sys.executable, __file__, "--answer", broker]
+                    + (["--same-facts"] if same_facts else []),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env=_env(str(ROOT)),
@@ -144,6 +165,7 @@ class Measured:
     cpu: float  # seconds, user + system, the coordinator and its store writer
     max_rss_mib: float
     errors: int
+    report_mib: float
 
 
 def inventory(path: Path, targets: int) -> Path:
@@ -169,14 +191,24 @@ def coordinate(broker: str, targets: int, store: bool, work: Path) -> Measured:
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode not in (0, 1):
         raise SystemExit(f"auditor run exited {proc.returncode}: {stderr[-2000:]}")
-    doc = json.loads(report.read_text())
+    listed = report_targets(report)
+    report_mib = report.stat().st_size / 2**20
     report.unlink()
-    errors = sum(1 for t in doc["targets"] if t["error"])
-    if len(doc["targets"]) != targets:
-        raise SystemExit(f"{len(doc['targets'])} of {targets} targets in the report")
-    return Measured(
-        targets, store, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, errors
-    )
+    errors = sum(1 for t in listed if t["error"])
+    if len(listed) != targets:
+        raise SystemExit(f"{len(listed)} of {targets} targets in the report")
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measured(targets, store, wall, cpu, usage.ru_maxrss / 1024, errors, report_mib)
+
+
+def report_targets(report: Path) -> list[dict[str, Any]]:
+    """The `targets` of a JSON report, read without decoding its results and evidence (the
+    report of 10,000 distinct hosts is gigabytes)."""
+    with report.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        start = m.find(b',"targets":[') + len(b',"targets":')
+        end = m.find(b'],"results":[', start) + 1
+        listed: list[dict[str, Any]] = json.loads(m[start:end])
+    return listed
 
 
 # ---------------------------------------------------------------- reporting
@@ -201,20 +233,21 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, load {load}, Python {platform.python_version()}"
 
 
-def table(rows: list[Measured], answer_bytes: int, count: int) -> str:
+def table(rows: list[Measured], answer_bytes: int, count: int, same_facts: bool) -> str:
     out = [
         f"answerers: {count}; one answer (facts + results of one host, JSON): "
-        f"{answer_bytes / 1024:.0f} KiB",
+        f"{answer_bytes / 1024:.0f} KiB; "
+        + ("every host answers the same facts" if same_facts else "each host's facts its own"),
         "",
         "| targets | store | wall s | targets/s (wall) | coordinator CPU ms/target | "
-        "targets per CPU s | peak RSS MiB | errors |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "targets per CPU s | peak RSS MiB | JSON report MiB | errors |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in rows:
         out.append(
             f"| {m.targets:,} | {'SQLite' if m.store else 'none'} | {m.wall:.1f} | "
             f"{m.targets / m.wall:,.0f} | {1000 * m.cpu / m.targets:.2f} | "
-            f"{m.targets / m.cpu:,.0f} | {m.max_rss_mib:,.0f} | {m.errors} |"
+            f"{m.targets / m.cpu:,.0f} | {m.max_rss_mib:,.0f} | {m.report_mib:,.0f} | {m.errors} |"
         )
     return "\n".join(out)
 
@@ -224,10 +257,15 @@ def main() -> None:
     parser.add_argument("--targets", default="1000,10000")
     parser.add_argument("--answerers", type=int, default=2)
     parser.add_argument("--stores", default="default,none")
+    parser.add_argument(
+        "--same-facts",
+        action="store_true",
+        help="every host answers the same evidence (as the sections before 2026-12-06 11:00)",
+    )
     parser.add_argument("--answer", metavar="BROKER", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.answer:
-        answer(args.answer)
+        answer(args.answer, distinct=not args.same_facts)
         return
     sizes = [int(n) for n in args.targets.split(",")]
     stores = [s == "default" for s in args.stores.split(",")]
@@ -237,12 +275,12 @@ def main() -> None:
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="celery-perf-")))
         broker = stack.enter_context(redis_server(work)).url
-        stack.enter_context(answerers(broker, args.answerers, work))
+        stack.enter_context(answerers(broker, args.answerers, work, args.same_facts))
         for size in sizes:
             for store in stores:
                 rows.append(coordinate(broker, size, store, work))
                 sys.stderr.write(f"{rows[-1]}\n")
-    _say(table(rows, answer_bytes, args.answerers))
+    _say(table(rows, answer_bytes, args.answerers, args.same_facts))
     _say(f"# done; load {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
 
 
