@@ -43,7 +43,8 @@ from auditor import __version__
 from auditor.config import TargetSpec
 from auditor.document import fact_record
 from auditor.errors import InputError
-from auditor.facts import canonical_json, utc_now
+from auditor.evidence_spool import EvidenceSpool
+from auditor.facts import utc_now
 from auditor.model import Fact, TargetKind, TargetRecord
 from auditor.profiles import LoadedProfile
 from auditor.redact import redact
@@ -189,9 +190,31 @@ def write_bundle(
     *,
     sign_key: Ed25519PrivateKey | None = None,
     started_at: str | None = None,
+    evidence: EvidenceSpool | None = None,
 ) -> dict[str, Any]:
     """Write the bundle atomically (a temporary file renamed into place); returns the
-    manifest."""
+    manifest. The facts' data comes from `evidence` when given (the records' facts then hold
+    none: `auditor collect` spools each target's as it arrives), and is streamed into the
+    archive one piece at a time."""
+    owned = evidence is None
+    if evidence is None:
+        evidence = EvidenceSpool()
+        collected = [(spec, evidence.keep(record)) for spec, record in collected]
+    try:
+        return _write(path, profile, collected, evidence, sign_key, started_at)
+    finally:
+        if owned:
+            evidence.close()
+
+
+def _write(
+    path: Path,
+    profile: LoadedProfile,
+    collected: list[tuple[TargetSpec, TargetRecord]],
+    evidence: EvidenceSpool,
+    sign_key: Ed25519PrivateKey | None,
+    started_at: str | None,
+) -> dict[str, Any]:
     members: dict[str, bytes] = {}
     targets = []
     for index, (spec, record) in enumerate(collected):
@@ -208,12 +231,13 @@ def write_bundle(
                 "facts": [fact_record(fact) for fact in record.facts],
             }
         )
-        for fact in record.facts:
-            if fact.error is None:
-                members[f"evidence/{fact.sha256}.json"] = canonical_json(fact.data).encode()
         targets.append(
             {"name": record.name, "url": record.url, "kind": str(record.kind), "file": name}
         )
+    # An evidence file is the canonical JSON its sha256 was taken over: its name is its hash
+    # (checked again as it is written, below).
+    files = {name: _sha256(data) for name, data in members.items()}
+    files |= {f"evidence/{sha256}.json": sha256 for sha256 in evidence}
     manifest = {
         "schema": SCHEMA,
         "tool": "auditor",
@@ -222,7 +246,7 @@ def write_bundle(
         "created_at": utc_now(),
         "profile": {"id": profile.id, "title": profile.title, "version": profile.version},
         "targets": targets,
-        "files": {name: _sha256(data) for name, data in sorted(members.items())},
+        "files": dict(sorted(files.items())),
     }
     members[MANIFEST] = _json(manifest)
     if sign_key is not None:
@@ -236,15 +260,22 @@ def write_bundle(
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
         ):
             order = [MANIFEST, *([SIGNATURE] if SIGNATURE in members else [])]
-            order += sorted(n for n in members if n not in (MANIFEST, SIGNATURE))
-            for name in order:
+            for name in order + sorted(files):
+                if name.startswith("evidence/"):
+                    data = evidence.raw(name.removeprefix("evidence/").removesuffix(".json"))
+                    if _sha256(data) != files[name]:
+                        raise AssertionError(f"spooled evidence {name} is not what it hashes")
+                else:
+                    data = members[name]
                 info = tarfile.TarInfo(name)
-                info.size, info.mode = len(members[name]), 0o644
-                tar.addfile(info, io.BytesIO(members[name]))
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
         staging.replace(path)
-    except OSError as exc:
+    except BaseException as exc:
         staging.unlink(missing_ok=True)
-        raise BundleError(f"cannot write the bundle: {exc.strerror}", path=path) from exc
+        if isinstance(exc, OSError):
+            raise BundleError(f"cannot write the bundle: {exc.strerror}", path=path) from exc
+        raise
     return manifest
 
 

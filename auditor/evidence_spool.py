@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 
 from auditor.facts import canonical_json
@@ -26,8 +27,8 @@ log = logging.getLogger(__name__)
 
 
 class EvidenceSpool(Mapping[str, FactJson]):
-    """sha256 -> FactJson, the texts in a temporary file. Not thread-safe: the recorder
-    calls `keep` under its lock."""
+    """sha256 -> FactJson, the texts in a temporary file. `keep` is thread-safe; reading
+    comes after the last `keep`."""
 
     def __init__(self) -> None:
         # Held until close(): the spool lives as long as its run.
@@ -35,13 +36,17 @@ class EvidenceSpool(Mapping[str, FactJson]):
         self._end = 0
         self._where: dict[str, tuple[int, int]] = {}  # sha256 -> (offset, length)
         self._held: dict[str, bytes] = {}  # what the file could not take
+        self._lock = threading.Lock()
 
     def keep(self, record: TargetRecord) -> TargetRecord:
         """Spool the data of `record`'s facts; returns the record with its facts' data left
         out (each fact's sha256 says where it went)."""
         for fact in record.facts:
             if fact.error is None and fact.sha256 not in self:
-                self._spool(fact.sha256, canonical_json(fact.data).encode("utf-8"))
+                text = canonical_json(fact.data).encode("utf-8")
+                with self._lock:
+                    if fact.sha256 not in self:
+                        self._spool(fact.sha256, text)
         facts = tuple(dataclasses.replace(fact, data=None) for fact in record.facts)
         return dataclasses.replace(record, facts=facts)
 

@@ -12,6 +12,7 @@ import os
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -125,6 +126,7 @@ def collect(
     bundle.
     """
     from auditor.bundle import key_id, load_private_key, write_bundle
+    from auditor.evidence_spool import EvidenceSpool
 
     loaded = prepared_profile(profile, overlays, parse_vars(variables))
     from auditor.collectors.image_layers import user_cache_url
@@ -134,6 +136,8 @@ def collect(
     key = load_private_key(sign_key) if sign_key is not None else None  # fail before collecting
     started = utc_now()
 
+    evidence = EvidenceSpool()  # each target's facts wait on disk until the bundle is written
+
     def gather() -> list[Any]:
         if broker:
             from auditor.fleet.coordinator import collect as collect_by_workers
@@ -141,9 +145,9 @@ def collect(
             dispatch = broker_dispatch(
                 loaded, broker, answer_timeout, str(uuid.uuid4()), profile, overlays, variables
             )
-            return collect_by_workers(specs, dispatch)
+            return collect_by_workers(specs, dispatch, keep=evidence.keep)
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            return list(pool.map(lambda spec: engine.collect(loaded, spec), specs))
+            return list(pool.map(lambda spec: evidence.keep(engine.collect(loaded, spec)), specs))
 
     try:
         records = runner.in_background(gather)
@@ -161,9 +165,15 @@ def collect(
                 + (f" ({failed} could not be collected)" if failed else ""),
                 err=True,
             )
-    manifest = write_bundle(
-        output, loaded, list(zip(specs, records, strict=True)), sign_key=key, started_at=started
-    )
+    with closing(evidence):
+        manifest = write_bundle(
+            output,
+            loaded,
+            list(zip(specs, records, strict=True)),
+            sign_key=key,
+            started_at=started,
+            evidence=evidence,
+        )
     if not quiet:
         signed = f", signed by key {key_id(key.public_key())}" if key is not None else ""
         click.echo(

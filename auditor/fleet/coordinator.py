@@ -160,9 +160,14 @@ class DistributedTargets:
         self.dispatch.send(self.specs, TASK, answered)
 
 
-def collect(specs: Sequence[TargetSpec], dispatch: Dispatch) -> list[TargetRecord]:
+def collect(
+    specs: Sequence[TargetSpec],
+    dispatch: Dispatch,
+    keep: Callable[[TargetRecord], TargetRecord] = lambda record: record,
+) -> list[TargetRecord]:
     """The facts of every target as workers collected them (no judgement), in `specs`' order;
-    a target without an answer is a record with its error."""
+    a target without an answer is a record with its error. Each record is what `keep` makes
+    of it as it arrives (the bundle's EvidenceSpool: its facts' data on disk)."""
     records: dict[int, TargetRecord] = {}
     index = {id(spec): i for i, spec in enumerate(specs)}
 
@@ -174,7 +179,7 @@ def collect(specs: Sequence[TargetSpec], dispatch: Dispatch) -> list[TargetRecor
                 record = judged_from_json(result, {}).record
             except BadAnswer as exc:  # another auditor version, or a corrupted answer
                 record = _error_record(spec, f"the worker's answer is unusable: {exc}")
-        records[index[id(spec)]] = record
+        records[index[id(spec)]] = keep(record)
 
     dispatch.send(specs, COLLECT_TASK, answered)
     return [records[i] for i in range(len(specs))]

@@ -98,6 +98,34 @@ def test_round_trip_keeps_every_fact_and_target(tmp_path, profile):
     assert not list(tmp_path.glob(".*.tmp"))  # written atomically, nothing left behind
 
 
+def test_records_whose_evidence_was_spooled_make_the_same_bundle(tmp_path, profile):
+    """`auditor collect` spools each target's facts as it arrives: the bundle is the one the
+    records with their data would make, byte for byte."""
+    from auditor.evidence_spool import EvidenceSpool
+
+    whole, spooled = tmp_path / "whole.tar.gz", tmp_path / "spooled.tar.gz"
+    written = records()
+    started = "2026-01-01T00:00:00.000Z"
+    write_bundle(whole, profile, written, started_at=started)
+    spool = EvidenceSpool()
+    kept = [(spec, spool.keep(record)) for spec, record in written]
+    assert all(fact.data is None for _, record in kept for fact in record.facts)
+    write_bundle(spooled, profile, kept, started_at=started, evidence=spool)
+
+    def members(path: Path) -> dict[str, bytes]:
+        with tarfile.open(path) as tar:
+            return {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+
+    ours, theirs = members(whole), members(spooled)
+    assert ours.keys() == theirs.keys()
+    for name in ours.keys() - {MANIFEST}:  # the manifest says when it was created
+        assert ours[name] == theirs[name], name
+    assert json.loads(ours[MANIFEST])["files"] == json.loads(theirs[MANIFEST])["files"]
+    (web1, _), _ = read_bundle(spooled, allow_untrusted=True).records()
+    assert web1 == written[0][1]
+    spool.close()
+
+
 def test_signed_bundle_is_trusted_only_with_a_trusted_key(tmp_path, profile):
     private, public = keypair(tmp_path)
     _, other_public = keypair(tmp_path, "other")
