@@ -18,8 +18,8 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,8 +61,7 @@ def grade(value: float | None) -> str | None:
 
 
 class _Pair:
-    """Counts of one check on one target, and what they score, reckoned once (a pair is in
-    five groupings)."""
+    """Counts of one check on one target, and what they score, reckoned once."""
 
     __slots__ = ("counts", "weight", "ratio", "share")
 
@@ -80,53 +79,91 @@ class _Pair:
         self.share = (total - unevaluated) / total if total else None
 
 
-def score_pairs(pairs: Iterable[_Pair]) -> Score:
-    weighted = covered = weight_sum = coverage_weight = 0.0
-    counts: dict[str, int] = {}
-    for pair in pairs:
-        for status, count in pair.counts.items():
-            counts[status] = counts.get(status, 0) + count
+class _Tally:
+    """The sums a Score is made of, over a set of pairs. Tallies add up: a check's is the sum
+    of its pairs', a control's the sum of its checks', and so on up to the run's."""
+
+    __slots__ = ("weighted", "weight_sum", "covered", "coverage_weight", "counts")
+
+    def __init__(self) -> None:
+        self.weighted = self.weight_sum = self.covered = self.coverage_weight = 0.0
+        self.counts: dict[str, int] = {}
+
+    def add_pair(self, pair: _Pair) -> None:
+        self._add_counts(pair.counts)
         if pair.share is not None:
-            covered += pair.weight * pair.share
-            coverage_weight += pair.weight
+            self.covered += pair.weight * pair.share
+            self.coverage_weight += pair.weight
         if pair.ratio is not None:
-            weighted += pair.weight * pair.ratio
-            weight_sum += pair.weight
-    value = round(100 * weighted / weight_sum, 1) if weight_sum else None
-    coverage = round(100 * covered / coverage_weight, 1) if coverage_weight else None
-    return Score(value=value, grade=grade(value), coverage=coverage, counts=dict(counts))
+            self.weighted += pair.weight * pair.ratio
+            self.weight_sum += pair.weight
+
+    def add(self, other: _Tally) -> None:
+        self._add_counts(other.counts)
+        self.covered += other.covered
+        self.coverage_weight += other.coverage_weight
+        self.weighted += other.weighted
+        self.weight_sum += other.weight_sum
+
+    def _add_counts(self, counts: Mapping[str, int]) -> None:
+        mine = self.counts
+        for status, count in counts.items():
+            mine[status] = mine.get(status, 0) + count
+
+    def score(self) -> Score:
+        value = round(100 * self.weighted / self.weight_sum, 1) if self.weight_sum else None
+        coverage = (
+            round(100 * self.covered / self.coverage_weight, 1) if self.coverage_weight else None
+        )
+        return Score(value=value, grade=grade(value), coverage=coverage, counts=dict(self.counts))
 
 
 def score(results: Iterable[Result], section_of: Mapping[str, str]) -> ScoreCard:
-    """Score `results`; `section_of` maps control ids to their section ids."""
+    """Score `results`; `section_of` maps control ids to their section ids.
+
+    One pass over the results counts each (check, target) pair; the pairs make the tallies
+    of each target and each check; the checks' tallies add up to their controls', sections'
+    and severities' and the run's (a run of 10,000 hosts has two million results and as many
+    pairs, a profile a few hundred checks)."""
     pairs: dict[tuple[str, str], _Pair] = {}
-    meta: dict[tuple[str, str], tuple[str, str]] = {}
-    by_severity: dict[str, Counter[str]] = defaultdict(Counter)
+    about: dict[str, tuple[str, Severity]] = {}  # check id -> its control and severity
     for result in results:
         key = (result.check_id, result.target)
         pair = pairs.get(key)
         if pair is None:
             pair = pairs[key] = _Pair(result.severity.weight)
-            meta[key] = (result.control_id, section_of.get(result.control_id, ""))
+            about.setdefault(result.check_id, (result.control_id, result.severity))
         status = str(result.status)
         pair.counts[status] = pair.counts.get(status, 0) + 1
-        by_severity[str(result.severity)][status] += 1
-    for pair in pairs.values():
+    by_target: dict[str, _Tally] = defaultdict(_Tally)
+    by_check: dict[str, _Tally] = defaultdict(_Tally)
+    for (check_id, target), pair in pairs.items():
         pair.reckon()
+        by_target[target].add_pair(pair)
+        by_check[check_id].add_pair(pair)
+    overall = _Tally()
+    by_control: dict[str, _Tally] = defaultdict(_Tally)
+    by_section: dict[str, _Tally] = defaultdict(_Tally)
+    by_severity: dict[str, dict[str, int]] = {str(s): {} for s in Severity}
+    for check_id, tally in by_check.items():
+        control_id, severity = about[check_id]
+        overall.add(tally)
+        by_control[control_id].add(tally)
+        by_section[section_of.get(control_id, "")].add(tally)
+        counts = by_severity[str(severity)]
+        for status, count in tally.counts.items():
+            counts[status] = counts.get(status, 0) + count
 
-    def grouped(key_of: Callable[[tuple[str, str]], str]) -> dict[str, Score]:
-        groups: dict[str, list[_Pair]] = defaultdict(list)
-        for key, pair in pairs.items():
-            groups[key_of(key)].append(pair)
-        return {name: score_pairs(group) for name, group in sorted(groups.items())}
+    def scores(tallies: Mapping[str, _Tally]) -> dict[str, Score]:
+        return {name: tally.score() for name, tally in sorted(tallies.items())}
 
     return ScoreCard(
-        overall=score_pairs(pairs.values()),
-        by_target=grouped(lambda key: key[1]),
-        by_control=grouped(lambda key: meta[key][0]),
-        by_section=grouped(lambda key: meta[key][1]),
-        by_check=grouped(lambda key: key[0]),
-        by_severity={s: dict(by_severity.get(s, {})) for s in map(str, Severity)},
+        overall=overall.score(),
+        by_target=scores(by_target),
+        by_control=scores(by_control),
+        by_section=scores(by_section),
+        by_check=scores(by_check),
+        by_severity=by_severity,
     )
 
 
