@@ -80,7 +80,7 @@ class Dispatch:
     def _await(
         self, app: Any, pending: dict[str, tuple[TargetSpec, Any]], on_answer: Answered
     ) -> None:
-        """Take each answer as it arrives (Redis: one MGET of the pending answers' keys per
+        """Take each answer as it arrives (Redis: MGETs of the pending answers' keys each
         interval, fleet/results.py; RabbitMQ: the reply queue); what has no answer after
         `answer_timeout` is an error."""
         from celery.exceptions import TimeoutError as NoAnswer
@@ -88,7 +88,8 @@ class Dispatch:
 
         from auditor.fleet.results import PolledRedisBackend
 
-        if isinstance(app.backend, PolledRedisBackend):
+        polled = isinstance(app.backend, PolledRedisBackend)
+        if polled:  # it deletes each answer it hands on
             answers = app.backend.get_many(
                 set(pending), timeout=self.answer_timeout, interval=ANSWER_POLL
             )
@@ -103,7 +104,8 @@ class Dispatch:
                     on_answer(spec, meta["result"], None)
                 else:
                     on_answer(spec, None, f"the worker failed: {meta.get('result')!r}")
-                sent.forget()
+                if not polled:
+                    sent.forget()
         except NoAnswer:
             pass
         except Exception as exc:  # the broker went away and did not come back in time

@@ -47,23 +47,27 @@ class PolledRedisBackend(RedisBackend):  # type: ignore[misc]
         interval: float = 0.5,
         **_celery_options: Any,
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(task id, meta) of each answer once it is ready, as Celery's get_many gives them;
-        raises Celery's TimeoutError once the polls have waited `timeout` seconds in all
-        with answers still missing."""
+        """(task id, meta) of each answer once it is ready, as Celery's get_many gives them,
+        its key deleted once handed on (one DEL per read); raises Celery's TimeoutError once
+        the polls have waited `timeout` seconds in all with answers still missing."""
         pending = set(task_ids)
         waited = 0.0
         while pending:
             keys = list(pending)
             for start in range(0, len(keys), ANSWERS_PER_READ):
                 chunk = keys[start : start + ANSWERS_PER_READ]
-                values = self.mget([self.get_key_for_task(key) for key in chunk])
-                for task_id, value in zip(chunk, values, strict=True):
+                names = [self.get_key_for_task(key) for key in chunk]
+                handed: list[bytes] = []
+                for task_id, name, value in zip(chunk, names, self.mget(names), strict=True):
                     if value is None:
                         continue
                     meta = self.decode_result(value)
                     if meta["status"] in states.READY_STATES:
                         pending.discard(task_id)
+                        handed.append(name)
                         yield task_id, meta
+                if handed:
+                    self.client.delete(*handed)
             if not pending:
                 return
             if timeout is not None and waited >= timeout:
