@@ -16,7 +16,10 @@ nothing, as a collection would only walk each answer once more (a fifth of a coo
 time for the young collections, a tenth for the full ones).
 After the last target nothing is collected: the run is over, and the one young collection
 of a one-target run walked everything it made (0.2 s of a 0.9 s Docker audit). After the
-run, all is as before.
+run, all is as before; while its document and reports are made (`held_out_of_sight`),
+the collector runs as usual but does not see what the run holds: the first full
+collection those trigger would otherwise walk every result of the run (1.4 s at 2,000
+answered hosts, a fifth of the coordinator's time).
 """
 
 from __future__ import annotations
@@ -75,3 +78,14 @@ def worker_policy() -> None:
     """The policy of a process that judges parts of large groups for a run (workers.py): it
     makes only acyclic objects and lives as long as the run, so it never collects."""
     gc.disable()
+
+
+@contextmanager
+def held_out_of_sight() -> Iterator[None]:
+    """Everything alive now is out of the collector's sight until the block ends; what the
+    block makes is collected as usual (the reports' own cycles)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

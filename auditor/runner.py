@@ -139,9 +139,10 @@ def execute(profile: LoadedProfile, source: TargetSource, plan: RunPlan, say: Sa
                 pass
         if not finished:
             _interrupted(recorder, plan.reports, say, signum=caught.get("signal"))
-        doc = recorder.complete()
-        finish_reports(recorder, doc, plan.reports, say, quiet=plan.quiet)
-        return exit_status(doc, plan.gates, say)
+        with cyclegc.held_out_of_sight():
+            doc = recorder.complete()
+            finish_reports(recorder, doc, plan.reports, say, quiet=plan.quiet)
+            return exit_status(doc, plan.gates, say)
     finally:
         recorder.close()
 

@@ -89,3 +89,21 @@ def test_nothing_is_collected_after_the_last_target():
     assert len(made) + len(after) == 10_100
     gc.collect()
     assert _cycles_alive() == 0
+
+
+def test_what_a_run_holds_is_out_of_sight_while_its_reports_are_made():
+    """The reports' own cycle garbage is collected as usual; the run's results, held by then,
+    are not walked by those collections; afterwards they are in sight again."""
+    held = [_Cycle() for _ in range(100)]
+    with cyclegc.held_out_of_sight():
+        assert gc.isenabled()
+        assert not any(isinstance(o, _Cycle) for o in gc.get_objects())  # out of its sight
+        for _ in range(10):
+            _Cycle()
+        gc.collect()
+        assert gc.get_freeze_count() >= len(held)
+    assert gc.get_freeze_count() == 0
+    assert _cycles_alive() == len(held)  # the reports' ten were collected, the run's are seen
+    del held
+    gc.collect()
+    assert _cycles_alive() == 0
