@@ -62,8 +62,7 @@ def make_app(broker: str, *, visibility_timeout: float = 3600.0, polled: bool = 
         result_expires=24 * 3600,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,  # the worker says it is ready on stderr itself
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        worker_send_task_events=True,  # monitors (celery events, Flower) see tasks taken
         task_track_started=True,  # the coordinator and tests see a task being audited
     )
     return app

@@ -67,6 +67,7 @@ class Dispatch:
                 sent = app.send_task(
                     task,
                     args=[task_payload(self.run_id, spec, self.profile)],
+                    argsrepr=repr(spec.display_name),  # what monitors show of a task
                     queue=queue,
                     retry=True,
                     retry_policy={"max_retries": 3, "interval_start": 0.5, "interval_step": 1},
