@@ -8,7 +8,8 @@ where it lies. The run's document holds the spool as its `evidence`: a read-only
 sha256 to FactJson, read back from the file when a reporter shows a piece (the HTML's
 excerpts, OSCAL's resources, drift) and streamed as it is into the JSON report
 (document.write_json). The file is gone when the spool is closed or the process ends,
-however it ends. Should the file fail (a full disk), the evidence stays in memory instead.
+however it ends. Should the file fail (a full disk, no writable temporary directory), the
+evidence stays in memory instead.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
+from typing import IO
 
 from auditor.facts import canonical_json
 from auditor.model import FactJson, TargetRecord
@@ -31,8 +33,11 @@ class EvidenceSpool(Mapping[str, FactJson]):
     comes after the last `keep`."""
 
     def __init__(self) -> None:
-        # Held until close(): the spool lives as long as its run.
-        self._file = tempfile.TemporaryFile(prefix="auditor-evidence-")  # noqa: SIM115
+        self._file: IO[bytes] | None = None
+        try:  # held until close(): the spool lives as long as its run
+            self._file = tempfile.TemporaryFile(prefix="auditor-evidence-")  # noqa: SIM115
+        except OSError as exc:  # no writable temporary directory (a read-only container)
+            log.warning("evidence kept in memory: no spool file: %s", exc)
         self._end = 0
         self._where: dict[str, tuple[int, int]] = {}  # sha256 -> (offset, length)
         self._held: dict[str, bytes] = {}  # what the file could not take
@@ -51,6 +56,9 @@ class EvidenceSpool(Mapping[str, FactJson]):
         return dataclasses.replace(record, facts=facts)
 
     def _spool(self, sha256: str, text: bytes) -> None:
+        if self._file is None:
+            self._held[sha256] = text
+            return
         try:
             written = 0
             while written < len(text):
@@ -69,6 +77,7 @@ class EvidenceSpool(Mapping[str, FactJson]):
         if held is not None:
             return held
         offset, length = self._where[sha256]
+        assert self._file is not None  # _where is filled only through it
         return os.pread(self._file.fileno(), length, offset)
 
     def __getitem__(self, sha256: str) -> FactJson:
@@ -85,4 +94,5 @@ class EvidenceSpool(Mapping[str, FactJson]):
         return sha256 in self._where or sha256 in self._held
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()

@@ -127,3 +127,23 @@ def test_the_recorder_keeps_no_fact_data_of_a_finished_target():
         assert fact_data(doc["evidence"][sha]) == {"id": "debian", "version_id": "12"}
     finally:
         recorder.close()
+
+
+def test_without_a_writable_temporary_directory_the_evidence_stays_in_memory():
+    program = """
+import tempfile
+from auditor.evidence_spool import EvidenceSpool
+from auditor.facts import new_fact
+from auditor.model import TargetKind, TargetRecord, fact_data
+tempfile.tempdir = "/nonexistent/auditor-tmp"
+fact = new_fact("host.os", "a", {"id": "debian"}, source="t")
+spool = EvidenceSpool()
+spool.keep(TargetRecord("a", "ssh://a", TargetKind.HOST, "t0", "t1", facts=(fact,)))
+assert fact_data(spool[fact.sha256]) == fact.data and len(spool) == 1
+spool.close()
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "evidence kept in memory: no spool file" in done.stderr
