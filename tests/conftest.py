@@ -9,6 +9,7 @@ skipped.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -28,13 +29,23 @@ settings.register_profile("suite", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
+
+def _scratch(variable: str, prefix: str, *, replace: bool = False) -> None:
+    """Point `variable` at a new directory that goes when this test process ends (each
+    xdist worker has its own), unless the caller set it and `replace` is false."""
+    if variable in os.environ and not replace:
+        return
+    os.environ[variable] = path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+
+
 # Keep the tests' redaction fingerprints, data and cache files out of the user's home directory.
 os.environ.setdefault("AUDITOR_FINGERPRINT_KEY", "auditor-test-suite")
-os.environ.setdefault("XDG_DATA_HOME", tempfile.mkdtemp(prefix="auditor-xdg-"))
-os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="auditor-cache-"))
+_scratch("XDG_DATA_HOME", "auditor-xdg-")
+_scratch("XDG_CACHE_HOME", "auditor-cache-")
 # ... and the user's own config file and trusted bundle keys (a test that wants one writes
 # its own).
-os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="auditor-config-")
+_scratch("XDG_CONFIG_HOME", "auditor-config-", replace=True)
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,14 @@ config file > defaults, bad files refused with file, line and key, completion th
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+from functools import cache
 from pathlib import Path
 
 import click
@@ -137,14 +141,21 @@ def test_every_run_option_is_read_from_its_variable(project, auditor_cli, monkey
     assert (project / "env.json").is_file() and (project / "env.md").is_file()
 
 
+@cache
+def _shim_directory() -> Path:
+    """A directory whose `auditor` is this checkout's; it goes when the test process ends."""
+    shim = Path(tempfile.mkdtemp(prefix="auditor-shim-"))
+    atexit.register(shutil.rmtree, shim, ignore_errors=True)
+    (shim / "auditor").write_text(f'#!/bin/sh\nexec {sys.executable} -m auditor "$@"\n')
+    (shim / "auditor").chmod(0o755)
+    return shim
+
+
 def _shim() -> dict[str, str]:
     """An environment whose `auditor` (which the completion scripts call back) is this
     checkout's."""
-    shim = Path(os.environ.get("TMPDIR", "/tmp")) / f"auditor-shim-{os.getpid()}"
-    shim.mkdir(exist_ok=True)
-    (shim / "auditor").write_text(f'#!/bin/sh\nexec {sys.executable} -m auditor "$@"\n')
-    (shim / "auditor").chmod(0o755)
-    return {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+    path = f"{_shim_directory()}:{os.environ['PATH']}"
+    return {**os.environ, "PATH": path, "PYTHONPATH": str(ROOT)}
 
 
 def _shell(argv: list[str]) -> list[str]:
