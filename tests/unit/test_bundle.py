@@ -114,7 +114,9 @@ def test_records_whose_evidence_was_spooled_make_the_same_bundle(tmp_path, profi
 
     def members(path: Path) -> dict[str, bytes]:
         with tarfile.open(path) as tar:
-            return {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+            files = {m.name: tar.extractfile(m) for m in tar.getmembers()}
+            assert all(f is not None for f in files.values())  # a bundle holds files only
+            return {name: f.read() for name, f in files.items() if f is not None}
 
     ours, theirs = members(whole), members(spooled)
     assert ours.keys() == theirs.keys()

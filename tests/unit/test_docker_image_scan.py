@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docker_exports import manifest_and_config, member
 
 from auditor.collectors import docker_image as scan
 from auditor.collectors import image_export as export
@@ -259,11 +260,10 @@ def test_a_legacy_layer_of_a_recorded_export_is_known_by_its_v1_id_before_it_is_
     fixture = Path(__file__).parents[1] / "fixtures/facts/docker.image_contents/tiny-image.json"
     archive = base64.b64decode(json.loads(fixture.read_text())["raw"]["export_base64"])
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        [entry] = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
-        config = json.load(tar.extractfile(entry["Config"]))  # type: ignore[arg-type]
+        entry, config = manifest_and_config(tar)
         [layer] = entry["Layers"]
         v1_id = layer.split("/")[0]
-        layer_json = tar.extractfile(f"{v1_id}/json").read()  # type: ignore[union-attr]
+        layer_json = member(tar, f"{v1_id}/json")
     diff_ids = config["rootfs"]["diff_ids"]
     chains = dict(zip(export.chain_ids(diff_ids), diff_ids, strict=True))
     assert export._legacy_diff_id(layer_json, v1_id, chains) == diff_ids[0]

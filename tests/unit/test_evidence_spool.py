@@ -14,9 +14,10 @@ from report_docs import fixture_run, with_history
 from auditor import document
 from auditor.evidence_spool import EvidenceSpool
 from auditor.facts import canonical_json, new_fact
-from auditor.model import TargetKind, TargetRecord, fact_data
+from auditor.model import Run, TargetKind, TargetRecord, fact_data
 from auditor.profiles import load_profile
 from auditor.reporters import FORMATS, reporter_for
+from auditor.reporters.json import JsonReporter
 
 
 def _record(name: str, **facts: object) -> TargetRecord:
@@ -47,7 +48,7 @@ def test_a_fact_that_could_not_be_collected_is_not_spooled():
     spool.close()
 
 
-def _spooled(plain_run):  # type: ignore[no-untyped-def]
+def _spooled(plain_run: Run) -> tuple[Run, EvidenceSpool]:
     spool = EvidenceSpool()
     records = tuple(spool.keep(record) for record in plain_run.targets)
     return replace(plain_run, targets=records), spool
@@ -62,7 +63,7 @@ def test_every_report_of_a_spooled_run_is_the_report_of_the_run_held_in_memory()
     assert len(spool) == len(plain["evidence"]) > 10
 
     streamed = io.BytesIO()
-    reporter_for("json").write_to(spooled, streamed)  # type: ignore[attr-defined]
+    JsonReporter().write_to(spooled, streamed)
     expected = json.loads(document.encode(plain))
     assert json.loads(streamed.getvalue()) == expected
     assert json.loads(document.encode(spooled)) == expected  # encode() gathers it all
