@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from servers import sshd
+from servers.process import start_process, stop_process
 from volatile import moving_host_checks
 
 pytestmark = pytest.mark.integration
@@ -256,20 +258,26 @@ def test_ssh_config_match_exec_still_runs_though_invoke_is_imported_on_use(sshd_
     assert "'paramiko'" in started.stdout and "'invoke.collection'" not in started.stdout
 
 
-def test_keys_from_ssh_agent(auditor_cli, sshd_server, tmp_path, monkeypatch):
-    import subprocess
+def _accepts(socket_path: Path) -> bool:
+    """Whether a unix socket listens: an agent binds its socket file before it listens."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(socket_path))
+        except OSError:
+            return False
+    return True
 
+
+def test_keys_from_ssh_agent(auditor_cli, sshd_server, tmp_path, monkeypatch):
     socket_path = tmp_path / "agent.sock"
-    agent = subprocess.Popen(
+    agent = start_process(
         ["ssh-agent", "-D", "-a", str(socket_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        what="ssh-agent",
+        log_path=tmp_path / "agent.log",
+        ready=lambda: _accepts(socket_path),
+        timeout=10,
     )
     try:
-        for _ in range(50):
-            if socket_path.exists():
-                break
-            time.sleep(0.1)
         env = {"SSH_AUTH_SOCK": str(socket_path), "PATH": "/usr/bin:/bin"}
         subprocess.run(
             ["ssh-add", str(sshd_server.client_key_path)],
@@ -286,5 +294,4 @@ def test_keys_from_ssh_agent(auditor_cli, sshd_server, tmp_path, monkeypatch):
         assert result.code in (0, 1), result.err
         assert document["targets"][0]["error"] is None
     finally:
-        agent.terminate()
-        agent.wait(timeout=10)
+        stop_process(agent, timeout=10)
