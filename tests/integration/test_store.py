@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from auditor import document, engine
 from auditor.config import TargetSpec
@@ -94,6 +94,46 @@ def test_unchanged_evidence_is_stored_once_and_history_follows(db_url, profile, 
         assert store.previous_run(second) == first
         assert store.previous_run(first) is None
         assert store.history(["someone-else"]) == []
+
+
+def test_targets_keep_their_planned_places_and_the_plan_is_read_once(db_url, profile, local_record):
+    """A run's targets are listed in the order planned, whatever order they finish in; the
+    planned names are read once per run, not once per stored target (which made storing a
+    run quadratic in its size)."""
+    planned = [f"host-{i:03d}" for i in range(40)]
+    finishing = [replace(local_record, name=name) for name in reversed(planned)]
+    reads: list[str] = []
+
+    def count_plan_reads(_conn, _cursor, statement, *_args) -> None:
+        if "target_names" in statement and statement.lstrip().upper().startswith("SELECT"):
+            reads.append(statement)
+
+    with open_store(db_url) as store:
+        run_id = store.begin_run(document.catalog(profile), planned)
+        event.listen(store.engine, "before_cursor_execute", count_plan_reads)
+        for record in finishing:
+            store.save_target(run_id, record, [])
+        event.remove(store.engine, "before_cursor_execute", count_plan_reads)
+        store.save_target(run_id, replace(local_record, name="unplanned"), [])
+        store.finish_run(run_id, True)
+        names = [t["name"] for t in store.load_document(run_id, history=0)["targets"]]
+    assert names == [*planned, "unplanned"]
+    assert len(reads) == 1
+
+
+def test_postgresql_keeps_the_compressed_columns_uncompressed(postgres_server):
+    """Blob and layer data is zlib output: PostgreSQL must not try to compress it again."""
+    with open_store(postgres_server.url) as store, store.engine.connect() as conn:
+        storage = dict(
+            conn.execute(
+                text(
+                    "SELECT c.relname, a.attstorage FROM pg_attribute a "
+                    "JOIN pg_class c ON a.attrelid = c.oid "
+                    "WHERE c.relname IN ('blobs', 'image_layers') AND a.attname = 'data'"
+                )
+            ).all()
+        )
+    assert storage == {"blobs": "e", "image_layers": "e"}  # EXTERNAL
 
 
 def test_a_run_that_never_finished_is_readable_and_incomplete(db_url, profile, local_record):
