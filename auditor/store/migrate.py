@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from auditor.errors import AuditorError
 
 # Every revision this auditor knows, oldest first; tests check it against the scripts.
-REVISIONS = ("0001", "0002", "0003", "0004")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005")
 HEAD = REVISIONS[-1]
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _PG_LOCK_KEY = 0x61756469746F72  # "auditor": one advisory lock for schema changes

@@ -34,7 +34,7 @@ blobs = Table(
     Column("sha256", String(SHA), primary_key=True),
     Column("kind", String(16), nullable=False),  # evidence | facts | results | catalog
     Column("size", Integer, nullable=False),  # bytes of the uncompressed JSON
-    Column("data", LargeBinary, nullable=False),
+    Column("data", LargeBinary, nullable=False),  # PostgreSQL: STORAGE EXTERNAL (0005)
 )
 
 # Which evidence blobs a facts manifest refers to: what prune follows to keep evidence alive.
@@ -98,6 +98,6 @@ image_layers = Table(
     Column("rules", String(64), primary_key=True),  # the scanner's rule-set and file bound
     Column("key_id", String(16), primary_key=True),  # which fingerprint key made the prints
     Column("sha256", String(SHA), nullable=False),
-    Column("data", LargeBinary, nullable=False),
+    Column("data", LargeBinary, nullable=False),  # PostgreSQL: STORAGE EXTERNAL (0005)
     Column("used_at", String(32), nullable=False),  # last kept or read: what prune goes by
 )
