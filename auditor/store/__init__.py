@@ -171,7 +171,16 @@ def _engine(url: str) -> Engine:
         # A statement the server itself cannot finish (locks, a slow disk) fails instead of
         # waiting; a server that answers nothing at all is the store writer's timeout.
         options = f"{parsed.query.get('options', '')} -c statement_timeout={STATEMENT_TIMEOUT_MS}"
-        connect_args = {"connect_timeout": 10, "options": options.strip()}
+        # Every statement is planned for the tables as they are: psycopg would prepare a
+        # statement after 5 runs, and the server then kept the plan it made for a nearly empty
+        # `blobs` (a sequential scan) while a new store filled, so storing a run went
+        # quadratic until autovacuum's next ANALYZE (7, 15, 26 ms per host over three runs of
+        # 200; perf/RESULTS.md). No prepared statements also suits PgBouncer's pooling.
+        connect_args = {
+            "connect_timeout": 10,
+            "options": options.strip(),
+            "prepare_threshold": None,
+        }
     return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
 
 

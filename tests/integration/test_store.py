@@ -121,6 +121,20 @@ def test_targets_keep_their_planned_places_and_the_plan_is_read_once(db_url, pro
     assert len(reads) == 1
 
 
+def test_postgresql_plans_each_statement_for_the_tables_as_they_are(
+    postgres_server, profile, local_record
+):
+    """No statement is prepared on the server: a plan kept from when `blobs` was nearly empty
+    (a sequential scan) made storing into a new store quadratic."""
+    with open_store(postgres_server.url) as store:
+        run_id = store.begin_run(document.catalog(profile), [])
+        for index in range(12):  # psycopg prepares what runs 5 times
+            store.save_target(run_id, replace(local_record, name=f"host-{index}"), [])
+        with store.engine.connect() as conn:  # the pool's one connection, used above
+            prepared = conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar()
+    assert prepared == 0
+
+
 def test_postgresql_keeps_the_compressed_columns_uncompressed(postgres_server):
     """Blob and layer data is zlib output: PostgreSQL must not try to compress it again."""
     with open_store(postgres_server.url) as store, store.engine.connect() as conn:
