@@ -6,14 +6,17 @@ built from recorded host facts (tests/fixtures/facts: every host fact of one Deb
 judged once with nist-800-190), renamed to the task's target. They connect to nothing, so what
 is measured is the coordinator: `auditor run --broker URL -i inventory.yaml` of N targets
 (enqueue each task, receive each answer, record it, write the JSON report), with the store (a
-fresh SQLite file) and without (`--no-store`). Per case: wall time, targets per second of
-wall time, the coordinator's CPU time per target (user + system of it and its store writer,
-from wait4) and the targets per CPU second that gives, and its peak RSS.
+fresh SQLite file, or a fresh database on Debian's PostgreSQL started here as the tests start
+it) and without (`--no-store`). Per case: wall time, targets per second of wall time, the
+coordinator's CPU time per target (user + system of it and its store writer, from wait4) and
+the targets per CPU second that gives, the database server's CPU per target (PostgreSQL's
+processes), and the coordinator's peak RSS.
 
 Prints the machine and a Markdown table for perf/RESULTS.md. The machine is shared: compare
 the CPU figures, and ratios measured in one run. Everything started is stopped at the end.
 
-Usage: python perf/celery_perf.py [--targets 1000,10000] [--answerers 2] [--stores default,none]
+Usage: python perf/celery_perf.py [--targets 1000,10000] [--answerers 2]
+                                  [--stores sqlite,postgresql,none]
                                   [--same-facts]
        python perf/celery_perf.py --answer BROKER_URL   (one answerer; the harness starts them)
 """
@@ -40,7 +43,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this tree's auditor, and the test servers
 
-from servers.redis import redis_server  # noqa: E402  (the test servers live under tests/)
+from servers.postgres import PostgresServer, postgres_server  # noqa: E402  (the test servers
+from servers.redis import redis_server  # noqa: E402  live under tests/)
 
 FIXTURES = ROOT / "tests" / "fixtures" / "facts"
 RECORDED_HOST = "debian12-buildvm-root.json"  # the case every host fact has a recording of
@@ -160,9 +164,10 @@ def answerers(broker: str, count: int, work: Path, same_facts: bool) -> Iterator
 @dataclass(frozen=True)
 class Measured:
     targets: int
-    store: bool
+    store: str  # sqlite | postgresql | none
     wall: float  # seconds
     cpu: float  # seconds, user + system, the coordinator and its store writer
+    server_cpu: float | None  # seconds, the database server's processes (PostgreSQL)
     max_rss_mib: float
     errors: int
     report_mib: float
@@ -176,17 +181,29 @@ def inventory(path: Path, targets: int) -> Path:
     return path
 
 
-def coordinate(broker: str, targets: int, store: bool, work: Path) -> Measured:
-    """One `auditor run --broker` of `targets` answered targets."""
+def coordinate(
+    broker: str, targets: int, store: str, work: Path, postgres: PostgresServer | None
+) -> Measured:
+    """One `auditor run --broker` of `targets` answered targets, storing into `store`."""
     hosts = inventory(work / f"inventory-{targets}.yaml", targets)
     report = work / f"results-{targets}-{store}.json"
     argv = [sys.executable, "-m", "auditor", "run", "--broker", broker, "-q", "-i", str(hosts),
             "-r", f"json:{report}", "--answer-timeout", "3600"]  # fmt: skip
-    argv += ["--db", f"sqlite:///{work / f'store-{targets}.db'}"] if store else ["--no-store"]
+    server_pid = None
+    if store == "sqlite":
+        argv += ["--db", f"sqlite:///{work / f'store-{targets}.db'}"]
+    elif store == "postgresql":
+        assert postgres is not None
+        argv += ["--db", fresh_database(postgres, f"store_{targets}")]
+        server_pid = postgres.pid
+    else:
+        argv += ["--no-store"]
+    served = server_cpu(server_pid)
     started = time.monotonic()
     proc = subprocess.Popen(argv, env=_env(str(ROOT)), cwd=work, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - started
+    database = server_cpu(server_pid) - served if server_pid else None
     proc.returncode = os.waitstatus_to_exitcode(status)
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode not in (0, 1):
@@ -198,7 +215,41 @@ def coordinate(broker: str, targets: int, store: bool, work: Path) -> Measured:
     if len(listed) != targets:
         raise SystemExit(f"{len(listed)} of {targets} targets in the report")
     cpu = usage.ru_utime + usage.ru_stime
-    return Measured(targets, store, wall, cpu, usage.ru_maxrss / 1024, errors, report_mib)
+    rss = usage.ru_maxrss / 1024
+    return Measured(targets, store, wall, cpu, database, rss, errors, report_mib)
+
+
+def fresh_database(postgres: PostgresServer, name: str) -> str:
+    """The URL of a new, empty database `name` on the server."""
+    import psycopg
+
+    admin = (
+        f"host={postgres.host} port={postgres.port} user={postgres.user} dbname={postgres.database}"
+    )
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return postgres.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def server_cpu(pid: int | None) -> float:
+    """CPU seconds a server (pid and its children: PostgreSQL's backends) has used; what a
+    backend used is counted while it runs and, once it has exited, in its parent's children's
+    time."""
+    if pid is None:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.name == str(pid):  # its own time, and its reaped children's
+            total += sum(int(field) for field in fields[11:15])
+        elif fields[1] == str(pid):
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
 
 
 def report_targets(report: Path) -> list[dict[str, Any]]:
@@ -214,7 +265,7 @@ def report_targets(report: Path) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- reporting
 
 
-def _say(line: str) -> None:
+def say(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
@@ -240,14 +291,18 @@ def table(rows: list[Measured], answer_bytes: int, count: int, same_facts: bool)
         + ("every host answers the same facts" if same_facts else "each host's facts its own"),
         "",
         "| targets | store | wall s | targets/s (wall) | coordinator CPU ms/target | "
-        "targets per CPU s | peak RSS MiB | JSON report MiB | errors |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "targets per CPU s | database server CPU ms/target | peak RSS MiB | JSON report MiB | "
+        "errors |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    shown = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "none": "none"}
     for m in rows:
+        database = "-" if m.server_cpu is None else f"{1000 * m.server_cpu / m.targets:.2f}"
         out.append(
-            f"| {m.targets:,} | {'SQLite' if m.store else 'none'} | {m.wall:.1f} | "
+            f"| {m.targets:,} | {shown[m.store]} | {m.wall:.1f} | "
             f"{m.targets / m.wall:,.0f} | {1000 * m.cpu / m.targets:.2f} | "
-            f"{m.targets / m.cpu:,.0f} | {m.max_rss_mib:,.0f} | {m.report_mib:,.0f} | {m.errors} |"
+            f"{m.targets / m.cpu:,.0f} | {database} | {m.max_rss_mib:,.0f} | "
+            f"{m.report_mib:,.0f} | {m.errors} |"
         )
     return "\n".join(out)
 
@@ -256,7 +311,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--targets", default="1000,10000")
     parser.add_argument("--answerers", type=int, default=2)
-    parser.add_argument("--stores", default="default,none")
+    parser.add_argument("--stores", default="sqlite,none", help="sqlite, postgresql, none")
     parser.add_argument(
         "--same-facts",
         action="store_true",
@@ -268,20 +323,28 @@ def main() -> None:
         answer(args.answer, distinct=not args.same_facts)
         return
     sizes = [int(n) for n in args.targets.split(",")]
-    stores = [s == "default" for s in args.stores.split(",")]
+    stores = args.stores.split(",")
+    unknown = set(stores) - {"sqlite", "postgresql", "none"}
+    if unknown:
+        parser.error(f"--stores: unknown store {sorted(unknown)[0]!r}")
     answer_bytes = len(json.dumps(recorded_answer()))
-    _say(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine()}")
+    say(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine()}")
     rows = []
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="celery-perf-")))
         broker = stack.enter_context(redis_server(work)).url
+        postgres = None
+        if "postgresql" in stores:
+            os.chmod(work, 0o755)  # the postgres account reaches its directory below
+            (work / "postgres").mkdir()
+            postgres = stack.enter_context(postgres_server(work / "postgres"))
         stack.enter_context(answerers(broker, args.answerers, work, args.same_facts))
         for size in sizes:
             for store in stores:
-                rows.append(coordinate(broker, size, store, work))
+                rows.append(coordinate(broker, size, store, work, postgres))
                 sys.stderr.write(f"{rows[-1]}\n")
-    _say(table(rows, answer_bytes, args.answerers, args.same_facts))
-    _say(f"# done; load {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    say(table(rows, answer_bytes, args.answerers, args.same_facts))
+    say(f"# done; load {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
 
 
 if __name__ == "__main__":
