@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -119,6 +121,41 @@ def test_targets_keep_their_planned_places_and_the_plan_is_read_once(db_url, pro
         names = [t["name"] for t in store.load_document(run_id, history=0)["targets"]]
     assert names == [*planned, "unplanned"]
     assert len(reads) == 1
+
+
+def test_writers_storing_the_same_hosts_at_once_share_their_evidence(db_url, profile, local_record):
+    """Coordinators of two zones record into one store at the same time, their hosts' evidence
+    the same: neither fails on the other's copy, both runs are stored whole (every blob read
+    back is checked against its hash), and pruning one keeps the other's evidence."""
+    records = [replace(local_record, name=f"host-{i:02d}") for i in range(20)]
+    results = engine.evaluate(profile, local_record, profile.variables)
+    start = threading.Barrier(2)
+
+    def zone(_name: str) -> str:
+        with open_store(db_url) as store:
+            run_id = store.begin_run(document.catalog(profile), [r.name for r in records])
+            start.wait(timeout=30)
+            for record in records:
+                store.save_target(run_id, record, [replace(r, target=record.name) for r in results])
+            store.finish_run(run_id, True)
+        return run_id
+
+    with ThreadPoolExecutor(2) as pool:
+        run_ids = list(pool.map(zone, ["dc1", "dc2"], timeout=300))
+
+    def whole(store: Any, run_id: str) -> None:
+        doc = store.load_document(run_id, history=0)
+        assert [t["name"] for t in doc["targets"]] == [r.name for r in records]
+        assert len(doc["results"]) == len(records) * len(results)
+        assert len(doc["evidence"]) == len({f.sha256 for f in local_record.facts if not f.error})
+
+    with open_store(db_url) as store:
+        for run_id in run_ids:
+            whole(store, run_id)
+        (pruned,) = store.prune(keep=1)  # the older of the two: their evidence is shared
+        (kept,) = set(run_ids) - {pruned}
+        assert [info.id for info in store.list_runs()] == [kept]
+        whole(store, kept)
 
 
 def test_postgresql_plans_each_statement_for_the_tables_as_they_are(
