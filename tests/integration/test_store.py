@@ -158,12 +158,11 @@ def test_writers_storing_the_same_hosts_at_once_share_their_evidence(db_url, pro
         whole(store, kept)
 
 
-def test_postgresql_plans_each_statement_for_the_tables_as_they_are(
-    postgres_server, profile, local_record
-):
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_postgresql_plans_each_statement_for_the_tables_as_they_are(db_url, profile, local_record):
     """No statement is prepared on the server: a plan kept from when `blobs` was nearly empty
     (a sequential scan) made storing into a new store quadratic."""
-    with open_store(postgres_server.url) as store:
+    with open_store(db_url) as store:
         run_id = store.begin_run(document.catalog(profile), [])
         for index in range(12):  # psycopg prepares what runs 5 times
             store.save_target(run_id, replace(local_record, name=f"host-{index}"), [])
