@@ -49,7 +49,7 @@ def per_target(
     return client / count * 1e3, (server_cpu(server) - served) / count * 1e3
 
 
-WARM_UP = 50  # hosts stored first, unmeasured: statements compiled and prepared, caches warm
+WARM_UP = 50  # hosts stored first, unmeasured: statements compiled, caches warm
 
 
 def main() -> None:
