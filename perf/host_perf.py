@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -100,7 +101,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     repeat = parser.parse_args().repeat
     work = Path(tempfile.mkdtemp(prefix="auditor-perf-", dir="/tmp"))
-    work.chmod(0o711)
+    try:
+        work.chmod(0o711)
+        measure(work, repeat)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(work: Path, repeat: int) -> None:
+    """Every case beside its floor, then the table; `work` holds the reports and the sshd."""
     report = ["--report", f"json:{work / 'results.json'}"]
     rows = []
     print(f"Before: {machine()}")
