@@ -203,7 +203,11 @@ def planted_process() -> Iterator[dict[str, str]]:
         ["bash", "-c", 'exec -a mysql "$0" -c "import time; time.sleep(300)" "$@"',
          sys.executable, *words],
     )  # fmt: skip
-    time.sleep(0.5)  # exec done
+    cmdline = Path(f"/proc/{process.pid}/cmdline")
+    deadline = time.monotonic() + 30
+    while not cmdline.read_bytes().startswith(b"mysql\0"):  # bash has exec'd it
+        assert process.poll() is None and time.monotonic() < deadline, "mysql did not start"
+        time.sleep(0.02)
     try:
         yield secrets
     finally:
