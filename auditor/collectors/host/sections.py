@@ -1289,10 +1289,13 @@ else
     __put start: "$m"
     set -- "$@" "$m"
   done
-  set -- "$@" -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run \
-    -o -path /var/lib/docker -o -path /var/lib/containerd -o -path /var/lib/containers \
-    -o -path /var/lib/kubelet/pods -o -path /snap
-  for r in $prune; do set -- "$@" -o -path "$r"; done
+  # pruned by device and inode (-samefile), not by name: nine -path globs on every entry
+  # took a third of the walk; find refuses a -samefile it cannot stat, hence the -e
+  set -- "$@" -xdev \( -false
+  for r in /proc /sys /dev /run /var/lib/docker /var/lib/containerd /var/lib/containers \
+    /var/lib/kubelet/pods /snap $prune; do
+    if [ -e "$r" ]; then set -- "$@" -o -samefile "$r"; fi
+  done
   set +f
   known=$(getent passwd 2>/dev/null || cat /etc/passwd 2>/dev/null)
   uids=$(printf '%s\n' "$known" |
