@@ -22,7 +22,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from servers.dockerd import busybox_image
-from servers.rabbitmq import rabbitmq_server
+from servers.rabbitmq import RabbitServer, rabbitmq_server
 from servers.redis import RedisServer, redis_server
 from volatile import moving_host_checks
 
@@ -54,9 +54,12 @@ def _env() -> dict[str, str]:
 
 
 @contextmanager
-def worker(broker: RedisServer, sshd, name: str, *args: str, cwd: Path | None = None):
-    """An `auditor worker` process with the test sshd's key and known_hosts as its own."""
-    log = (cwd or Path("/tmp")) / f"worker-{name}-{os.getpid()}.log"
+def worker(
+    broker: RedisServer | RabbitServer, sshd, name: str, *args: str, cwd: Path | None = None
+):
+    """An `auditor worker` process with the test sshd's key and known_hosts as its own; its
+    log beside the broker's, in pytest's temporary directory."""
+    log = broker.log_path.parent / f"worker-{name}-{os.getpid()}.log"
     argv = [sys.executable, "-m", "auditor", "worker", "--broker", broker.url, "--name", name,
             "--identity", str(sshd.client_key_path), "--known-hosts", str(sshd.known_hosts_path),
             "--ssh-config", "/dev/null", *args]  # fmt: skip
