@@ -144,15 +144,13 @@ def score(results: Iterable[Result], section_of: Mapping[str, str]) -> ScoreCard
     overall = _Tally()
     by_control: dict[str, _Tally] = defaultdict(_Tally)
     by_section: dict[str, _Tally] = defaultdict(_Tally)
-    by_severity: dict[str, dict[str, int]] = {str(s): {} for s in Severity}
+    by_severity: dict[str, _Tally] = {str(s): _Tally() for s in Severity}
     for check_id, tally in by_check.items():
         control_id, severity = about[check_id]
         overall.add(tally)
         by_control[control_id].add(tally)
         by_section[section_of.get(control_id, "")].add(tally)
-        counts = by_severity[str(severity)]
-        for status, count in tally.counts.items():
-            counts[status] = counts.get(status, 0) + count
+        by_severity[str(severity)].add(tally)
 
     def scores(tallies: Mapping[str, _Tally]) -> dict[str, Score]:
         return {name: tally.score() for name, tally in sorted(tallies.items())}
@@ -163,7 +161,7 @@ def score(results: Iterable[Result], section_of: Mapping[str, str]) -> ScoreCard
         by_control=scores(by_control),
         by_section=scores(by_section),
         by_check=scores(by_check),
-        by_severity=by_severity,
+        by_severity={name: dict(tally.counts) for name, tally in by_severity.items()},
     )
 
 

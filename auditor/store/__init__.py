@@ -321,8 +321,9 @@ class Store:
         positions: dict[str, int] = {}
         for index, name in enumerate(row[0]):
             positions.setdefault(name, index)
-        self._planned = (run_id, positions)  # the latest run's only: a scheduler's store
-        return positions  # outlives many runs
+        # the latest run's only: a scheduler's store outlives many runs
+        self._planned = (run_id, positions)
+        return positions
 
     def save_results(self, run_id: str, results: Sequence[Result]) -> None:
         """Store the results that belong to no target (attested manual controls)."""
